@@ -1,0 +1,123 @@
+//! The user-facing config model: agentgateway's standalone YAML, read with positions so that
+//! every error names file, line, column and field path.
+//!
+//! Loading is `text → Source (positions) → serde_json::Value → model::Config → validate`.
+//! The gateway turns a [`Loaded`] config into runtime types in its own resolve step and reports
+//! its errors through [`Loaded::error`], so they are located the same way.
+
+pub mod error;
+pub mod model;
+pub mod source;
+mod validate;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors, FieldError, FieldPath};
+pub use model::Config;
+use source::{Pos, Source};
+
+/// Config files larger than this are refused outright.
+pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
+
+/// A parsed and statically validated config, with its source kept for locating errors.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// The name errors use: the path given on the command line, or `<inline>`.
+    pub file: String,
+    source: Source,
+}
+
+impl Loaded {
+    /// Locates a problem found after loading (e.g. a CEL rule that does not compile).
+    pub fn error(&self, e: FieldError) -> ConfigError {
+        ConfigError::at(
+            &self.file,
+            self.source.locate(&e.path),
+            Some(e.path),
+            e.message,
+        )
+    }
+
+    /// Locates several problems at once.
+    pub fn errors(&self, errs: Vec<FieldError>) -> ConfigErrors {
+        ConfigErrors(errs.into_iter().map(|e| self.error(e)).collect())
+    }
+}
+
+/// Reads and loads a config file.
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let name = path.display().to_string();
+    let fail = |message: String| {
+        ConfigErrors(vec![ConfigError::at(
+            &name,
+            Pos { line: 1, col: 1 },
+            None,
+            message,
+        )])
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| fail(format!("cannot read config file: {e}")))?;
+    if meta.len() > MAX_CONFIG_BYTES as u64 {
+        return Err(fail(format!(
+            "config file is larger than {MAX_CONFIG_BYTES} bytes"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read config file: {e}")))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| fail("config file is not valid UTF-8".into()))?;
+    load_str(&name, &text)
+}
+
+/// Loads config text; `file` is the name used in error messages.
+pub fn load_str(file: &str, text: &str) -> Result<Loaded, ConfigErrors> {
+    let one = |pos: Pos, path: Option<FieldPath>, message: String| {
+        ConfigErrors(vec![ConfigError::at(file, pos, path, message)])
+    };
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(one(
+            Pos { line: 1, col: 1 },
+            None,
+            format!("config is larger than {MAX_CONFIG_BYTES} bytes"),
+        ));
+    }
+    let source = Source::parse(text)
+        .map_err(|e| one(e.pos, None, format!("invalid YAML: {}", e.message)))?;
+    let mut value = source.to_value();
+    if value.is_null() {
+        value = serde_json::Value::Object(Default::default());
+    }
+    let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = FieldPath::from_serde(e.path());
+        let message = explain_serde(&e.inner().to_string());
+        one(source.locate(&path), Some(path), message)
+    })?;
+    let loaded = Loaded {
+        config,
+        file: file.to_string(),
+        source,
+    };
+    let problems = validate::validate(&loaded.config);
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(loaded.errors(problems))
+    }
+}
+
+/// serde's messages are good; a few are made friendlier.
+fn explain_serde(msg: &str) -> String {
+    if let Some(rest) = msg.strip_prefix("invalid type: ") {
+        return format!("wrong type: found {rest}");
+    }
+    msg.to_string()
+}
+
+/// The JSON Schema of the config file (for `# yaml-language-server: $schema=…`).
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(Config);
+    serde_json::to_value(schema).expect("schema serialises")
+}
+
+#[cfg(test)]
+mod tests;

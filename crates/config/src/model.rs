@@ -1,0 +1,87 @@
+//! The config as the user writes it (agentgateway's standalone YAML). Every field's `///` doc is
+//! its JSON Schema description. Runtime types (compiled rules, loaded keys) live elsewhere and
+//! are built from these by the gateway's resolve step.
+
+pub mod backend;
+pub mod common;
+pub mod listener;
+pub mod policy;
+pub mod settings;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use backend::*;
+pub use common::*;
+pub use listener::*;
+pub use policy::*;
+pub use settings::*;
+
+/// The gateway's configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Start-up settings: admin, stats and readiness addresses, logging, tracing, sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Settings>,
+    /// Ports to listen on, each with its listeners and routes.
+    #[serde(default)]
+    pub binds: Vec<Bind>,
+
+    /// agentgateway's newer gateway-centric layout. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateways: Option<Unsupported>,
+    /// Routes attached to `gateways`. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Unsupported>,
+    /// TCP routes. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_routes: Option<Unsupported>,
+    /// Connection-level policies. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend_policies: Option<Unsupported>,
+    /// Targeted policies. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Unsupported>,
+    /// Workload discovery (testing). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<Unsupported>,
+    /// Service discovery (testing). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Unsupported>,
+    /// Named, reusable backends. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backends: Option<Unsupported>,
+    /// Route groups. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_groups: Option<Unsupported>,
+    /// Simplified LLM mode. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<Unsupported>,
+    /// Simplified MCP mode. Not supported yet: write a `binds` entry with an `mcp` backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<Unsupported>,
+    /// UI attachment. Not supported yet (the admin UI is served on `config.adminAddr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<Unsupported>,
+}
+
+impl Config {
+    /// The agentgateway top-level fields this gateway recognises but does not implement.
+    pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
+        common::present([
+            ("gateways", &self.gateways),
+            ("routes", &self.routes),
+            ("tcpRoutes", &self.tcp_routes),
+            ("frontendPolicies", &self.frontend_policies),
+            ("policies", &self.policies),
+            ("workloads", &self.workloads),
+            ("services", &self.services),
+            ("backends", &self.backends),
+            ("routeGroups", &self.route_groups),
+            ("llm", &self.llm),
+            ("mcp", &self.mcp),
+            ("ui", &self.ui),
+        ])
+    }
+}

@@ -1,0 +1,189 @@
+//! `backends[]`: plain HTTP hosts and MCP backends with their targets.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Secret, Unsupported};
+
+/// Where a route sends requests. Exactly one of `host` and `mcp` is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteBackend {
+    /// Plain HTTP reverse proxy to `host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// An MCP backend: one or more MCP servers behind one endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpBackend>,
+    /// Load-balancing weight. Only one backend per route is supported, so it has no effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// Policies for this backend. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Unsupported>,
+
+    /// A Kubernetes-style service. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Unsupported>,
+    /// A reference to a named backend. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Unsupported>,
+    /// An LLM backend. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<Unsupported>,
+    /// An AWS backend. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<Unsupported>,
+    /// A dynamic backend. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic: Option<Unsupported>,
+    /// A route group. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_group: Option<Unsupported>,
+    /// The in-process admin API. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal: Option<Unsupported>,
+}
+
+impl RouteBackend {
+    pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
+        super::common::present([
+            ("service", &self.service),
+            ("backend", &self.backend),
+            ("ai", &self.ai),
+            ("aws", &self.aws),
+            ("dynamic", &self.dynamic),
+            ("routeGroup", &self.route_group),
+            ("internal", &self.internal),
+            ("policies", &self.policies),
+        ])
+    }
+}
+
+/// MCP servers behind one endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpBackend {
+    /// The upstream MCP servers.
+    pub targets: Vec<McpTarget>,
+    /// `stateful` (default): one upstream session per client session. `stateless`: a
+    /// throwaway upstream session per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateful_mode: Option<StatefulMode>,
+    /// When tool and prompt names get a `<target>_` prefix: `conditional` (default: with two or
+    /// more targets), `always`, `never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_mode: Option<PrefixMode>,
+    /// What happens when a target fails: `failClosed` (default: the request fails) or
+    /// `failOpen` (skip the failed target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_mode: Option<FailureMode>,
+    /// Refuse requests whose `Host` or `Origin` is not localhost (403). Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_rebinding_protection: Option<bool>,
+    /// Interval of SSE keep-alive comments. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse_keep_alive: Option<Unsupported>,
+    /// Server identity when multiplexing. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Unsupported>,
+}
+
+/// Session handling towards upstreams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum StatefulMode {
+    /// One upstream session per client session.
+    #[default]
+    Stateful,
+    /// A new upstream session for every request.
+    Stateless,
+}
+
+/// Name prefixing with several targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PrefixMode {
+    /// Prefix only when there are two or more targets.
+    #[default]
+    Conditional,
+    /// Always prefix.
+    Always,
+    /// Never prefix; names must be unique across targets.
+    Never,
+}
+
+/// Behaviour when a target fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FailureMode {
+    /// Fail the request.
+    #[default]
+    FailClosed,
+    /// Skip the failed target (an error only if every target fails).
+    FailOpen,
+}
+
+/// One upstream MCP server. Exactly one of `mcp`, `sse`, `stdio` is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpTarget {
+    /// Target name: lower-case letters, digits, `-` and `.`; no `_` or `+` (they separate
+    /// the target from tool names and resource URIs).
+    pub name: String,
+    /// A Streamable HTTP server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpHost>,
+    /// A legacy HTTP+SSE server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<McpHost>,
+    /// A local process speaking MCP on stdin/stdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio: Option<StdioTarget>,
+    /// An OpenAPI service exposed as tools. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<Unsupported>,
+    /// Per-target policies. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Unsupported>,
+    /// Per-request target selection. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Unsupported>,
+}
+
+/// Where an HTTP MCP server is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpHost {
+    /// Full URL (`http://localhost:3001/mcp`), or a host name when `port` and `path` are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Port, with `host` and `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Path, with `host` and `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A reference to a named backend. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Unsupported>,
+}
+
+/// A local MCP server process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StdioTarget {
+    /// Program to run (looked up on `PATH`).
+    pub cmd: String,
+    /// Arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment variables. Values are treated as secrets (redacted in dumps).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, Secret>,
+    /// Start from an empty environment instead of the gateway's.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "clear_env")]
+    pub clear_env: Option<bool>,
+}

@@ -1,0 +1,589 @@
+//! Policies: on listeners (before routing) and on routes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::common::{Duration, FileInlineOrRemote, FileRef, Secret, Unsupported};
+
+/// Policies on a listener, applied to every request before a route is chosen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayPolicies {
+    /// Validate JWT bearer tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_auth: Option<JwtAuth>,
+    /// Require an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<ApiKeyAuth>,
+    /// Require HTTP Basic credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// HTTP-level CEL rules; a denied request gets 403.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<RuleSet>,
+    /// Cross-origin resource sharing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_authz: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_proc: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformations: Option<Unsupported>,
+}
+
+impl GatewayPolicies {
+    pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
+        super::common::present([
+            ("oidc", &self.oidc),
+            ("extAuthz", &self.ext_authz),
+            ("extProc", &self.ext_proc),
+            ("transformations", &self.transformations),
+        ])
+    }
+}
+
+/// Policies on a route.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RoutePolicies {
+    /// Cross-origin resource sharing; preflights are answered before authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    /// Validate JWT bearer tokens; claims become `jwt.*` in rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_auth: Option<JwtAuth>,
+    /// MCP OAuth: protected-resource metadata (RFC 9728) plus JWT validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_authentication: Option<McpAuthentication>,
+    /// CEL rules deciding which tools, prompts and resources a caller sees and uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_authorization: Option<RuleSet>,
+    /// HTTP-level CEL rules; a denied request gets 403.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<RuleSet>,
+    /// Require an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<ApiKeyAuth>,
+    /// Require HTTP Basic credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// Token-bucket rate limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_rate_limit: Option<Vec<LocalRateLimit>>,
+    /// Credentials sent to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_auth: Option<BackendAuth>,
+    /// Time limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Timeout>,
+    /// Headers to add, set or remove on the request before it goes to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_header_modifier: Option<HeaderModifier>,
+    /// Headers to add, set or remove on the response before it goes to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_header_modifier: Option<HeaderModifier>,
+
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_redirect: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_rewrite: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_mirror: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_response: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_guardrails: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a2a: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "backendTLS")]
+    pub backend_tls: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_tunnel: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_limit: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_rate_limit: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_authz: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_proc: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformations: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Unsupported>,
+}
+
+impl RoutePolicies {
+    pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
+        super::common::present([
+            ("requestRedirect", &self.request_redirect),
+            ("urlRewrite", &self.url_rewrite),
+            ("requestMirror", &self.request_mirror),
+            ("directResponse", &self.direct_response),
+            ("mcpGuardrails", &self.mcp_guardrails),
+            ("a2a", &self.a2a),
+            ("ai", &self.ai),
+            ("backendTLS", &self.backend_tls),
+            ("backendTunnel", &self.backend_tunnel),
+            ("concurrencyLimit", &self.concurrency_limit),
+            ("remoteRateLimit", &self.remote_rate_limit),
+            ("oidc", &self.oidc),
+            ("extAuthz", &self.ext_authz),
+            ("extProc", &self.ext_proc),
+            ("transformations", &self.transformations),
+            ("csrf", &self.csrf),
+            ("buffer", &self.buffer),
+            ("retry", &self.retry),
+            ("delay", &self.delay),
+        ])
+    }
+}
+
+/// CORS settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cors {
+    /// Send `Access-Control-Allow-Credentials: true`.
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// Request headers a browser may send; `*` allows any.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Methods a browser may use; `*` allows any.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Origins allowed, exactly (`https://app.example.com`), or `*` for any.
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// Response headers a browser may read, e.g. `Mcp-Session-Id`.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer, e.g. `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<Duration>,
+}
+
+/// How requests without valid credentials are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AuthMode {
+    /// Credentials are required and must be valid.
+    Strict,
+    /// Credentials are validated when present; requests without them pass unauthenticated.
+    Optional,
+    /// Never reject; valid credentials are used, invalid ones ignored.
+    Permissive,
+}
+
+/// Where a credential is read from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum CredentialLocation {
+    /// A request header, with an optional prefix such as `Bearer `.
+    Header(HeaderLocation),
+    /// A query parameter.
+    QueryParameter(NamedLocation),
+    /// A cookie.
+    Cookie(NamedLocation),
+    /// A CEL expression. Not supported yet.
+    Expression(Unsupported),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeaderLocation {
+    /// Header name.
+    pub name: String,
+    /// Prefix before the credential, e.g. `Bearer `.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NamedLocation {
+    /// Parameter or cookie name.
+    pub name: String,
+}
+
+/// JWT validation: one issuer (`issuer` + `jwks`) or several (`providers`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtAuth {
+    /// `strict`, `optional` (default) or `permissive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AuthMode>,
+    /// Where the token is. Default: `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<CredentialLocation>,
+    /// Forward the token to the backend instead of removing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_token: Option<bool>,
+    /// Expected `iss` claim (single-issuer form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Accepted `aud` values; the token's `aud` must contain one. Empty: any audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    /// The issuer's public keys (JWKS): inline JSON, `{file}` or `{url}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<FileInlineOrRemote>,
+    /// Claim requirements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_validation_options: Option<JwtValidationOptions>,
+    /// Several issuers (multi-provider form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub providers: Option<Vec<JwtProvider>>,
+}
+
+/// One trusted issuer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtProvider {
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// Accepted `aud` values. Empty: any audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    /// The issuer's public keys (JWKS): inline JSON, `{file}` or `{url}`.
+    pub jwks: FileInlineOrRemote,
+    /// Claim requirements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_validation_options: Option<JwtValidationOptions>,
+}
+
+/// Claim requirements.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtValidationOptions {
+    /// Claims that must be present. Default `[exp]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_claims: Option<Vec<String>>,
+}
+
+/// MCP authentication (OAuth protected resource, RFC 9728).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpAuthentication {
+    /// The authorization server (token issuer).
+    pub issuer: String,
+    /// Accepted `aud` values. Empty: any audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    /// Identity-provider specifics (`auth0`, `keycloak`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Unsupported>,
+    /// Extra protected-resource metadata fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_metadata: Option<BTreeMap<String, serde_json::Value>>,
+    /// The issuer's public keys. Default: derived from `issuer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<FileInlineOrRemote>,
+    /// `strict` (default), `optional` or `permissive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AuthMode>,
+    /// Where the token is. Default: `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_location: Option<CredentialLocation>,
+    /// Claim requirements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_validation_options: Option<JwtValidationOptions>,
+    /// Pre-registered OAuth client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Pre-registered OAuth client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+}
+
+/// A list of CEL rules.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuleSet {
+    /// Rules: a bare string is an allow rule; or `{allow: …}`, `{deny: …}`, `{require: …}`.
+    pub rules: Vec<Rule>,
+}
+
+/// One CEL rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Rule {
+    /// Allows when true.
+    Allow(String),
+    /// Denies when true (an evaluation error does not deny).
+    Deny(String),
+    /// Denies unless true.
+    Require(String),
+}
+
+impl Rule {
+    pub fn expression(&self) -> &str {
+        match self {
+            Rule::Allow(e) | Rule::Deny(e) | Rule::Require(e) => e,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Rule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RuleVisitor;
+        impl<'de> Visitor<'de> for RuleVisitor {
+            type Value = Rule;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a CEL expression string, or one of {allow: …}, {deny: …}, {require: …}",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Rule, E> {
+                Ok(Rule::Allow(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rule, A::Error> {
+                let Some(key) = map.next_key::<String>()? else {
+                    return Err(de::Error::custom(
+                        "empty rule: expected one of `allow`, `deny`, `require`",
+                    ));
+                };
+                let expr: String = map.next_value()?;
+                let rule = match key.as_str() {
+                    "allow" => Rule::Allow(expr),
+                    "deny" => Rule::Deny(expr),
+                    "require" => Rule::Require(expr),
+                    _ => {
+                        return Err(de::Error::unknown_field(
+                            &key,
+                            &["allow", "deny", "require"],
+                        ));
+                    }
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(de::Error::custom(format!(
+                        "a rule has exactly one of `allow`, `deny`, `require`; found `{key}` and `{extra}`"
+                    )));
+                }
+                Ok(rule)
+            }
+        }
+        d.deserialize_any(RuleVisitor)
+    }
+}
+
+/// API-key authentication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiKeyAuth {
+    /// Accepted keys.
+    pub keys: Vec<ApiKey>,
+    /// `strict`, `optional` (default) or `permissive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AuthMode>,
+    /// Where the key is. Default: `Authorization: Bearer <key>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<CredentialLocation>,
+}
+
+/// One API key: the key itself or its SHA-256 hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiKey {
+    /// The key, in plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Secret>,
+    /// `sha256:<hex>` of the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hash: Option<String>,
+    /// Data exposed to rules as `apiKey.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_models: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<Unsupported>,
+}
+
+/// HTTP Basic authentication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BasicAuth {
+    /// htpasswd content (inline) or `{file}`; bcrypt, SHA-1 and apr1 hashes.
+    pub htpasswd: SecretFileOrInline,
+    /// Realm in `WWW-Authenticate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// `strict` or `optional` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AuthMode>,
+    /// Where the credentials are. Default: `Authorization: Basic …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_location: Option<CredentialLocation>,
+}
+
+/// Secret content inline, or a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SecretFileOrInline {
+    /// The content, inline.
+    Inline(Secret),
+    /// A file to read, relative to the working directory.
+    File(FileRef),
+}
+
+/// A token bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LocalRateLimit {
+    /// Bucket size.
+    #[serde(default)]
+    pub max_tokens: u64,
+    /// Tokens added every `fillInterval`.
+    #[serde(default)]
+    pub tokens_per_fill: u64,
+    /// Refill period.
+    pub fill_interval: Duration,
+    /// `requests` (default) or `tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
+    pub kind: Option<RateLimitKind>,
+    /// Per-key buckets (CEL). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Unsupported>,
+}
+
+/// What a rate limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RateLimitKind {
+    /// Requests.
+    Requests,
+    /// LLM tokens.
+    Tokens,
+}
+
+/// Credentials for the backend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackendAuth {
+    /// Forward the client's validated token to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passthrough: Option<Passthrough>,
+    /// A static key. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_sign: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_token_exchange: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_app_access: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Unsupported>,
+}
+
+impl BackendAuth {
+    pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
+        super::common::present([
+            ("key", &self.key),
+            ("gcp", &self.gcp),
+            ("aws", &self.aws),
+            ("azure", &self.azure),
+            ("jwtSign", &self.jwt_sign),
+            ("oauthTokenExchange", &self.oauth_token_exchange),
+            ("crossAppAccess", &self.cross_app_access),
+            ("credentials", &self.credentials),
+        ])
+    }
+}
+
+/// Token passthrough.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Passthrough {
+    /// Where to put the token upstream. Default: `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<CredentialLocation>,
+}
+
+/// Time limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Timeout {
+    /// Whole request: from arrival until the response is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<Duration>,
+    /// Each upstream request: until the upstream's response headers arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_request_timeout: Option<Duration>,
+    /// Longest gap between response body frames. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_idle_timeout: Option<Unsupported>,
+}
+
+/// Header changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeaderModifier {
+    /// Headers to append (existing values stay).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, Secret>,
+    /// Headers to set (existing values are replaced).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, Secret>,
+    /// Headers to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}

@@ -1,0 +1,164 @@
+//! `config:` — start-up settings.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Duration, Secret, Unsupported};
+
+pub const DEFAULT_ADMIN_ADDR: &str = "localhost:15000";
+pub const DEFAULT_STATS_ADDR: &str = "0.0.0.0:15020";
+pub const DEFAULT_READINESS_ADDR: &str = "0.0.0.0:15021";
+
+/// Start-up settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Settings {
+    /// Address of the admin server (`/ui/`, `/config_dump`, `/logging`): `host:port`, or `off`.
+    /// Default `localhost:15000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_addr: Option<String>,
+    /// Address of the Prometheus metrics server (`/metrics`): `host:port`, or `off`.
+    /// Default `0.0.0.0:15020`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_addr: Option<String>,
+    /// Address of the readiness server (`/healthz/ready`): `host:port`, or `off`.
+    /// Default `0.0.0.0:15021`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_addr: Option<String>,
+    /// Log level and format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
+    /// OpenTelemetry trace export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
+    /// Session-id encryption. Without it, session ids are base64url and not encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+    /// How long in-flight requests may take to finish on shutdown. Default `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_termination_deadline: Option<Duration>,
+
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_ipv6: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_xds_path: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xds_address: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_address: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_threads: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_min_termination_deadline: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive_headers: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_functions: Option<Unsupported>,
+}
+
+impl Settings {
+    pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
+        super::common::present([
+            ("enableIpv6", &self.enable_ipv6),
+            ("dns", &self.dns),
+            ("localXdsPath", &self.local_xds_path),
+            ("xdsAddress", &self.xds_address),
+            ("caAddress", &self.ca_address),
+            ("workerThreads", &self.worker_threads),
+            (
+                "connectionMinTerminationDeadline",
+                &self.connection_min_termination_deadline,
+            ),
+            ("metrics", &self.metrics),
+            ("backend", &self.backend),
+            ("mcp", &self.mcp),
+            ("sensitiveHeaders", &self.sensitive_headers),
+            ("customFunctions", &self.custom_functions),
+        ])
+    }
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Logging {
+    /// Level filter, e.g. `info` or `info,agw_mcp=debug`. Default `info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// `text` (default) or `json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+    /// Deprecated in agentgateway (use `frontendPolicies.accessLog`). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Unsupported>,
+    /// Deprecated in agentgateway (use `frontendPolicies.accessLog`). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Unsupported>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// OpenTelemetry tracing settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tracing {
+    /// OTLP collector endpoint, e.g. `http://localhost:4317`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_protocol: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_sampling: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_sampling: Option<Unsupported>,
+    /// Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Unsupported>,
+}
+
+/// Session settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Session {
+    /// AES-256-GCM key sealing session ids: 64 hex characters (`openssl rand -hex 32`).
+    /// Every replica that should resume a session needs the same key.
+    pub key: Secret,
+}

@@ -1,0 +1,166 @@
+//! Loading tests: what a user sees for good and bad configs.
+
+use crate::load_str;
+
+fn errors(text: &str) -> Vec<String> {
+    match load_str("config.yaml", text) {
+        Ok(_) => panic!("config was accepted:\n{text}"),
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn error(text: &str) -> String {
+    let all = errors(text);
+    assert_eq!(all.len(), 1, "expected one error, got {all:#?}");
+    all.into_iter().next().unwrap()
+}
+
+const MINIMAL: &str = "\
+binds:
+- port: 3000
+  listeners:
+  - routes:
+    - backends:
+      - mcp:
+          targets:
+          - name: mcp
+            mcp:
+              host: http://localhost:3001/mcp
+";
+
+#[test]
+fn minimal_mcp_config_loads() {
+    let loaded = load_str("config.yaml", MINIMAL).unwrap();
+    let bind = &loaded.config.binds[0];
+    assert_eq!(bind.port, 3000);
+    let target = &bind.listeners[0].routes[0].backends[0]
+        .mcp
+        .as_ref()
+        .unwrap()
+        .targets[0];
+    assert_eq!(target.name, "mcp");
+    assert_eq!(
+        target.mcp.as_ref().unwrap().host.as_deref(),
+        Some("http://localhost:3001/mcp")
+    );
+}
+
+#[test]
+fn empty_file_is_an_empty_config() {
+    let loaded = load_str("config.yaml", "").unwrap();
+    assert!(loaded.config.binds.is_empty());
+    let loaded = load_str("config.yaml", "# only a comment\n").unwrap();
+    assert!(loaded.config.binds.is_empty());
+}
+
+#[test]
+fn malformed_configs_name_file_line_column_and_path() {
+    let cases: &[(&str, &str)] = &[
+        // 1. unknown top-level key
+        ("bindz: []\n", "config.yaml:1:1: bindz: unknown field `bindz`, expected one of"),
+        // 2. unknown nested key, pointing at the key
+        (
+            "binds:\n- port: 3000\n  listeners:\n  - routs: []\n",
+            "config.yaml:4:5: binds[0].listeners[0].routs: unknown field `routs`",
+        ),
+        // 3. wrong type
+        ("binds:\n- port: http\n  listeners: []\n", "config.yaml:2:3: binds[0].port: wrong type: found string \"http\", expected u16"),
+        // 4. out of range
+        ("binds:\n- port: 70000\n  listeners: []\n", "config.yaml:2:3: binds[0].port: invalid value: integer `70000`, expected u16"),
+        // 5. missing required field
+        ("binds:\n- port: 3000\n", "config.yaml:2:3: binds[0]: missing field `listeners`"),
+        // 6. bad enum value
+        (
+            "binds:\n- port: 3000\n  listeners:\n  - protocol: HTTP3\n    routes: []\n",
+            "config.yaml:4:5: binds[0].listeners[0].protocol: unknown variant `HTTP3`, expected one of `HTTP`, `HTTPS`",
+        ),
+        // 7. YAML syntax error
+        ("binds: [\n", "config.yaml:2:1: invalid YAML:"),
+        // 8. duplicate key
+        ("binds: []\nbinds: []\n", "config.yaml:2:1: invalid YAML: duplicate key `binds`"),
+        // 9. target name with the multiplexing separator
+        (
+            &MINIMAL.replace("name: mcp", "name: my_server"),
+            "config.yaml:8:13: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].name: target name `my_server` contains `_` or `+`",
+        ),
+        // 10. a bad duration
+        (
+            &MINIMAL.replace("    - backends:", "    - policies:\n        timeout:\n          requestTimeout: 10 seconds\n      backends:"),
+            "config.yaml:7:11: binds[0].listeners[0].routes[0].policies.timeout.requestTimeout: `10 seconds`: unknown unit",
+        ),
+        // 11. a backend with no kind
+        (
+            "binds:\n- port: 3000\n  listeners:\n  - routes:\n    - backends:\n      - weight: 1\n",
+            "config.yaml:6:9: binds[0].listeners[0].routes[0].backends[0]: a backend needs one of `host` or `mcp`",
+        ),
+        // 12. a target with two transports
+        (
+            &MINIMAL.replace("            mcp:\n", "            stdio: {cmd: x}\n            mcp:\n"),
+            "config.yaml:8:13: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0]: a target has exactly one of",
+        ),
+        // 13. a non-http URL
+        (
+            &MINIMAL.replace("http://localhost:3001/mcp", "ftp://localhost/mcp"),
+            "config.yaml:10:15: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].mcp.host: `ftp://localhost/mcp`: only http:// URLs",
+        ),
+        // 14. an admin address without a port
+        ("config:\n  adminAddr: localhost\n", "config.yaml:2:3: config.adminAddr: `localhost` is not `host:port`"),
+        // 15. a rule object with two kinds
+        (
+            &MINIMAL.replace("    - backends:", "    - policies:\n        mcpAuthorization:\n          rules:\n          - {allow: 'true', deny: 'false'}\n      backends:"),
+            "binds[0].listeners[0].routes[0].policies.mcpAuthorization.rules[0]: a rule has exactly one of `allow`, `deny`, `require`; found `allow` and `deny`",
+        ),
+        // 16. a path match that is not a path
+        (
+            &MINIMAL.replace("    - backends:", "    - matches:\n      - path:\n          pathPrefix: mcp\n      backends:"),
+            "config.yaml:7:11: binds[0].listeners[0].routes[0].matches[0].path.pathPrefix: a path prefix must start with `/`",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = errors(text);
+        assert!(
+            got.iter().any(|e| e.contains(want)),
+            "want `{want}`\n got {got:#?}\n for:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn agentgateway_features_not_implemented_are_rejected_not_ignored() {
+    let text = MINIMAL.replace(
+        "    - backends:",
+        "    - policies:\n        retry:\n          codes: [503]\n      backends:",
+    );
+    assert_eq!(
+        error(&text),
+        "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.retry: not supported yet"
+    );
+    assert_eq!(
+        error("gateways:\n  default:\n    port: 3000\n"),
+        "config.yaml:1:1: gateways: not supported yet"
+    );
+}
+
+#[test]
+fn errors_are_all_reported_together() {
+    let text = MINIMAL.replace("name: mcp", "name: A_B") + "config:\n  adminAddr: nope\n";
+    assert_eq!(errors(&text).len(), 2);
+}
+
+#[test]
+fn secrets_are_redacted_when_serialised() {
+    let text = MINIMAL.replace("              host: http://localhost:3001/mcp", "              host: http://localhost:3001/mcp\n          - name: s\n            stdio:\n              cmd: server\n              env: {API_KEY: sk-very-secret}");
+    // Two targets and stdio are rejected today, but the model still parses; check the dump.
+    let value = crate::source::Source::parse(&text).unwrap().to_value();
+    let config: crate::Config = serde_json::from_value(value).unwrap();
+    let dump = serde_json::to_string(&config).unwrap();
+    assert!(!dump.contains("sk-very-secret"), "{dump}");
+    assert!(dump.contains("<redacted>"));
+}
+
+#[test]
+fn schema_describes_fields() {
+    let schema = crate::json_schema().to_string();
+    assert!(schema.contains("AES-256-GCM key sealing session ids"));
+    assert!(schema.contains("\"additionalProperties\":false"));
+}

@@ -1,0 +1,476 @@
+//! Checks that need no I/O and no compilation: shapes serde cannot express (exactly one of
+//! several keys), names, addresses, and the features this gateway does not implement yet.
+//!
+//! The list of "not supported yet" features lives here, in one place, so that it shrinks as
+//! features land and nothing agentgateway accepts is ever silently ignored.
+
+use std::collections::HashSet;
+
+use crate::error::{FieldError, FieldPath};
+use crate::model::{
+    Bind, Config, GatewayPolicies, Listener, ListenerProtocol, McpBackend, McpHost, McpTarget,
+    PathMatch, PrefixMode, Route, RouteBackend, RoutePolicies, Settings, StatefulMode, Unsupported,
+    present,
+};
+
+pub(crate) fn validate(config: &Config) -> Vec<FieldError> {
+    let mut v = Validator::default();
+    v.config(config);
+    v.errors
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    fn err(&mut self, path: FieldPath, message: impl Into<String>) {
+        self.errors.push(FieldError::new(path, message));
+    }
+
+    fn unsupported<'a>(
+        &mut self,
+        at: &FieldPath,
+        items: impl Iterator<Item = (&'static str, &'a Unsupported)>,
+    ) {
+        for (name, _) in items {
+            self.errors.push(FieldError::not_supported(at.key(name)));
+        }
+    }
+
+    fn config(&mut self, c: &Config) {
+        let root = FieldPath::root();
+        self.unsupported(&root, c.unsupported());
+        if let Some(s) = &c.config {
+            self.settings(&root.key("config"), s);
+        }
+        let mut ports = HashSet::new();
+        for (i, bind) in c.binds.iter().enumerate() {
+            let at = root.key("binds").index(i);
+            if bind.port != 0 && !ports.insert(bind.port) {
+                self.err(
+                    at.key("port"),
+                    format!(
+                        "port {} is bound twice; put both listeners in one bind",
+                        bind.port
+                    ),
+                );
+            }
+            self.bind(&at, bind);
+        }
+    }
+
+    fn settings(&mut self, at: &FieldPath, s: &Settings) {
+        self.unsupported(at, s.unsupported());
+        for (name, addr) in [
+            ("adminAddr", &s.admin_addr),
+            ("readinessAddr", &s.readiness_addr),
+        ] {
+            if let Some(addr) = addr {
+                if let Err(msg) = check_addr(addr) {
+                    self.err(at.key(name), msg);
+                }
+            }
+        }
+        if s.stats_addr.as_deref().is_some_and(|a| a != "off") {
+            self.err(at.key("statsAddr"), "not supported yet (metrics arrive with the operations work); remove it or set `off`");
+        }
+        if let Some(logging) = &s.logging {
+            let at = at.key("logging");
+            self.unsupported(
+                &at,
+                present([("filter", &logging.filter), ("fields", &logging.fields)]),
+            );
+        }
+        if s.tracing.is_some() {
+            self.err(at.key("tracing"), "not supported yet");
+        }
+        if s.session.is_some() {
+            self.err(at.key("session"), "not supported yet");
+        }
+    }
+
+    fn bind(&mut self, at: &FieldPath, b: &Bind) {
+        self.unsupported(
+            at,
+            present([
+                ("protocol", &b.protocol),
+                ("tunnelProtocol", &b.tunnel_protocol),
+                ("mode", &b.mode),
+            ]),
+        );
+        let mut names = HashSet::new();
+        for (i, l) in b.listeners.iter().enumerate() {
+            let at = at.key("listeners").index(i);
+            if let Some(name) = &l.name {
+                if !names.insert(name.as_str()) {
+                    self.err(
+                        at.key("name"),
+                        format!("listener name `{name}` is used twice in this bind"),
+                    );
+                }
+            }
+            self.listener(&at, l);
+        }
+    }
+
+    fn listener(&mut self, at: &FieldPath, l: &Listener) {
+        if let Some(tcp) = &l.tcp_routes {
+            self.unsupported(at, std::iter::once(("tcpRoutes", tcp)));
+        }
+        match l.protocol.unwrap_or(ListenerProtocol::Http) {
+            ListenerProtocol::Http => {
+                if l.tls.is_some() {
+                    self.err(at.key("tls"), "`tls` needs `protocol: HTTPS`");
+                }
+            }
+            ListenerProtocol::Https => {
+                self.err(at.key("protocol"), "not supported yet (HTTPS listeners)")
+            }
+            ListenerProtocol::Tls | ListenerProtocol::Tcp | ListenerProtocol::Hbone => self.err(
+                at.key("protocol"),
+                "not supported yet (only HTTP listeners)",
+            ),
+        }
+        if let Some(h) = &l.hostname {
+            if let Err(msg) = check_hostname(h) {
+                self.err(at.key("hostname"), msg);
+            }
+        }
+        if let Some(p) = &l.policies {
+            self.gateway_policies(&at.key("policies"), p);
+        }
+        for (i, r) in l.routes.iter().enumerate() {
+            self.route(&at.key("routes").index(i), r);
+        }
+    }
+
+    fn gateway_policies(&mut self, at: &FieldPath, p: &GatewayPolicies) {
+        self.unsupported(at, p.unsupported());
+        let pending = [
+            ("jwtAuth", p.jwt_auth.is_some()),
+            ("apiKey", p.api_key.is_some()),
+            ("basicAuth", p.basic_auth.is_some()),
+            ("authorization", p.authorization.is_some()),
+            ("cors", p.cors.is_some()),
+        ];
+        for (name, set) in pending {
+            if set {
+                self.errors.push(FieldError::not_supported(at.key(name)));
+            }
+        }
+    }
+
+    fn route(&mut self, at: &FieldPath, r: &Route) {
+        for (i, h) in r.hostnames.iter().enumerate() {
+            if let Err(msg) = check_hostname(h) {
+                self.err(at.key("hostnames").index(i), msg);
+            }
+        }
+        for (i, m) in r.matches.iter().enumerate() {
+            let at = at.key("matches").index(i);
+            match &m.path {
+                Some(PathMatch::Exact(p)) if !p.starts_with('/') => {
+                    self.err(at.key("path").key("exact"), "a path must start with `/`")
+                }
+                Some(PathMatch::PathPrefix(p)) if !p.starts_with('/') => self.err(
+                    at.key("path").key("pathPrefix"),
+                    "a path prefix must start with `/`",
+                ),
+                _ => {}
+            }
+            if let Some(method) = &m.method {
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    self.err(
+                        at.key("method"),
+                        format!("`{method}` is not an HTTP method (expected e.g. GET, POST)"),
+                    );
+                }
+            }
+        }
+        if let Some(p) = &r.policies {
+            self.route_policies(&at.key("policies"), p);
+        }
+        match r.backends.len() {
+            0 => self.err(at.key("backends"), "a route needs a backend"),
+            1 => {}
+            _ => self.err(
+                at.key("backends").index(1),
+                "not supported yet (one backend per route)",
+            ),
+        }
+        for (i, b) in r.backends.iter().enumerate() {
+            self.backend(&at.key("backends").index(i), b);
+        }
+    }
+
+    fn route_policies(&mut self, at: &FieldPath, p: &RoutePolicies) {
+        self.unsupported(at, p.unsupported());
+        let pending = [
+            ("cors", p.cors.is_some()),
+            ("jwtAuth", p.jwt_auth.is_some()),
+            ("mcpAuthentication", p.mcp_authentication.is_some()),
+            ("mcpAuthorization", p.mcp_authorization.is_some()),
+            ("authorization", p.authorization.is_some()),
+            ("apiKey", p.api_key.is_some()),
+            ("basicAuth", p.basic_auth.is_some()),
+            ("localRateLimit", p.local_rate_limit.is_some()),
+            ("backendAuth", p.backend_auth.is_some()),
+        ];
+        for (name, set) in pending {
+            if set {
+                self.errors.push(FieldError::not_supported(at.key(name)));
+            }
+        }
+        if let Some(t) = &p.timeout {
+            if let Some(idle) = &t.response_idle_timeout {
+                self.unsupported(
+                    &at.key("timeout"),
+                    std::iter::once(("responseIdleTimeout", idle)),
+                );
+            }
+        }
+        for (name, m) in [
+            ("requestHeaderModifier", &p.request_header_modifier),
+            ("responseHeaderModifier", &p.response_header_modifier),
+        ] {
+            let Some(m) = m else { continue };
+            let at = at.key(name);
+            for (kind, names) in [
+                ("add", m.add.keys().collect::<Vec<_>>()),
+                ("set", m.set.keys().collect()),
+                ("remove", m.remove.iter().collect()),
+            ] {
+                for h in names {
+                    if http_header_name_invalid(h) {
+                        self.err(at.key(kind), format!("`{h}` is not a valid header name"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn backend(&mut self, at: &FieldPath, b: &RouteBackend) {
+        self.unsupported(at, b.unsupported());
+        let kinds = usize::from(b.host.is_some())
+            + usize::from(b.mcp.is_some())
+            + b.unsupported().filter(|(n, _)| *n != "policies").count();
+        if kinds == 0 {
+            self.err(at.clone(), "a backend needs one of `host` or `mcp`");
+        } else if kinds > 1 {
+            self.err(
+                at.clone(),
+                "a backend has exactly one of `host`, `mcp`, …; found several",
+            );
+        }
+        if let Some(host) = &b.host {
+            if let Err(msg) = check_host_port(host) {
+                self.err(at.key("host"), msg);
+            }
+        }
+        if let Some(mcp) = &b.mcp {
+            self.mcp(&at.key("mcp"), mcp);
+        }
+    }
+
+    fn mcp(&mut self, at: &FieldPath, m: &McpBackend) {
+        self.unsupported(
+            at,
+            present([("sseKeepAlive", &m.sse_keep_alive), ("server", &m.server)]),
+        );
+        if m.targets.is_empty() {
+            self.err(
+                at.key("targets"),
+                "an MCP backend needs at least one target",
+            );
+        }
+        if m.targets.len() > 1 {
+            self.err(
+                at.key("targets").index(1),
+                "not supported yet (one target per MCP backend)",
+            );
+        }
+        if m.stateful_mode == Some(StatefulMode::Stateless) {
+            self.err(at.key("statefulMode"), "not supported yet (`stateless`)");
+        }
+        if matches!(m.prefix_mode, Some(PrefixMode::Always)) {
+            self.err(at.key("prefixMode"), "not supported yet (`always`)");
+        }
+        let mut names = HashSet::new();
+        for (i, t) in m.targets.iter().enumerate() {
+            let at = at.key("targets").index(i);
+            if !names.insert(t.name.as_str()) {
+                self.err(
+                    at.key("name"),
+                    format!("target name `{}` is used twice", t.name),
+                );
+            }
+            self.target(&at, t);
+        }
+    }
+
+    fn target(&mut self, at: &FieldPath, t: &McpTarget) {
+        if let Err(msg) = check_target_name(&t.name) {
+            self.err(at.key("name"), msg);
+        }
+        self.unsupported(
+            at,
+            present([
+                ("openapi", &t.openapi),
+                ("policies", &t.policies),
+                ("condition", &t.condition),
+            ]),
+        );
+        let kinds = [
+            t.mcp.is_some(),
+            t.sse.is_some(),
+            t.stdio.is_some(),
+            t.openapi.is_some(),
+        ]
+        .iter()
+        .filter(|k| **k)
+        .count();
+        if kinds == 0 {
+            self.err(at.clone(), "a target needs one of `mcp`, `sse` or `stdio`");
+        } else if kinds > 1 {
+            self.err(
+                at.clone(),
+                "a target has exactly one of `mcp`, `sse`, `stdio`; found several",
+            );
+        }
+        if let Some(h) = &t.mcp {
+            self.mcp_host(&at.key("mcp"), h);
+        }
+        if t.sse.is_some() {
+            self.err(at.key("sse"), "not supported yet (legacy SSE upstreams)");
+        }
+        if t.stdio.is_some() {
+            self.err(at.key("stdio"), "not supported yet (stdio upstreams)");
+        }
+    }
+
+    fn mcp_host(&mut self, at: &FieldPath, h: &McpHost) {
+        if let Some(b) = &h.backend {
+            self.unsupported(at, std::iter::once(("backend", b)));
+            return;
+        }
+        let Some(host) = &h.host else {
+            self.err(
+                at.key("host"),
+                "missing field `host` (e.g. `host: http://localhost:3001/mcp`)",
+            );
+            return;
+        };
+        match (h.port, &h.path) {
+            (None, None) => {
+                if let Err(msg) = check_url(host) {
+                    self.err(at.key("host"), msg);
+                }
+            }
+            (Some(_), Some(path)) => {
+                if !path.starts_with('/') {
+                    self.err(at.key("path"), "a path must start with `/`");
+                }
+                if host.contains('/') || host.contains(':') {
+                    self.err(
+                        at.key("host"),
+                        "with `port` and `path`, `host` is a bare host name",
+                    );
+                }
+            }
+            (Some(_), None) => self.err(
+                at.clone(),
+                "`port` needs `path` too (or write the full URL in `host`)",
+            ),
+            (None, Some(_)) => self.err(
+                at.clone(),
+                "`path` needs `port` too (or write the full URL in `host`)",
+            ),
+        }
+    }
+}
+
+/// `host:port`, `[v6]:port`, or `off`.
+pub(crate) fn check_addr(addr: &str) -> Result<(), String> {
+    if addr == "off" {
+        return Ok(());
+    }
+    check_host_port(addr)
+}
+
+fn check_host_port(s: &str) -> Result<(), String> {
+    let bad = || format!("`{s}` is not `host:port` (e.g. `localhost:8080`)");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().is_err() || host.contains('/') {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+fn check_url(s: &str) -> Result<(), String> {
+    let rest = if let Some(r) = s.strip_prefix("http://") {
+        r
+    } else if s.starts_with("https://") {
+        return Err("not supported yet (https upstreams); use an http:// URL".into());
+    } else if s.contains("://") {
+        return Err(format!("`{s}`: only http:// URLs are supported"));
+    } else {
+        s
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!(
+            "`{s}` is not a URL like `http://localhost:3001/mcp`"
+        ));
+    }
+    if let Some((_, port)) = authority.rsplit_once(':') {
+        if !authority.ends_with(']') && port.parse::<u16>().is_err() {
+            return Err(format!("`{s}`: bad port `{port}`"));
+        }
+    }
+    Ok(())
+}
+
+fn check_hostname(h: &str) -> Result<(), String> {
+    let body = h.strip_prefix("*.").unwrap_or(h);
+    let ok = !body.is_empty()
+        && body.len() <= 253
+        && body
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if ok || h == "*" {
+        Ok(())
+    } else {
+        Err(format!("`{h}` is not a host name (or `*.suffix` wildcard)"))
+    }
+}
+
+/// Target names become tool-name prefixes: a DNS-label-like name without `_` or `+`.
+fn check_target_name(name: &str) -> Result<(), String> {
+    if name.contains('_') || name.contains('+') {
+        return Err(format!(
+            "target name `{name}` contains `_` or `+`, which separate target names from tool names and resource URIs"
+        ));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "target name `{name}`: use lower-case letters, digits, `-` and `.`"
+        ));
+    }
+    Ok(())
+}
+
+fn http_header_name_invalid(h: &str) -> bool {
+    h.is_empty()
+        || !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}

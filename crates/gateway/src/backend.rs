@@ -1,0 +1,144 @@
+//! Sending a routed request to its backend: the MCP relay, or a plain HTTP reverse proxy.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use agw_mcp::body::{Body, BoxError};
+use agw_mcp::upstream::SendError;
+use agw_mcp::{CallOptions, HttpClient, Relay};
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, Uri};
+use http_body::Body as HttpBody;
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::error::GatewayError;
+use crate::resolve::{Backend, Policies};
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+pub(crate) async fn call<B>(
+    backend: &Backend,
+    policies: &Policies,
+    relay: &Relay,
+    client: &HttpClient,
+    peer: SocketAddr,
+    req: Request<B>,
+) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let arrived = Instant::now();
+    match backend {
+        Backend::Mcp(mcp) => {
+            let mut extra = HeaderMap::new();
+            policies.request_headers.apply(&mut extra);
+            let opts = CallOptions {
+                deadline: policies.request_timeout.map(|d| (arrived + d, d)),
+                backend_timeout: policies.backend_timeout,
+                extra_headers: extra,
+            };
+            relay.serve(mcp.clone(), req, opts).await
+        }
+        Backend::Host { authority } => {
+            let limit = [policies.request_timeout, policies.backend_timeout]
+                .into_iter()
+                .flatten()
+                .min();
+            proxy(client, authority, policies, peer, req, limit)
+                .await
+                .unwrap_or_else(GatewayError::into_response)
+        }
+    }
+}
+
+/// Plain reverse proxy: same method, path and body; bodies stream both ways.
+async fn proxy<B>(
+    client: &HttpClient,
+    authority: &http::uri::Authority,
+    policies: &Policies,
+    peer: SocketAddr,
+    req: Request<B>,
+    limit: Option<Duration>,
+) -> Result<Response<Body>, GatewayError>
+where
+    B: HttpBody<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = Uri::builder()
+        .scheme("http")
+        .authority(authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| GatewayError::UpstreamFailed)?;
+    parts.version = http::Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.insert(
+        header::HOST,
+        HeaderValue::from_str(authority.as_str()).map_err(|_| GatewayError::UpstreamFailed)?,
+    );
+    append_forwarded_for(&mut parts.headers, peer);
+    policies.request_headers.apply(&mut parts.headers);
+    let upstream = Request::from_parts(parts, body.map_err(Into::into).boxed());
+    let send = client.send(upstream);
+    let result = match limit {
+        Some(d) => tokio::time::timeout(d, send)
+            .await
+            .map_err(|_| GatewayError::UpstreamTimeout)?,
+        None => send.await,
+    };
+    let resp = result.map_err(|e| {
+        warn!(upstream = %authority, error = %e, "proxy upstream failed");
+        match e {
+            SendError::Connect(_) => GatewayError::UpstreamConnect,
+            SendError::Other(_) => GatewayError::UpstreamFailed,
+        }
+    })?;
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(
+        parts,
+        body.map_err(Into::into).boxed(),
+    ))
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(listed.iter()) {
+        headers.remove(name);
+    }
+    // `Upgrade` only means something with `Connection: upgrade`, which is not proxied.
+    headers.remove(header::UPGRADE);
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+    let ip = peer.ip().to_string();
+    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+}

@@ -1,0 +1,44 @@
+//! Gateway-level errors (before a backend is reached) and their one mapping to a response.
+//! MCP errors are answered by the relay itself, as JSON-RPC.
+
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+
+use agw_mcp::body::{self, Body};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no listener for this host name")]
+    NoListener,
+    #[error("no route matches this request")]
+    NoRoute,
+    #[error("upstream is unreachable")]
+    UpstreamConnect,
+    #[error("upstream did not answer in time")]
+    UpstreamTimeout,
+    #[error("upstream failed")]
+    UpstreamFailed,
+    #[error("gateway is shutting down")]
+    ShuttingDown,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::NoListener | GatewayError::NoRoute => StatusCode::NOT_FOUND,
+            GatewayError::UpstreamConnect | GatewayError::UpstreamFailed => StatusCode::BAD_GATEWAY,
+            GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A short JSON body: `{"error": "..."}`; never internal detail.
+    pub fn into_response(self) -> Response<Body> {
+        let text = serde_json::json!({ "error": self.to_string() }).to_string();
+        let mut r = Response::new(body::full(text));
+        *r.status_mut() = self.status();
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    }
+}

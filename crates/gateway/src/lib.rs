@@ -1,0 +1,154 @@
+//! The gateway: binds ports, routes requests to backends, serves admin and readiness.
+//!
+//! A request goes listener → route → policies → backend → upstream; the modules are named for
+//! those steps. See `ARCHITECTURE.md` at the repository root.
+
+mod admin;
+mod backend;
+mod error;
+mod listener;
+pub mod resolve;
+pub mod route;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agw_config::Loaded;
+use agw_config::model::{DEFAULT_ADMIN_ADDR, DEFAULT_READINESS_ADDR};
+use agw_mcp::{HttpClient, Limits, Relay};
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::info;
+
+pub use error::GatewayError;
+pub use resolve::{Runtime, resolve};
+
+/// State shared by every connection: the current runtime config and the upstream clients.
+pub(crate) struct Shared {
+    pub(crate) runtime: ArcSwap<Runtime>,
+    pub(crate) relay: Relay,
+    pub(crate) client: HttpClient,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] agw_config::ConfigErrors),
+    #[error("cannot listen on {addr}: {source} (is another process using this port?)")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+pub struct Running {
+    /// The address of each bind, in config order (useful with `port: 0`).
+    pub bind_addrs: Vec<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+    pub readiness_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (bounded), and returns when done.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Binds every port of the config and starts serving.
+pub async fn start(loaded: &Loaded) -> Result<Running, StartError> {
+    let runtime = resolve(loaded)?;
+    let settings = loaded.config.config.clone().unwrap_or_default();
+    let drain = settings
+        .connection_termination_deadline
+        .map_or(resolve::DEFAULT_DRAIN, |d| d.get());
+    let client = HttpClient::new(Duration::from_secs(10));
+    let shared = Arc::new(Shared {
+        relay: Relay::new(client.clone(), Limits::default()),
+        client,
+        runtime: ArcSwap::from_pointee(runtime),
+    });
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    let mut bind_addrs = Vec::new();
+    for (index, bind) in loaded.config.binds.iter().enumerate() {
+        let addr = format!("0.0.0.0:{}", bind.port);
+        let tcp = listen(&addr).await?;
+        let local = tcp.local_addr().map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        info!("Listening on {local}");
+        bind_addrs.push(local);
+        tasks.spawn(listener::serve_bind(
+            tcp,
+            index,
+            shared.clone(),
+            stop.clone(),
+            drain,
+        ));
+    }
+
+    let admin_addr = match optional_addr(settings.admin_addr.as_deref(), DEFAULT_ADMIN_ADDR) {
+        Some(addr) => {
+            let tcp = listen(addr).await?;
+            let local = tcp.local_addr().map_err(|source| StartError::Bind {
+                addr: addr.into(),
+                source,
+            })?;
+            let host = addr.rsplit_once(':').map_or("localhost", |(h, _)| h);
+            info!("Admin UI available at http://{host}:{}/ui/", local.port());
+            tasks.spawn(admin::serve_admin(tcp, shared.clone(), stop.clone()));
+            Some(local)
+        }
+        None => None,
+    };
+    let readiness_addr =
+        match optional_addr(settings.readiness_addr.as_deref(), DEFAULT_READINESS_ADDR) {
+            Some(addr) => {
+                let tcp = listen(addr).await?;
+                let local = tcp.local_addr().map_err(|source| StartError::Bind {
+                    addr: addr.into(),
+                    source,
+                })?;
+                info!("Readiness on http://{local}/healthz/ready");
+                tasks.spawn(admin::serve_readiness(tcp, stop.clone()));
+                Some(local)
+            }
+            None => None,
+        };
+    Ok(Running {
+        bind_addrs,
+        admin_addr,
+        readiness_addr,
+        shutdown,
+        tasks,
+    })
+}
+
+fn optional_addr<'a>(configured: Option<&'a str>, default: &'a str) -> Option<&'a str> {
+    match configured {
+        Some("off") => None,
+        Some(a) => Some(a),
+        None => Some(default),
+    }
+}
+
+async fn listen(addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}

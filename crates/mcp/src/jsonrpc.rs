@@ -1,0 +1,297 @@
+//! Just enough JSON-RPC 2.0 to route and police MCP messages without re-encoding them.
+//!
+//! A message is read once into borrowed parts (`id`, `method`, `params` stay raw JSON); the
+//! original bytes are what go upstream unless a policy has to change them.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Standard JSON-RPC error codes, plus the one MCP uses for missing resources.
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// Implementation-defined: used by MCP SDKs for "session required / not found".
+    pub const SERVER_ERROR: i64 = -32000;
+    /// Used by MCP SDKs when a session id is not (or no longer) known.
+    pub const SESSION_NOT_FOUND: i64 = -32001;
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
+}
+
+/// What a message is, from its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Notification,
+    Response,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow)]
+    jsonrpc: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+/// Keeps `"id": null` as a present (raw `null`) id instead of folding it into "absent".
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// One parsed JSON-RPC message, borrowing from the body it came from.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    pub kind: Kind,
+    /// The raw id (`1`, `"abc"`, …); `None` for notifications.
+    pub id: Option<&'a RawValue>,
+    pub method: Option<Cow<'a, str>>,
+    pub params: Option<&'a RawValue>,
+    pub result: Option<&'a RawValue>,
+    pub error: Option<&'a RawValue>,
+}
+
+/// Why a body is not JSON-RPC.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not valid JSON: {0}")]
+    Json(String),
+    #[error("not a JSON-RPC 2.0 message: {0}")]
+    Invalid(&'static str),
+    #[error("empty batch")]
+    EmptyBatch,
+}
+
+impl ParseError {
+    pub fn code(&self) -> i64 {
+        match self {
+            ParseError::Json(_) => code::PARSE_ERROR,
+            ParseError::Invalid(_) | ParseError::EmptyBatch => code::INVALID_REQUEST,
+        }
+    }
+}
+
+impl<'a> Message<'a> {
+    pub fn parse(raw: &'a RawValue) -> Result<Message<'a>, ParseError> {
+        let env: Envelope<'a> =
+            serde_json::from_str(raw.get()).map_err(|e| ParseError::Json(e.to_string()))?;
+        if env.jsonrpc.as_deref() != Some("2.0") {
+            return Err(ParseError::Invalid("`jsonrpc` must be \"2.0\""));
+        }
+        let id = env.id.filter(|id| id.get() != "null");
+        if let Some(id) = id {
+            let first = id.get().as_bytes().first().copied().unwrap_or(b' ');
+            if !(first == b'"' || first == b'-' || first.is_ascii_digit()) {
+                return Err(ParseError::Invalid("`id` must be a string or a number"));
+            }
+        }
+        let kind = match (&env.method, env.result.is_some() || env.error.is_some()) {
+            (Some(_), false) if id.is_some() => Kind::Request,
+            (Some(_), false) => Kind::Notification,
+            (None, true) => Kind::Response,
+            (Some(_), true) => return Err(ParseError::Invalid("has both `method` and `result`")),
+            (None, false) => return Err(ParseError::Invalid("has neither `method` nor `result`")),
+        };
+        Ok(Message {
+            kind,
+            id: if kind == Kind::Response { env.id } else { id },
+            method: env.method,
+            params: env.params,
+            result: env.result,
+            error: env.error,
+        })
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+
+    /// The string field `name` of `params` (tool and prompt names), if any.
+    pub fn param_str(&self, field: &str) -> Option<String> {
+        let params = self.params?;
+        let map: std::collections::HashMap<Cow<'_, str>, &RawValue> =
+            serde_json::from_str(params.get()).ok()?;
+        let v = map.get(field)?;
+        serde_json::from_str::<Cow<'_, str>>(v.get())
+            .ok()
+            .map(Cow::into_owned)
+    }
+}
+
+/// A request body: one message or a batch (protocol version 2025-03-26 allowed batches).
+#[derive(Debug)]
+pub struct Body<'a> {
+    pub messages: Vec<Message<'a>>,
+    pub batch: bool,
+}
+
+impl<'a> Body<'a> {
+    pub fn parse(text: &'a str) -> Result<Body<'a>, ParseError> {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('[') {
+            let items: Vec<&'a RawValue> =
+                serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
+            if items.is_empty() {
+                return Err(ParseError::EmptyBatch);
+            }
+            let messages = items
+                .into_iter()
+                .map(Message::parse)
+                .collect::<Result<_, _>>()?;
+            Ok(Body {
+                messages,
+                batch: true,
+            })
+        } else {
+            let raw: &'a RawValue =
+                serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
+            Ok(Body {
+                messages: vec![Message::parse(raw)?],
+                batch: false,
+            })
+        }
+    }
+
+    pub fn requests(&self) -> impl Iterator<Item = &Message<'a>> {
+        self.messages.iter().filter(|m| m.kind == Kind::Request)
+    }
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorObject {
+    pub code: i64,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+impl fmt::Display for ErrorObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorResponse<'a> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    error: &'a ErrorObject,
+}
+
+/// Serialises an error response for `id` (`None` → `"id": null`).
+pub fn error_response(id: Option<&RawValue>, error: &ErrorObject) -> Bytes {
+    let null = RawValue::from_string("null".into()).expect("null is JSON");
+    let resp = ErrorResponse {
+        jsonrpc: "2.0",
+        id: id.unwrap_or(&null),
+        error,
+    };
+    Bytes::from(serde_json::to_vec(&resp).expect("error responses serialise"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Result<Kind, ParseError> {
+        Body::parse(text).map(|b| b.messages[0].kind)
+    }
+
+    #[test]
+    fn classifies_messages() {
+        assert_eq!(
+            one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+            Ok(Kind::Request)
+        );
+        assert_eq!(
+            one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Ok(Kind::Notification)
+        );
+        assert_eq!(
+            one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
+            Ok(Kind::Response)
+        );
+        assert_eq!(
+            one(r#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#),
+            Ok(Kind::Response)
+        );
+        assert_eq!(
+            one(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#),
+            Ok(Kind::Notification)
+        );
+    }
+
+    #[test]
+    fn rejects_non_jsonrpc() {
+        assert!(matches!(one("{"), Err(ParseError::Json(_))));
+        assert!(matches!(one("nonsense"), Err(ParseError::Json(_))));
+        assert!(matches!(
+            one(r#"{"id":1,"method":"x"}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            one(r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            one(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            one(r#"{"jsonrpc":"2.0","id":1}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            one(r#"{"jsonrpc":"2.0","id":1,"method":"x","result":1}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert_eq!(Body::parse("[]").unwrap_err(), ParseError::EmptyBatch);
+        assert!(matches!(one("[1]"), Err(ParseError::Json(_))));
+    }
+
+    #[test]
+    fn batches_and_params() {
+        let body = Body::parse(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e\u0063ho","arguments":{}}},
+                {"jsonrpc":"2.0","method":"notifications/cancelled"}]"#,
+        )
+        .unwrap();
+        assert!(body.batch);
+        assert_eq!(body.requests().count(), 1);
+        assert_eq!(body.messages[0].param_str("name").as_deref(), Some("echo"));
+        assert_eq!(body.messages[0].id.unwrap().get(), "1");
+    }
+
+    #[test]
+    fn error_responses_serialise() {
+        let id = RawValue::from_string("\"x\"".into()).unwrap();
+        let err = ErrorObject {
+            code: code::INTERNAL_ERROR,
+            message: "boom".into(),
+            data: None,
+        };
+        assert_eq!(
+            &error_response(Some(&id), &err)[..],
+            br#"{"jsonrpc":"2.0","id":"x","error":{"code":-32603,"message":"boom"}}"#
+        );
+        assert_eq!(
+            &error_response(None, &err)[..],
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"boom"}}"#
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! The MCP side of the gateway: reading JSON-RPC and SSE, mapping sessions, and relaying
+//! Streamable HTTP between a client and its upstream MCP servers.
+
+pub mod body;
+pub mod error;
+pub mod jsonrpc;
+pub mod relay;
+pub mod session;
+pub mod sse;
+pub mod upstream;
+
+pub use error::{FailureKind, RelayError, UpstreamFailure};
+pub use relay::{Backend, CallOptions, Limits, Relay, Target};
+pub use upstream::{HttpClient, HttpTarget, Upstream};

@@ -1,0 +1,139 @@
+//! Talking to upstream MCP servers. Streamable HTTP today; legacy SSE and stdio join this enum.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::body::{self, Body};
+
+pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// The `Accept` a Streamable HTTP POST must carry.
+const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
+const ACCEPT_SSE: HeaderValue = HeaderValue::from_static("text/event-stream");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A pooled HTTP/1.1 client shared by every upstream of the gateway.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Body>,
+}
+
+impl HttpClient {
+    pub fn new(connect_timeout: Duration) -> HttpClient {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        HttpClient { inner }
+    }
+
+    /// Sends a request; the error says whether the failure was connecting or later.
+    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, SendError> {
+        self.inner.request(req).await.map_err(|e| {
+            let detail = error_chain(&e);
+            if e.is_connect() {
+                SendError::Connect(detail)
+            } else {
+                SendError::Other(detail)
+            }
+        })
+    }
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient::new(Duration::from_secs(10))
+    }
+}
+
+/// Why a request to an upstream failed before a response arrived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("request failed: {0}")]
+    Other(String),
+}
+
+/// The innermost causes of an error, joined: hyper's top-level messages alone are vague.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A Streamable HTTP upstream.
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    pub url: Uri,
+}
+
+/// A request to an upstream: what the relay decided to send.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub method: Method,
+    pub body: Bytes,
+    pub session: Option<String>,
+    /// Client headers that pass through (protocol version, Last-Event-ID, trace context…).
+    pub headers: HeaderMap,
+}
+
+impl HttpTarget {
+    pub fn request(&self, out: Outgoing) -> Request<Body> {
+        let mut builder = Request::builder()
+            .method(out.method.clone())
+            .uri(self.url.clone());
+        let headers = builder.headers_mut().expect("fresh builder");
+        *headers = out.headers;
+        match out.method {
+            Method::POST => {
+                headers.insert(ACCEPT, ACCEPT_BOTH);
+                headers.insert(CONTENT_TYPE, JSON);
+            }
+            Method::GET => {
+                headers.insert(ACCEPT, ACCEPT_SSE);
+            }
+            _ => {}
+        }
+        if let Some(session) = out
+            .session
+            .as_deref()
+            .and_then(|s| HeaderValue::from_str(s).ok())
+        {
+            headers.insert(MCP_SESSION_ID, session);
+        }
+        let body = if out.body.is_empty() {
+            body::empty()
+        } else {
+            body::full(out.body)
+        };
+        builder.body(body).expect("request parts are valid")
+    }
+}
+
+/// How to reach one target.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// MCP Streamable HTTP.
+    Http(HttpTarget),
+}
