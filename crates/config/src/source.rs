@@ -128,10 +128,11 @@ fn to_value(node: &Node) -> Value {
 
 /// Resolves a plain scalar by the YAML 1.2 core schema; quoted scalars are always strings.
 fn scalar_value(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
-    if let Some(tag) = tag {
-        if tag.handle == "!!" && tag.suffix == "str" {
-            return Ok(Value::String(text));
-        }
+    if let Some(tag) = tag
+        && tag.handle == "!!"
+        && tag.suffix == "str"
+    {
+        return Ok(Value::String(text));
     }
     if style != TScalarStyle::Plain {
         return Ok(Value::String(text));

@@ -67,10 +67,10 @@ impl Validator {
             ("adminAddr", &s.admin_addr),
             ("readinessAddr", &s.readiness_addr),
         ] {
-            if let Some(addr) = addr {
-                if let Err(msg) = check_addr(addr) {
-                    self.err(at.key(name), msg);
-                }
+            if let Some(addr) = addr
+                && let Err(msg) = check_addr(addr)
+            {
+                self.err(at.key(name), msg);
             }
         }
         if s.stats_addr.as_deref().is_some_and(|a| a != "off") {
@@ -103,13 +103,13 @@ impl Validator {
         let mut names = HashSet::new();
         for (i, l) in b.listeners.iter().enumerate() {
             let at = at.key("listeners").index(i);
-            if let Some(name) = &l.name {
-                if !names.insert(name.as_str()) {
-                    self.err(
-                        at.key("name"),
-                        format!("listener name `{name}` is used twice in this bind"),
-                    );
-                }
+            if let Some(name) = &l.name
+                && !names.insert(name.as_str())
+            {
+                self.err(
+                    at.key("name"),
+                    format!("listener name `{name}` is used twice in this bind"),
+                );
             }
             self.listener(&at, l);
         }
@@ -133,10 +133,10 @@ impl Validator {
                 "not supported yet (only HTTP listeners)",
             ),
         }
-        if let Some(h) = &l.hostname {
-            if let Err(msg) = check_hostname(h) {
-                self.err(at.key("hostname"), msg);
-            }
+        if let Some(h) = &l.hostname
+            && let Err(msg) = check_hostname(h)
+        {
+            self.err(at.key("hostname"), msg);
         }
         if let Some(p) = &l.policies {
             self.gateway_policies(&at.key("policies"), p);
@@ -180,13 +180,13 @@ impl Validator {
                 ),
                 _ => {}
             }
-            if let Some(method) = &m.method {
-                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-                    self.err(
-                        at.key("method"),
-                        format!("`{method}` is not an HTTP method (expected e.g. GET, POST)"),
-                    );
-                }
+            if let Some(method) = &m.method
+                && (method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()))
+            {
+                self.err(
+                    at.key("method"),
+                    format!("`{method}` is not an HTTP method (expected e.g. GET, POST)"),
+                );
             }
         }
         if let Some(p) = &r.policies {
@@ -223,13 +223,13 @@ impl Validator {
                 self.errors.push(FieldError::not_supported(at.key(name)));
             }
         }
-        if let Some(t) = &p.timeout {
-            if let Some(idle) = &t.response_idle_timeout {
-                self.unsupported(
-                    &at.key("timeout"),
-                    std::iter::once(("responseIdleTimeout", idle)),
-                );
-            }
+        if let Some(t) = &p.timeout
+            && let Some(idle) = &t.response_idle_timeout
+        {
+            self.unsupported(
+                &at.key("timeout"),
+                std::iter::once(("responseIdleTimeout", idle)),
+            );
         }
         for (name, m) in [
             ("requestHeaderModifier", &p.request_header_modifier),
@@ -264,10 +264,10 @@ impl Validator {
                 "a backend has exactly one of `host`, `mcp`, …; found several",
             );
         }
-        if let Some(host) = &b.host {
-            if let Err(msg) = check_host_port(host) {
-                self.err(at.key("host"), msg);
-            }
+        if let Some(host) = &b.host
+            && let Err(msg) = check_host_port(host)
+        {
+            self.err(at.key("host"), msg);
         }
         if let Some(mcp) = &b.mcp {
             self.mcp(&at.key("mcp"), mcp);
@@ -424,10 +424,11 @@ fn check_url(s: &str) -> Result<(), String> {
             "`{s}` is not a URL like `http://localhost:3001/mcp`"
         ));
     }
-    if let Some((_, port)) = authority.rsplit_once(':') {
-        if !authority.ends_with(']') && port.parse::<u16>().is_err() {
-            return Err(format!("`{s}`: bad port `{port}`"));
-        }
+    if let Some((_, port)) = authority.rsplit_once(':')
+        && !authority.ends_with(']')
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("`{s}`: bad port `{port}`"));
     }
     Ok(())
 }

@@ -193,8 +193,7 @@ fn full_regex(pattern: &str, path: FieldPath) -> Result<Regex, CompileError> {
 
 fn first_line(s: &str) -> String {
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_string()

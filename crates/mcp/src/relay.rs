@@ -477,7 +477,7 @@ fn local_host_and_origin(headers: &HeaderMap) -> bool {
     let host_ok = headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| is_loopback_authority(h));
+        .is_some_and(is_loopback_authority);
     let origin_ok = match headers.get(ORIGIN).map(|o| o.to_str()) {
         None => true,
         Some(Ok(origin)) => {

@@ -136,12 +136,11 @@ impl Decoder {
                 if raw.len() > self.limit {
                     return Err(TooLarge { limit: self.limit });
                 }
-                if fields.data.is_none() && fields.id.is_none() && fields.retry.is_none() {
-                    if fields.event.is_none() && is_blank(&raw) {
-                        // Stray blank lines between events: forward nothing for them.
-                        continue;
-                    }
-                    // Comments (keep-alives): forward as-is so idle streams stay open.
+                let empty = fields.data.is_none() && fields.id.is_none() && fields.retry.is_none();
+                if empty && fields.event.is_none() && is_blank(&raw) {
+                    // Stray blank lines between events: forward nothing for them. (Comment-only
+                    // events, the usual keep-alives, are forwarded so idle streams stay open.)
+                    continue;
                 }
                 return Ok(Some(Event {
                     raw,

@@ -1,5 +1,10 @@
 //! Test kit: the reference MCP upstream, a small MCP client, upstreams that misbehave on
-//! purpose, and a harness that runs the gateway in-process from a YAML string.
+//! purpose, real npm peers, and a harness that runs the gateway in-process from YAML.
 
+pub mod client;
+pub mod faulty;
+pub mod harness;
+pub mod node;
+pub mod recorder;
 pub mod reference;
 pub mod serve;

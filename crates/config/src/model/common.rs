@@ -84,7 +84,7 @@ impl fmt::Display for Duration {
         }
         let total_ms = d.as_millis();
         if d.as_secs() == 0 {
-            return if d.subsec_nanos() % 1_000_000 == 0 {
+            return if d.subsec_nanos().is_multiple_of(1_000_000) {
                 write!(f, "{total_ms}ms")
             } else {
                 write!(f, "{}ns", d.as_nanos())

@@ -1,0 +1,82 @@
+// Drives an MCP server with the official TypeScript SDK client and prints what happened as
+// one JSON object on stdout. Used by the Rust tests to prove compatibility with a client we
+// did not write.
+//
+//   node sdk-client.mjs URL [step ...]
+//
+// Steps: echo, progress, sampling, elicitation, call:<tool> (records result or error).
+// Env: MCP_BEARER=<token> sends `Authorization: Bearer <token>`.
+
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import {
+  CallToolResultSchema,
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+} from "@modelcontextprotocol/sdk/types.js";
+
+const [url, ...steps] = process.argv.slice(2);
+if (!url) {
+  console.error("usage: node sdk-client.mjs URL [step ...]");
+  process.exit(2);
+}
+
+const headers = process.env.MCP_BEARER ? { Authorization: `Bearer ${process.env.MCP_BEARER}` } : {};
+const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+const client = new Client(
+  { name: "sdk-e2e", version: "1.0.0" },
+  { capabilities: { sampling: {}, elicitation: {} } },
+);
+
+const out = { sampling_requests: 0, elicitation_requests: 0 };
+client.setRequestHandler(CreateMessageRequestSchema, async () => {
+  out.sampling_requests++;
+  return { model: "test-model", role: "assistant", content: { type: "text", text: "sampled-by-sdk-client" } };
+});
+client.setRequestHandler(ElicitRequestSchema, async () => {
+  out.elicitation_requests++;
+  return { action: "accept", content: { name: "Ada Lovelace", check: true } };
+});
+
+function text(result) {
+  return (result.content ?? []).filter((c) => c.type === "text").map((c) => c.text).join("\n");
+}
+
+try {
+  await client.connect(transport);
+  out.server = client.getServerVersion();
+  out.session = transport.sessionId ?? null;
+  out.tools = (await client.listTools()).tools.map((t) => t.name);
+  for (const step of steps) {
+    if (step === "echo") {
+      out.echo = text(await client.callTool({ name: "echo", arguments: { message: "hello from the SDK" } }));
+    } else if (step === "progress") {
+      const progress = [];
+      const result = await client.callTool(
+        { name: "trigger-long-running-operation", arguments: { duration: 1, steps: 3 } },
+        CallToolResultSchema,
+        { onprogress: (p) => progress.push(p.progress) },
+      );
+      out.progress = progress;
+      out.long_running = text(result);
+    } else if (step === "sampling") {
+      out.sampling = text(await client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "Say hi" } }));
+    } else if (step === "elicitation") {
+      out.elicitation = text(await client.callTool({ name: "trigger-elicitation-request", arguments: {} }));
+    } else if (step.startsWith("call:")) {
+      const name = step.slice(5);
+      try {
+        out[step] = { result: await client.callTool({ name, arguments: { message: "x" } }) };
+      } catch (e) {
+        out[step] = { error: { name: e.constructor.name, code: e.code ?? null, message: e.message } };
+      }
+    } else {
+      throw new Error(`unknown step ${step}`);
+    }
+  }
+  await client.close();
+  console.log(JSON.stringify(out));
+} catch (e) {
+  console.log(JSON.stringify({ ...out, fatal: { name: e.constructor.name, code: e.code ?? null, message: e.message } }));
+  process.exit(1);
+}
