@@ -131,6 +131,15 @@ fn init_logging(loaded: &Loaded) -> Result<(), String> {
 }
 
 async fn run(loaded: Loaded) -> ExitCode {
+    // Handlers first: a signal that arrives while ports are being bound must still mean
+    // "drain and exit 0", not the default "die".
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
     let running = match agw_gateway::start(&loaded).await {
         Ok(r) => r,
         Err(agw_gateway::StartError::Config(e)) => {
@@ -142,25 +151,47 @@ async fn run(loaded: Loaded) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let signal = wait_for_signal().await;
+    let signal = signals.wait().await;
     info!("received {signal}; draining and shutting down");
     running.shutdown().await;
     info!("shutdown complete");
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() -> &'static str {
-    #[cfg(unix)]
-    {
+#[cfg(unix)]
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn wait(mut self) -> &'static str {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals)
+    }
+
+    async fn wait(self) -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
     }
