@@ -16,20 +16,10 @@ const EXIT_CONFIG: u8 = 2;
 
 /// An MCP gateway that reads agentgateway's standalone YAML config.
 #[derive(Debug, Parser)]
-#[command(
-    name = "agentgateway",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "agentgateway", version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     /// Config file (YAML or JSON).
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        conflicts_with = "config"
-    )]
+    #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "config")]
     file: Option<PathBuf>,
 
     /// Config as an inline YAML string.
@@ -55,10 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Schema) = cli.command {
         let schema = agw_config::json_schema();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&schema).expect("schema serialises")
-        );
+        println!("{}", serde_json::to_string_pretty(&schema).expect("schema serialises"));
         return ExitCode::SUCCESS;
     }
     let loaded = match load(&cli) {
@@ -80,10 +67,7 @@ fn main() -> ExitCode {
         eprintln!("{msg}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -102,30 +86,18 @@ fn load(cli: &Cli) -> Result<Loaded, String> {
 }
 
 fn init_logging(loaded: &Loaded) -> Result<(), String> {
-    let logging = loaded
-        .config
-        .config
-        .as_ref()
-        .and_then(|c| c.logging.clone())
-        .unwrap_or_default();
+    let logging = loaded.config.config.as_ref().and_then(|c| c.logging.clone()).unwrap_or_default();
     let filter = match std::env::var("RUST_LOG") {
-        Ok(env) if !env.is_empty() => {
-            EnvFilter::try_new(env).map_err(|e| format!("RUST_LOG: {e}"))?
-        }
+        Ok(env) if !env.is_empty() => EnvFilter::try_new(env).map_err(|e| format!("RUST_LOG: {e}"))?,
         _ => {
             let level = logging.level.as_deref().unwrap_or("info");
-            EnvFilter::try_new(level)
-                .map_err(|e| format!("{}: config.logging.level: {e}", loaded.file))?
+            EnvFilter::try_new(level).map_err(|e| format!("{}: config.logging.level: {e}", loaded.file))?
         }
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match logging.format.unwrap_or_default() {
         LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
     }
     Ok(())
 }
@@ -168,10 +140,7 @@ struct Signals {
 impl Signals {
     fn install() -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
+        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
     }
 
     async fn wait(mut self) -> &'static str {

@@ -12,11 +12,7 @@ fn repo() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("binary runs")
+    Command::new(BIN).args(args).current_dir(repo()).output().expect("binary runs")
 }
 
 fn text(b: &[u8]) -> String {
@@ -27,20 +23,11 @@ fn text(b: &[u8]) -> String {
 fn version_and_help() {
     let out = run(&["--version"]);
     assert!(out.status.success());
-    assert_eq!(
-        text(&out.stdout).trim(),
-        format!("agentgateway {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(text(&out.stdout).trim(), format!("agentgateway {}", env!("CARGO_PKG_VERSION")));
     let out = run(&["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for flag in [
-        "--file",
-        "--config",
-        "--validate-only",
-        "schema",
-        "--version",
-    ] {
+    for flag in ["--file", "--config", "--validate-only", "schema", "--version"] {
         assert!(help.contains(flag), "{flag} in:\n{help}");
     }
 }
@@ -60,8 +47,7 @@ fn usage_errors_exit_2() {
 fn committed_schema_is_current() {
     let out = run(&["schema"]);
     assert!(out.status.success());
-    let committed = std::fs::read_to_string(repo().join("schema/config.json"))
-        .expect("schema/config.json exists");
+    let committed = std::fs::read_to_string(repo().join("schema/config.json")).expect("schema/config.json exists");
     assert!(
         text(&out.stdout) == committed,
         "schema/config.json is stale: run `cargo run -p agentgateway -- schema > schema/config.json`"
@@ -86,7 +72,12 @@ fn validate_only_accepts_the_example_and_reports_errors_with_positions() {
     let out = run(&["-f", bad.to_str().unwrap(), "--validate-only"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("bad.yaml:8:13: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].name: target name `my_tool`"), "{err}");
+    assert!(
+        err.contains(
+            "bad.yaml:8:13: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].name: target name `my_tool`"
+        ),
+        "{err}"
+    );
 
     let out = run(&[
         "--config",
@@ -94,7 +85,13 @@ fn validate_only_accepts_the_example_and_reports_errors_with_positions() {
         "--validate-only",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).starts_with("<inline>:6:16: binds[0].listeners[0].routes[0].matches[0].path.regex: invalid regular expression"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with(
+            "<inline>:6:16: binds[0].listeners[0].routes[0].matches[0].path.regex: invalid regular expression"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = run(&["-f", "/no/such/file.yaml"]);
     assert_eq!(out.status.code(), Some(2));
@@ -102,11 +99,7 @@ fn validate_only_accepts_the_example_and_reports_errors_with_positions() {
 }
 
 fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "agw-cli-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+    let d = std::env::temp_dir().join(format!("agw-cli-{}-{:?}", std::process::id(), std::thread::current().id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -144,10 +137,7 @@ fn start_until(args: &[&str], needle: &str) -> (Child, Vec<String>) {
 }
 
 fn sigterm(child: &Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
 }
 
 #[test]
@@ -158,16 +148,8 @@ fn starts_logs_the_tutorial_lines_and_stops_on_sigterm() {
     }
     let config = "config:\n  readinessAddr: 127.0.0.1:0\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - host: localhost:1\n";
     let (mut child, lines) = start_until(&["--config", config], "Admin UI available at");
-    assert!(
-        lines.iter().any(|l| l.contains("Listening on 0.0.0.0:")),
-        "{lines:#?}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("Admin UI available at http://localhost:15000/ui/")),
-        "{lines:#?}"
-    );
+    assert!(lines.iter().any(|l| l.contains("Listening on 0.0.0.0:")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("Admin UI available at http://localhost:15000/ui/")), "{lines:#?}");
     sigterm(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
@@ -182,11 +164,7 @@ fn a_port_in_use_is_a_runtime_failure() {
     );
     let out = run(&["--config", &config]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains(&format!("cannot listen on 0.0.0.0:{port}")),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains(&format!("cannot listen on 0.0.0.0:{port}")), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -194,14 +172,8 @@ fn json_logs_when_configured() {
     let config = "config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 'off'\n  logging:\n    format: json\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - host: localhost:1\n";
     let (child, lines) = start_until(&["--config", config], "Listening on");
     let line = lines.iter().find(|l| l.contains("Listening on")).unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-    assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Listening on 0.0.0.0:")
-    );
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+    assert!(v["message"].as_str().unwrap().starts_with("Listening on 0.0.0.0:"));
     assert_eq!(v["level"], "INFO");
     sigterm(&child);
     let mut child = child;

@@ -86,10 +86,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(path: FieldPath, message: impl Into<String>) -> FieldError {
-        FieldError {
-            path,
-            message: message.into(),
-        }
+        FieldError { path, message: message.into() }
     }
 
     /// The standard error for a field that agentgateway has and this gateway does not yet.
@@ -111,13 +108,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn at(file: &str, pos: Pos, path: Option<FieldPath>, message: String) -> Self {
-        ConfigError {
-            file: file.to_string(),
-            line: pos.line,
-            col: pos.col,
-            path,
-            message,
-        }
+        ConfigError { file: file.to_string(), line: pos.line, col: pos.col, path, message }
     }
 }
 

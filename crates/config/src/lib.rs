@@ -31,12 +31,7 @@ pub struct Loaded {
 impl Loaded {
     /// Locates a problem found after loading (e.g. a CEL rule that does not compile).
     pub fn error(&self, e: FieldError) -> ConfigError {
-        ConfigError::at(
-            &self.file,
-            self.source.locate(&e.path),
-            Some(e.path),
-            e.message,
-        )
+        ConfigError::at(&self.file, self.source.locate(&e.path), Some(e.path), e.message)
     }
 
     /// Locates several problems at once.
@@ -48,24 +43,13 @@ impl Loaded {
 /// Reads and loads a config file.
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
     let name = path.display().to_string();
-    let fail = |message: String| {
-        ConfigErrors(vec![ConfigError::at(
-            &name,
-            Pos { line: 1, col: 1 },
-            None,
-            message,
-        )])
-    };
-    let meta =
-        std::fs::metadata(path).map_err(|e| fail(format!("cannot read config file: {e}")))?;
+    let fail = |message: String| ConfigErrors(vec![ConfigError::at(&name, Pos { line: 1, col: 1 }, None, message)]);
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read config file: {e}")))?;
     if meta.len() > MAX_CONFIG_BYTES as u64 {
-        return Err(fail(format!(
-            "config file is larger than {MAX_CONFIG_BYTES} bytes"
-        )));
+        return Err(fail(format!("config file is larger than {MAX_CONFIG_BYTES} bytes")));
     }
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read config file: {e}")))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| fail("config file is not valid UTF-8".into()))?;
+    let text = String::from_utf8(bytes).map_err(|_| fail("config file is not valid UTF-8".into()))?;
     load_str(&name, &text)
 }
 
@@ -75,14 +59,9 @@ pub fn load_str(file: &str, text: &str) -> Result<Loaded, ConfigErrors> {
         ConfigErrors(vec![ConfigError::at(file, pos, path, message)])
     };
     if text.len() > MAX_CONFIG_BYTES {
-        return Err(one(
-            Pos { line: 1, col: 1 },
-            None,
-            format!("config is larger than {MAX_CONFIG_BYTES} bytes"),
-        ));
+        return Err(one(Pos { line: 1, col: 1 }, None, format!("config is larger than {MAX_CONFIG_BYTES} bytes")));
     }
-    let source = Source::parse(text)
-        .map_err(|e| one(e.pos, None, format!("invalid YAML: {}", e.message)))?;
+    let source = Source::parse(text).map_err(|e| one(e.pos, None, format!("invalid YAML: {}", e.message)))?;
     let mut value = source.to_value();
     if value.is_null() {
         value = serde_json::Value::Object(Default::default());
@@ -92,17 +71,9 @@ pub fn load_str(file: &str, text: &str) -> Result<Loaded, ConfigErrors> {
         let message = explain_serde(&e.inner().to_string());
         one(source.locate(&path), Some(path), message)
     })?;
-    let loaded = Loaded {
-        config,
-        file: file.to_string(),
-        source,
-    };
+    let loaded = Loaded { config, file: file.to_string(), source };
     let problems = validate::validate(&loaded.config);
-    if problems.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(loaded.errors(problems))
-    }
+    if problems.is_empty() { Ok(loaded) } else { Err(loaded.errors(problems)) }
 }
 
 /// serde's messages are good; a few are made friendlier.

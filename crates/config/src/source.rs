@@ -28,10 +28,7 @@ pub struct Pos {
 
 impl From<Marker> for Pos {
     fn from(m: Marker) -> Self {
-        Pos {
-            line: m.line(),
-            col: m.col() + 1,
-        }
+        Pos { line: m.line(), col: m.col() + 1 }
     }
 }
 
@@ -68,10 +65,7 @@ impl Source {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
         if let Err(e) = parser.load(&mut builder, false) {
-            return Err(SyntaxError {
-                pos: (*e.marker()).into(),
-                message: e.info().to_string(),
-            });
+            return Err(SyntaxError { pos: (*e.marker()).into(), message: e.info().to_string() });
         }
         if let Some(err) = builder.error {
             return Err(err);
@@ -93,10 +87,9 @@ impl Source {
         let mut pos = node.pos;
         for seg in path.segments() {
             let next = match (seg, &node.kind) {
-                (Segment::Key(k), Kind::Map(entries)) => entries
-                    .iter()
-                    .find(|(name, _, _)| name == k)
-                    .map(|(_, kp, n)| (*kp, n)),
+                (Segment::Key(k), Kind::Map(entries)) => {
+                    entries.iter().find(|(name, _, _)| name == k).map(|(_, kp, n)| (*kp, n))
+                }
                 (Segment::Index(i), Kind::Seq(items)) => items.get(*i).map(|n| (n.pos, n)),
                 _ => None,
             };
@@ -180,9 +173,7 @@ fn is_inf_or_nan(s: &str) -> bool {
 /// YAML 1.2 core floats: digits with a `.` and/or an exponent (`1.5`, `.5`, `1e3`).
 fn parse_float(s: &str) -> Option<Number> {
     let body = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let numeric = body
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+    let numeric = body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
     if !numeric || !body.bytes().any(|b| b.is_ascii_digit()) || !body.contains(['.', 'e', 'E']) {
         return None;
     }
@@ -190,17 +181,8 @@ fn parse_float(s: &str) -> Option<Number> {
 }
 
 enum Frame {
-    Seq {
-        pos: Pos,
-        anchor: usize,
-        items: Vec<Node>,
-    },
-    Map {
-        pos: Pos,
-        anchor: usize,
-        entries: Vec<(String, Pos, Node)>,
-        key: Option<(String, Pos)>,
-    },
+    Seq { pos: Pos, anchor: usize, items: Vec<Node> },
+    Map { pos: Pos, anchor: usize, entries: Vec<(String, Pos, Node)>, key: Option<(String, Pos)> },
 }
 
 #[derive(Default)]
@@ -215,20 +197,14 @@ struct Builder {
 impl Builder {
     fn fail(&mut self, pos: Pos, message: impl Into<String>) {
         if self.error.is_none() {
-            self.error = Some(SyntaxError {
-                pos,
-                message: message.into(),
-            });
+            self.error = Some(SyntaxError { pos, message: message.into() });
         }
     }
 
     fn count(&mut self, pos: Pos, n: usize) -> bool {
         self.nodes = self.nodes.saturating_add(n);
         if self.nodes > MAX_NODES {
-            self.fail(
-                pos,
-                "document too large (more than 1,000,000 nodes after expanding aliases)",
-            );
+            self.fail(pos, "document too large (more than 1,000,000 nodes after expanding aliases)");
             return false;
         }
         true
@@ -249,10 +225,7 @@ impl Builder {
                         Kind::Scalar(Value::String(s)) => *key = Some((s, key_pos)),
                         Kind::Scalar(Value::Null) => *key = Some(("null".into(), key_pos)),
                         Kind::Scalar(v) => *key = Some((v.to_string(), key_pos)),
-                        _ => self.fail(
-                            key_pos,
-                            "mapping keys must be plain values, not lists or maps",
-                        ),
+                        _ => self.fail(key_pos, "mapping keys must be plain values, not lists or maps"),
                     }
                 }
                 Some((k, key_pos)) => {
@@ -268,23 +241,14 @@ impl Builder {
 }
 
 fn earlier(a: Pos, b: Pos) -> Pos {
-    if (b.line, b.col) < (a.line, a.col) {
-        b
-    } else {
-        a
-    }
+    if (b.line, b.col) < (a.line, a.col) { b } else { a }
 }
 
 fn subtree_size(node: &Node) -> usize {
     match &node.kind {
         Kind::Scalar(_) => 1,
         Kind::Seq(items) => 1 + items.iter().map(subtree_size).sum::<usize>(),
-        Kind::Map(entries) => {
-            1 + entries
-                .iter()
-                .map(|(_, _, n)| 1 + subtree_size(n))
-                .sum::<usize>()
-        }
+        Kind::Map(entries) => 1 + entries.iter().map(|(_, _, n)| 1 + subtree_size(n)).sum::<usize>(),
     }
 }
 
@@ -300,13 +264,7 @@ impl MarkedEventReceiver for Builder {
                     return;
                 }
                 match scalar_value(text, style, tag.as_ref()) {
-                    Ok(v) => self.push(
-                        Node {
-                            pos,
-                            kind: Kind::Scalar(v),
-                        },
-                        anchor,
-                    ),
+                    Ok(v) => self.push(Node { pos, kind: Kind::Scalar(v) }, anchor),
                     Err(msg) => self.fail(pos, msg),
                 }
             }
@@ -319,45 +277,19 @@ impl MarkedEventReceiver for Builder {
                     return;
                 }
                 let frame = if matches!(ev, Event::SequenceStart(..)) {
-                    Frame::Seq {
-                        pos,
-                        anchor,
-                        items: Vec::new(),
-                    }
+                    Frame::Seq { pos, anchor, items: Vec::new() }
                 } else {
-                    Frame::Map {
-                        pos,
-                        anchor,
-                        entries: Vec::new(),
-                        key: None,
-                    }
+                    Frame::Map { pos, anchor, entries: Vec::new(), key: None }
                 };
                 self.stack.push(frame);
             }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Seq { pos, anchor, items }) => self.push(
-                    Node {
-                        pos,
-                        kind: Kind::Seq(items),
-                    },
-                    anchor,
-                ),
-                Some(Frame::Map {
-                    pos,
-                    anchor,
-                    entries,
-                    ..
-                }) => {
+                Some(Frame::Seq { pos, anchor, items }) => self.push(Node { pos, kind: Kind::Seq(items) }, anchor),
+                Some(Frame::Map { pos, anchor, entries, .. }) => {
                     // A block mapping's start event is marked after its first key; the key is
                     // where a reader expects the mapping to begin.
                     let pos = entries.first().map_or(pos, |(_, kp, _)| earlier(pos, *kp));
-                    self.push(
-                        Node {
-                            pos,
-                            kind: Kind::Map(entries),
-                        },
-                        anchor,
-                    )
+                    self.push(Node { pos, kind: Kind::Map(entries) }, anchor)
                 }
                 None => self.fail(pos, "unbalanced collection end"),
             },
@@ -388,8 +320,7 @@ mod tests {
 
     #[test]
     fn scalars_follow_the_core_schema() {
-        let src =
-            Source::parse("a: 1\nb: '1'\nc: true\nd: ~\ne: 1.5\nf: yes\ng: 0x10\nh: -3\n").unwrap();
+        let src = Source::parse("a: 1\nb: '1'\nc: true\nd: ~\ne: 1.5\nf: yes\ng: 0x10\nh: -3\n").unwrap();
         assert_eq!(
             src.to_value(),
             json!({"a": 1, "b": "1", "c": true, "d": null, "e": 1.5, "f": "yes", "g": 16, "h": -3})
@@ -400,12 +331,7 @@ mod tests {
     fn locates_keys_and_items() {
         let text = "binds:\n- port: 3000\n  listeners:\n  - routes: []\n";
         let src = Source::parse(text).unwrap();
-        let path = FieldPath::root()
-            .key("binds")
-            .index(0)
-            .key("listeners")
-            .index(0)
-            .key("routes");
+        let path = FieldPath::root().key("binds").index(0).key("listeners").index(0).key("routes");
         assert_eq!(src.locate(&path), Pos { line: 4, col: 5 });
         let missing = FieldPath::root().key("binds").index(0).key("nope");
         assert_eq!(src.locate(&missing), Pos { line: 2, col: 3 });
@@ -438,11 +364,7 @@ mod tests {
     fn deep_nesting_is_refused() {
         let text = "[".repeat(500) + &"]".repeat(500);
         let err = Source::parse(&text).unwrap_err();
-        assert!(
-            err.message.contains("deep") || err.message.contains("recursion"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("deep") || err.message.contains("recursion"), "{}", err.message);
     }
 
     #[test]
@@ -455,9 +377,6 @@ mod tests {
     #[test]
     fn floats_and_strings_that_look_numeric() {
         let src = Source::parse("a: 1e3\nb: 1.2.3\nc: 10s\nd: .5\n").unwrap();
-        assert_eq!(
-            src.to_value(),
-            json!({"a": 1000.0, "b": "1.2.3", "c": "10s", "d": 0.5})
-        );
+        assert_eq!(src.to_value(), json!({"a": 1000.0, "b": "1.2.3", "c": "10s", "d": 0.5}));
     }
 }

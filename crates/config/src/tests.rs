@@ -33,16 +33,9 @@ fn minimal_mcp_config_loads() {
     let loaded = load_str("config.yaml", MINIMAL).unwrap();
     let bind = &loaded.config.binds[0];
     assert_eq!(bind.port, 3000);
-    let target = &bind.listeners[0].routes[0].backends[0]
-        .mcp
-        .as_ref()
-        .unwrap()
-        .targets[0];
+    let target = &bind.listeners[0].routes[0].backends[0].mcp.as_ref().unwrap().targets[0];
     assert_eq!(target.name, "mcp");
-    assert_eq!(
-        target.mcp.as_ref().unwrap().host.as_deref(),
-        Some("http://localhost:3001/mcp")
-    );
+    assert_eq!(target.mcp.as_ref().unwrap().host.as_deref(), Some("http://localhost:3001/mcp"));
 }
 
 #[test]
@@ -101,7 +94,7 @@ fn malformed_configs_name_file_line_column_and_path() {
         // 13. a non-http URL
         (
             &MINIMAL.replace("http://localhost:3001/mcp", "ftp://localhost/mcp"),
-            "config.yaml:10:15: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].mcp.host: `ftp://localhost/mcp`: only http:// URLs",
+            "config.yaml:10:15: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].mcp.host: `ftp://localhost/mcp`: only http:// and https:// URLs",
         ),
         // 14. an admin address without a port
         ("config:\n  adminAddr: localhost\n", "config.yaml:2:3: config.adminAddr: `localhost` is not `host:port`"),
@@ -118,27 +111,16 @@ fn malformed_configs_name_file_line_column_and_path() {
     ];
     for (text, want) in cases {
         let got = errors(text);
-        assert!(
-            got.iter().any(|e| e.contains(want)),
-            "want `{want}`\n got {got:#?}\n for:\n{text}"
-        );
+        assert!(got.iter().any(|e| e.contains(want)), "want `{want}`\n got {got:#?}\n for:\n{text}");
     }
 }
 
 #[test]
 fn agentgateway_features_not_implemented_are_rejected_not_ignored() {
-    let text = MINIMAL.replace(
-        "    - backends:",
-        "    - policies:\n        retry:\n          codes: [503]\n      backends:",
-    );
-    assert_eq!(
-        error(&text),
-        "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.retry: not supported yet"
-    );
-    assert_eq!(
-        error("gateways:\n  default:\n    port: 3000\n"),
-        "config.yaml:1:1: gateways: not supported yet"
-    );
+    let text =
+        MINIMAL.replace("    - backends:", "    - policies:\n        retry:\n          codes: [503]\n      backends:");
+    assert_eq!(error(&text), "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.retry: not supported yet");
+    assert_eq!(error("gateways:\n  default:\n    port: 3000\n"), "config.yaml:1:1: gateways: not supported yet");
 }
 
 #[test]

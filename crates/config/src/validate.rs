@@ -8,9 +8,8 @@ use std::collections::HashSet;
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    Bind, Config, GatewayPolicies, Listener, ListenerProtocol, McpBackend, McpHost, McpTarget,
-    PathMatch, PrefixMode, Route, RouteBackend, RoutePolicies, Settings, StatefulMode, Unsupported,
-    present,
+    AuthMode, BasicAuth, Bind, Config, GatewayPolicies, JwtAuth, Listener, ListenerProtocol, McpBackend, McpHost,
+    McpTarget, PathMatch, PrefixMode, Route, RouteBackend, RoutePolicies, Settings, StatefulMode, Unsupported, present,
 };
 
 pub(crate) fn validate(config: &Config) -> Vec<FieldError> {
@@ -29,11 +28,7 @@ impl Validator {
         self.errors.push(FieldError::new(path, message));
     }
 
-    fn unsupported<'a>(
-        &mut self,
-        at: &FieldPath,
-        items: impl Iterator<Item = (&'static str, &'a Unsupported)>,
-    ) {
+    fn unsupported<'a>(&mut self, at: &FieldPath, items: impl Iterator<Item = (&'static str, &'a Unsupported)>) {
         for (name, _) in items {
             self.errors.push(FieldError::not_supported(at.key(name)));
         }
@@ -49,13 +44,7 @@ impl Validator {
         for (i, bind) in c.binds.iter().enumerate() {
             let at = root.key("binds").index(i);
             if bind.port != 0 && !ports.insert(bind.port) {
-                self.err(
-                    at.key("port"),
-                    format!(
-                        "port {} is bound twice; put both listeners in one bind",
-                        bind.port
-                    ),
-                );
+                self.err(at.key("port"), format!("port {} is bound twice; put both listeners in one bind", bind.port));
             }
             self.bind(&at, bind);
         }
@@ -63,10 +52,7 @@ impl Validator {
 
     fn settings(&mut self, at: &FieldPath, s: &Settings) {
         self.unsupported(at, s.unsupported());
-        for (name, addr) in [
-            ("adminAddr", &s.admin_addr),
-            ("readinessAddr", &s.readiness_addr),
-        ] {
+        for (name, addr) in [("adminAddr", &s.admin_addr), ("readinessAddr", &s.readiness_addr)] {
             if let Some(addr) = addr
                 && let Err(msg) = check_addr(addr)
             {
@@ -74,14 +60,14 @@ impl Validator {
             }
         }
         if s.stats_addr.as_deref().is_some_and(|a| a != "off") {
-            self.err(at.key("statsAddr"), "not supported yet (metrics arrive with the operations work); remove it or set `off`");
+            self.err(
+                at.key("statsAddr"),
+                "not supported yet (metrics arrive with the operations work); remove it or set `off`",
+            );
         }
         if let Some(logging) = &s.logging {
             let at = at.key("logging");
-            self.unsupported(
-                &at,
-                present([("filter", &logging.filter), ("fields", &logging.fields)]),
-            );
+            self.unsupported(&at, present([("filter", &logging.filter), ("fields", &logging.fields)]));
         }
         if s.tracing.is_some() {
             self.err(at.key("tracing"), "not supported yet");
@@ -94,11 +80,7 @@ impl Validator {
     fn bind(&mut self, at: &FieldPath, b: &Bind) {
         self.unsupported(
             at,
-            present([
-                ("protocol", &b.protocol),
-                ("tunnelProtocol", &b.tunnel_protocol),
-                ("mode", &b.mode),
-            ]),
+            present([("protocol", &b.protocol), ("tunnelProtocol", &b.tunnel_protocol), ("mode", &b.mode)]),
         );
         let mut names = HashSet::new();
         for (i, l) in b.listeners.iter().enumerate() {
@@ -106,10 +88,7 @@ impl Validator {
             if let Some(name) = &l.name
                 && !names.insert(name.as_str())
             {
-                self.err(
-                    at.key("name"),
-                    format!("listener name `{name}` is used twice in this bind"),
-                );
+                self.err(at.key("name"), format!("listener name `{name}` is used twice in this bind"));
             }
             self.listener(&at, l);
         }
@@ -125,13 +104,10 @@ impl Validator {
                     self.err(at.key("tls"), "`tls` needs `protocol: HTTPS`");
                 }
             }
-            ListenerProtocol::Https => {
-                self.err(at.key("protocol"), "not supported yet (HTTPS listeners)")
+            ListenerProtocol::Https => self.err(at.key("protocol"), "not supported yet (HTTPS listeners)"),
+            ListenerProtocol::Tls | ListenerProtocol::Tcp | ListenerProtocol::Hbone => {
+                self.err(at.key("protocol"), "not supported yet (only HTTP listeners)")
             }
-            ListenerProtocol::Tls | ListenerProtocol::Tcp | ListenerProtocol::Hbone => self.err(
-                at.key("protocol"),
-                "not supported yet (only HTTP listeners)",
-            ),
         }
         if let Some(h) = &l.hostname
             && let Err(msg) = check_hostname(h)
@@ -148,17 +124,42 @@ impl Validator {
 
     fn gateway_policies(&mut self, at: &FieldPath, p: &GatewayPolicies) {
         self.unsupported(at, p.unsupported());
-        let pending = [
-            ("jwtAuth", p.jwt_auth.is_some()),
-            ("apiKey", p.api_key.is_some()),
-            ("basicAuth", p.basic_auth.is_some()),
-            ("authorization", p.authorization.is_some()),
-            ("cors", p.cors.is_some()),
-        ];
+        let pending = [("authorization", p.authorization.is_some())];
+        if let Some(j) = &p.jwt_auth {
+            self.jwt_auth(&at.key("jwtAuth"), j);
+        }
+        if let Some(b) = &p.basic_auth {
+            self.basic_auth(&at.key("basicAuth"), b);
+        }
         for (name, set) in pending {
             if set {
                 self.errors.push(FieldError::not_supported(at.key(name)));
             }
+        }
+    }
+
+    fn jwt_auth(&mut self, at: &FieldPath, j: &JwtAuth) {
+        match (&j.providers, &j.issuer, &j.jwks) {
+            (Some(p), None, None) => {
+                if p.is_empty() {
+                    self.err(at.key("providers"), "needs at least one provider");
+                }
+                if j.audiences.is_some() || j.jwt_validation_options.is_some() {
+                    self.err(at.clone(), "with `providers`, set `audiences` and `jwtValidationOptions` per provider");
+                }
+            }
+            (None, Some(_), Some(_)) => {}
+            (None, None, _) => self.err(at.clone(), "needs `issuer` and `jwks` (or `providers`)"),
+            (None, Some(_), None) => {
+                self.err(at.key("jwks"), "missing: the issuer's keys (`jwks: {file: …}`, `{url: …}` or inline JSON)")
+            }
+            (Some(_), _, _) => self.err(at.key("providers"), "use either `providers` or `issuer`/`jwks`, not both"),
+        }
+    }
+
+    fn basic_auth(&mut self, at: &FieldPath, b: &BasicAuth) {
+        if b.mode == Some(AuthMode::Permissive) {
+            self.err(at.key("mode"), "basicAuth supports `strict` and `optional` only");
         }
     }
 
@@ -174,19 +175,15 @@ impl Validator {
                 Some(PathMatch::Exact(p)) if !p.starts_with('/') => {
                     self.err(at.key("path").key("exact"), "a path must start with `/`")
                 }
-                Some(PathMatch::PathPrefix(p)) if !p.starts_with('/') => self.err(
-                    at.key("path").key("pathPrefix"),
-                    "a path prefix must start with `/`",
-                ),
+                Some(PathMatch::PathPrefix(p)) if !p.starts_with('/') => {
+                    self.err(at.key("path").key("pathPrefix"), "a path prefix must start with `/`")
+                }
                 _ => {}
             }
             if let Some(method) = &m.method
                 && (method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()))
             {
-                self.err(
-                    at.key("method"),
-                    format!("`{method}` is not an HTTP method (expected e.g. GET, POST)"),
-                );
+                self.err(at.key("method"), format!("`{method}` is not an HTTP method (expected e.g. GET, POST)"));
             }
         }
         if let Some(p) = &r.policies {
@@ -195,10 +192,7 @@ impl Validator {
         match r.backends.len() {
             0 => self.err(at.key("backends"), "a route needs a backend"),
             1 => {}
-            _ => self.err(
-                at.key("backends").index(1),
-                "not supported yet (one backend per route)",
-            ),
+            _ => self.err(at.key("backends").index(1), "not supported yet (one backend per route)"),
         }
         for (i, b) in r.backends.iter().enumerate() {
             self.backend(&at.key("backends").index(i), b);
@@ -208,16 +202,28 @@ impl Validator {
     fn route_policies(&mut self, at: &FieldPath, p: &RoutePolicies) {
         self.unsupported(at, p.unsupported());
         let pending = [
-            ("cors", p.cors.is_some()),
-            ("jwtAuth", p.jwt_auth.is_some()),
-            ("mcpAuthentication", p.mcp_authentication.is_some()),
             ("mcpAuthorization", p.mcp_authorization.is_some()),
             ("authorization", p.authorization.is_some()),
-            ("apiKey", p.api_key.is_some()),
-            ("basicAuth", p.basic_auth.is_some()),
             ("localRateLimit", p.local_rate_limit.is_some()),
-            ("backendAuth", p.backend_auth.is_some()),
         ];
+        if let Some(j) = &p.jwt_auth {
+            self.jwt_auth(&at.key("jwtAuth"), j);
+        }
+        if let Some(b) = &p.basic_auth {
+            self.basic_auth(&at.key("basicAuth"), b);
+        }
+        if let Some(m) = &p.mcp_authentication
+            && let Some(provider) = &m.provider
+        {
+            self.unsupported(&at.key("mcpAuthentication"), std::iter::once(("provider", provider)));
+        }
+        if let Some(b) = &p.backend_auth {
+            let at = at.key("backendAuth");
+            self.unsupported(&at, b.unsupported());
+            if b.passthrough.is_none() && b.unsupported().next().is_none() {
+                self.err(at, "needs `passthrough: {}` (the only backend auth supported yet)");
+            }
+        }
         for (name, set) in pending {
             if set {
                 self.errors.push(FieldError::not_supported(at.key(name)));
@@ -226,10 +232,7 @@ impl Validator {
         if let Some(t) = &p.timeout
             && let Some(idle) = &t.response_idle_timeout
         {
-            self.unsupported(
-                &at.key("timeout"),
-                std::iter::once(("responseIdleTimeout", idle)),
-            );
+            self.unsupported(&at.key("timeout"), std::iter::once(("responseIdleTimeout", idle)));
         }
         for (name, m) in [
             ("requestHeaderModifier", &p.request_header_modifier),
@@ -259,10 +262,7 @@ impl Validator {
         if kinds == 0 {
             self.err(at.clone(), "a backend needs one of `host` or `mcp`");
         } else if kinds > 1 {
-            self.err(
-                at.clone(),
-                "a backend has exactly one of `host`, `mcp`, …; found several",
-            );
+            self.err(at.clone(), "a backend has exactly one of `host`, `mcp`, …; found several");
         }
         if let Some(host) = &b.host
             && let Err(msg) = check_host_port(host)
@@ -275,21 +275,12 @@ impl Validator {
     }
 
     fn mcp(&mut self, at: &FieldPath, m: &McpBackend) {
-        self.unsupported(
-            at,
-            present([("sseKeepAlive", &m.sse_keep_alive), ("server", &m.server)]),
-        );
+        self.unsupported(at, present([("sseKeepAlive", &m.sse_keep_alive), ("server", &m.server)]));
         if m.targets.is_empty() {
-            self.err(
-                at.key("targets"),
-                "an MCP backend needs at least one target",
-            );
+            self.err(at.key("targets"), "an MCP backend needs at least one target");
         }
         if m.targets.len() > 1 {
-            self.err(
-                at.key("targets").index(1),
-                "not supported yet (one target per MCP backend)",
-            );
+            self.err(at.key("targets").index(1), "not supported yet (one target per MCP backend)");
         }
         if m.stateful_mode == Some(StatefulMode::Stateless) {
             self.err(at.key("statefulMode"), "not supported yet (`stateless`)");
@@ -301,10 +292,7 @@ impl Validator {
         for (i, t) in m.targets.iter().enumerate() {
             let at = at.key("targets").index(i);
             if !names.insert(t.name.as_str()) {
-                self.err(
-                    at.key("name"),
-                    format!("target name `{}` is used twice", t.name),
-                );
+                self.err(at.key("name"), format!("target name `{}` is used twice", t.name));
             }
             self.target(&at, t);
         }
@@ -316,28 +304,14 @@ impl Validator {
         }
         self.unsupported(
             at,
-            present([
-                ("openapi", &t.openapi),
-                ("policies", &t.policies),
-                ("condition", &t.condition),
-            ]),
+            present([("openapi", &t.openapi), ("policies", &t.policies), ("condition", &t.condition)]),
         );
-        let kinds = [
-            t.mcp.is_some(),
-            t.sse.is_some(),
-            t.stdio.is_some(),
-            t.openapi.is_some(),
-        ]
-        .iter()
-        .filter(|k| **k)
-        .count();
+        let kinds =
+            [t.mcp.is_some(), t.sse.is_some(), t.stdio.is_some(), t.openapi.is_some()].iter().filter(|k| **k).count();
         if kinds == 0 {
             self.err(at.clone(), "a target needs one of `mcp`, `sse` or `stdio`");
         } else if kinds > 1 {
-            self.err(
-                at.clone(),
-                "a target has exactly one of `mcp`, `sse`, `stdio`; found several",
-            );
+            self.err(at.clone(), "a target has exactly one of `mcp`, `sse`, `stdio`; found several");
         }
         if let Some(h) = &t.mcp {
             self.mcp_host(&at.key("mcp"), h);
@@ -356,10 +330,7 @@ impl Validator {
             return;
         }
         let Some(host) = &h.host else {
-            self.err(
-                at.key("host"),
-                "missing field `host` (e.g. `host: http://localhost:3001/mcp`)",
-            );
+            self.err(at.key("host"), "missing field `host` (e.g. `host: http://localhost:3001/mcp`)");
             return;
         };
         match (h.port, &h.path) {
@@ -373,20 +344,11 @@ impl Validator {
                     self.err(at.key("path"), "a path must start with `/`");
                 }
                 if host.contains('/') || host.contains(':') {
-                    self.err(
-                        at.key("host"),
-                        "with `port` and `path`, `host` is a bare host name",
-                    );
+                    self.err(at.key("host"), "with `port` and `path`, `host` is a bare host name");
                 }
             }
-            (Some(_), None) => self.err(
-                at.clone(),
-                "`port` needs `path` too (or write the full URL in `host`)",
-            ),
-            (None, Some(_)) => self.err(
-                at.clone(),
-                "`path` needs `port` too (or write the full URL in `host`)",
-            ),
+            (Some(_), None) => self.err(at.clone(), "`port` needs `path` too (or write the full URL in `host`)"),
+            (None, Some(_)) => self.err(at.clone(), "`path` needs `port` too (or write the full URL in `host`)"),
         }
     }
 }
@@ -409,20 +371,16 @@ fn check_host_port(s: &str) -> Result<(), String> {
 }
 
 fn check_url(s: &str) -> Result<(), String> {
-    let rest = if let Some(r) = s.strip_prefix("http://") {
+    let rest = if let Some(r) = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://")) {
         r
-    } else if s.starts_with("https://") {
-        return Err("not supported yet (https upstreams); use an http:// URL".into());
     } else if s.contains("://") {
-        return Err(format!("`{s}`: only http:// URLs are supported"));
+        return Err(format!("`{s}`: only http:// and https:// URLs are supported"));
     } else {
         s
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.is_empty() || authority.contains('@') {
-        return Err(format!(
-            "`{s}` is not a URL like `http://localhost:3001/mcp`"
-        ));
+        return Err(format!("`{s}` is not a URL like `http://localhost:3001/mcp`"));
     }
     if let Some((_, port)) = authority.rsplit_once(':')
         && !authority.ends_with(']')
@@ -437,14 +395,8 @@ fn check_hostname(h: &str) -> Result<(), String> {
     let body = h.strip_prefix("*.").unwrap_or(h);
     let ok = !body.is_empty()
         && body.len() <= 253
-        && body
-            .split('.')
-            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-    if ok || h == "*" {
-        Ok(())
-    } else {
-        Err(format!("`{h}` is not a host name (or `*.suffix` wildcard)"))
-    }
+        && body.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if ok || h == "*" { Ok(()) } else { Err(format!("`{h}` is not a host name (or `*.suffix` wildcard)")) }
 }
 
 /// Target names become tool-name prefixes: a DNS-label-like name without `_` or `+`.
@@ -456,22 +408,16 @@ fn check_target_name(name: &str) -> Result<(), String> {
     }
     let label_ok = |l: &str| {
         !l.is_empty()
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
     if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
-        return Err(format!(
-            "target name `{name}`: use lower-case letters, digits, `-` and `.`"
-        ));
+        return Err(format!("target name `{name}`: use lower-case letters, digits, `-` and `.`"));
     }
     Ok(())
 }
 
 fn http_header_name_invalid(h: &str) -> bool {
-    h.is_empty()
-        || !h
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

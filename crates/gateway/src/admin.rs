@@ -37,9 +37,7 @@ where
             let app = app.clone();
             async move { Ok::<_, Infallible>(app(req).await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
+        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -50,11 +48,7 @@ where
     }
 }
 
-pub(crate) async fn serve_admin(
-    tcp: TcpListener,
-    shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub(crate) async fn serve_admin(tcp: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
     serve(tcp, shutdown, move |req| {
         let shared = shared.clone();
         async move { admin(&shared, req) }
@@ -69,9 +63,7 @@ pub(crate) async fn serve_readiness(tcp: TcpListener, shutdown: watch::Receiver<
         async move {
             match (req.method(), req.uri().path()) {
                 (&Method::GET, "/healthz/ready") if !stopping => text(StatusCode::OK, "ready\n"),
-                (&Method::GET, "/healthz/ready") => {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-                }
+                (&Method::GET, "/healthz/ready") => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
                 _ => text(StatusCode::NOT_FOUND, "not found\n"),
             }
         }
@@ -86,15 +78,10 @@ fn admin(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     match req.uri().path() {
         "/" | "/ui" => {
             let mut r = text(StatusCode::FOUND, "");
-            r.headers_mut()
-                .insert(LOCATION, HeaderValue::from_static("/ui/"));
+            r.headers_mut().insert(LOCATION, HeaderValue::from_static("/ui/"));
             r
         }
-        "/ui/" => with_type(
-            StatusCode::OK,
-            UI_PAGE.to_string(),
-            "text/html; charset=utf-8",
-        ),
+        "/ui/" => with_type(StatusCode::OK, UI_PAGE.to_string(), "text/html; charset=utf-8"),
         "/config_dump" => {
             let dump = &shared.runtime.load().dump;
             let body = serde_json::to_string_pretty(dump).unwrap_or_else(|_| "{}".into());
@@ -111,7 +98,6 @@ fn text(status: StatusCode, s: &'static str) -> Response<Body> {
 fn with_type(status: StatusCode, s: String, ct: &'static str) -> Response<Body> {
     let mut r = Response::new(body::full(s));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ct));
     r
 }

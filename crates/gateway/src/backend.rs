@@ -6,6 +6,7 @@ use std::time::Duration;
 use agw_mcp::body::{Body, BoxError};
 use agw_mcp::upstream::SendError;
 use agw_mcp::{CallOptions, HttpClient, Relay};
+use agw_policy::location::Location;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, Uri};
@@ -14,6 +15,7 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 use tracing::warn;
 
+use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::resolve::{Backend, Policies};
 
@@ -42,9 +44,20 @@ where
     B::Error: Into<BoxError>,
 {
     let arrived = Instant::now();
+    // The validated token goes upstream only when a policy says so.
+    let forward = req.extensions().get::<Identity>().and_then(|id| id.token.as_ref()).and_then(|t| {
+        match (&policies.passthrough, t.preserved) {
+            (Some(loc), _) => Some((loc.clone(), t.value.clone())),
+            (None, true) => Some((Location::bearer(), t.value.clone())),
+            (None, false) => None,
+        }
+    });
     match backend {
         Backend::Mcp(mcp) => {
             let mut extra = HeaderMap::new();
+            if let Some((name, value)) = forward.as_ref().and_then(|(loc, token)| loc.header(token)) {
+                extra.insert(name, value);
+            }
             policies.request_headers.apply(&mut extra);
             let opts = CallOptions {
                 deadline: policies.request_timeout.map(|d| (arrived + d, d)),
@@ -54,13 +67,16 @@ where
             relay.serve(mcp.clone(), req, opts).await
         }
         Backend::Host { authority } => {
-            let limit = [policies.request_timeout, policies.backend_timeout]
-                .into_iter()
-                .flatten()
-                .min();
-            proxy(client, authority, policies, peer, req, limit)
-                .await
-                .unwrap_or_else(GatewayError::into_response)
+            let limit = [policies.request_timeout, policies.backend_timeout].into_iter().flatten().min();
+            let req = match forward {
+                Some((loc, token)) => {
+                    let (mut parts, body) = req.into_parts();
+                    loc.insert(&mut parts, &token);
+                    Request::from_parts(parts, body)
+                }
+                None => req,
+            };
+            proxy(client, authority, policies, peer, req, limit).await.unwrap_or_else(GatewayError::into_response)
         }
     }
 }
@@ -88,18 +104,15 @@ where
         .map_err(|_| GatewayError::UpstreamFailed)?;
     parts.version = http::Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    parts.headers.insert(
-        header::HOST,
-        HeaderValue::from_str(authority.as_str()).map_err(|_| GatewayError::UpstreamFailed)?,
-    );
+    parts
+        .headers
+        .insert(header::HOST, HeaderValue::from_str(authority.as_str()).map_err(|_| GatewayError::UpstreamFailed)?);
     append_forwarded_for(&mut parts.headers, peer);
     policies.request_headers.apply(&mut parts.headers);
     let upstream = Request::from_parts(parts, body.map_err(Into::into).boxed());
     let send = client.send(upstream);
     let result = match limit {
-        Some(d) => tokio::time::timeout(d, send)
-            .await
-            .map_err(|_| GatewayError::UpstreamTimeout)?,
+        Some(d) => tokio::time::timeout(d, send).await.map_err(|_| GatewayError::UpstreamTimeout)?,
         None => send.await,
     };
     let resp = result.map_err(|e| {
@@ -111,10 +124,7 @@ where
     })?;
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(
-        parts,
-        body.map_err(Into::into).boxed(),
-    ))
+    Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {

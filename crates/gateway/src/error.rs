@@ -37,8 +37,7 @@ impl GatewayError {
         let text = serde_json::json!({ "error": self.to_string() }).to_string();
         let mut r = Response::new(body::full(text));
         *r.status_mut() = self.status();
-        r.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
     }
 }

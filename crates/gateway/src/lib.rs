@@ -4,8 +4,10 @@
 //! those steps. See `ARCHITECTURE.md` at the repository root.
 
 mod admin;
+pub mod auth;
 mod backend;
 mod error;
+pub mod jwks;
 mod listener;
 pub mod resolve;
 pub mod route;
@@ -67,10 +69,9 @@ impl Running {
 /// Binds every port of the config and starts serving.
 pub async fn start(loaded: &Loaded) -> Result<Running, StartError> {
     let runtime = resolve(loaded)?;
+    let remote_jwks = runtime.remote_jwks.clone();
     let settings = loaded.config.config.clone().unwrap_or_default();
-    let drain = settings
-        .connection_termination_deadline
-        .map_or(resolve::DEFAULT_DRAIN, |d| d.get());
+    let drain = settings.connection_termination_deadline.map_or(resolve::DEFAULT_DRAIN, |d| d.get());
     let client = HttpClient::new(Duration::from_secs(10));
     let shared = Arc::new(Shared {
         relay: Relay::new(client.clone(), Limits::default()),
@@ -79,33 +80,26 @@ pub async fn start(loaded: &Loaded) -> Result<Running, StartError> {
     });
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    // Key servers may be down at start-up: fetching happens in the background and requests
+    // get 401 until keys arrive.
+    for remote in remote_jwks {
+        tasks.spawn(remote.run(stop.clone()));
+    }
 
     let mut bind_addrs = Vec::new();
     for (index, bind) in loaded.config.binds.iter().enumerate() {
         let addr = format!("0.0.0.0:{}", bind.port);
         let tcp = listen(&addr).await?;
-        let local = tcp.local_addr().map_err(|source| StartError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
+        let local = tcp.local_addr().map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
         info!("Listening on {local}");
         bind_addrs.push(local);
-        tasks.spawn(listener::serve_bind(
-            tcp,
-            index,
-            shared.clone(),
-            stop.clone(),
-            drain,
-        ));
+        tasks.spawn(listener::serve_bind(tcp, index, shared.clone(), stop.clone(), drain));
     }
 
     let admin_addr = match optional_addr(settings.admin_addr.as_deref(), DEFAULT_ADMIN_ADDR) {
         Some(addr) => {
             let tcp = listen(addr).await?;
-            let local = tcp.local_addr().map_err(|source| StartError::Bind {
-                addr: addr.into(),
-                source,
-            })?;
+            let local = tcp.local_addr().map_err(|source| StartError::Bind { addr: addr.into(), source })?;
             let host = addr.rsplit_once(':').map_or("localhost", |(h, _)| h);
             info!("Admin UI available at http://{host}:{}/ui/", local.port());
             tasks.spawn(admin::serve_admin(tcp, shared.clone(), stop.clone()));
@@ -113,27 +107,17 @@ pub async fn start(loaded: &Loaded) -> Result<Running, StartError> {
         }
         None => None,
     };
-    let readiness_addr =
-        match optional_addr(settings.readiness_addr.as_deref(), DEFAULT_READINESS_ADDR) {
-            Some(addr) => {
-                let tcp = listen(addr).await?;
-                let local = tcp.local_addr().map_err(|source| StartError::Bind {
-                    addr: addr.into(),
-                    source,
-                })?;
-                info!("Readiness on http://{local}/healthz/ready");
-                tasks.spawn(admin::serve_readiness(tcp, stop.clone()));
-                Some(local)
-            }
-            None => None,
-        };
-    Ok(Running {
-        bind_addrs,
-        admin_addr,
-        readiness_addr,
-        shutdown,
-        tasks,
-    })
+    let readiness_addr = match optional_addr(settings.readiness_addr.as_deref(), DEFAULT_READINESS_ADDR) {
+        Some(addr) => {
+            let tcp = listen(addr).await?;
+            let local = tcp.local_addr().map_err(|source| StartError::Bind { addr: addr.into(), source })?;
+            info!("Readiness on http://{local}/healthz/ready");
+            tasks.spawn(admin::serve_readiness(tcp, stop.clone()));
+            Some(local)
+        }
+        None => None,
+    };
+    Ok(Running { bind_addrs, admin_addr, readiness_addr, shutdown, tasks })
 }
 
 fn optional_addr<'a>(configured: Option<&'a str>, default: &'a str) -> Option<&'a str> {
@@ -145,10 +129,5 @@ fn optional_addr<'a>(configured: Option<&'a str>, default: &'a str) -> Option<&'
 }
 
 async fn listen(addr: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: addr.to_string(),
-            source,
-        })
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: addr.to_string(), source })
 }

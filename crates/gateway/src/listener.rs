@@ -6,8 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agw_mcp::body::Body;
-use http::{Request, Response};
+use agw_mcp::body::{self, Body};
+use agw_policy::cors::Cors;
+use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, ORIGIN};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -18,6 +21,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::Shared;
+use crate::auth::{self, Authn, Identity, Origin};
 use crate::backend;
 use crate::error::GatewayError;
 use crate::route::{self, Listener};
@@ -51,9 +55,7 @@ pub(crate) async fn serve_bind(
             let shared = shared.clone();
             async move { Ok::<_, Infallible>(handle(&shared, bind_index, peer, req).await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
+        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -62,14 +64,8 @@ pub(crate) async fn serve_bind(
         });
     }
     drop(tcp);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        info!(
-            port = bind_index,
-            "drain time over; closing remaining connections"
-        );
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        info!(bind = bind_index, "drain time over; closing remaining connections");
     }
 }
 
@@ -84,28 +80,110 @@ pub(crate) async fn handle(
     let Some(bind) = runtime.binds.get(bind_index) else {
         return GatewayError::ShuttingDown.into_response();
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let host = route::request_host(&parts);
     let Some(listener) = Listener::select(&bind.listeners, &host) else {
         return GatewayError::NoListener.into_response();
     };
+    let origin = auth::request_origin(&parts.headers, false, runtime.trust_forwarded);
+    let cors_origin = parts.headers.get(ORIGIN).cloned();
+    let listener_cors = listener.policies.cors.as_ref();
+
+    // Listener policies: CORS preflights first (browsers send them without credentials).
+    if let Some(resp) = listener_cors.and_then(|c| preflight(c, &parts)) {
+        return resp;
+    }
+    let mut identity = Identity::default();
+    if let Err(resp) = authenticate(&listener.policies.authn, &mut parts, &mut identity, &origin).await {
+        return decorate(resp, &[listener_cors], cors_origin.as_ref());
+    }
+    if let Some(resp) = protected_resource_metadata(listener, &parts, &host, &origin) {
+        return resp;
+    }
+
     let Some(route) = listener.route(&parts, &host) else {
         debug!(listener = %listener.name, path = parts.uri.path(), "no route");
-        return GatewayError::NoRoute.into_response();
+        return decorate(GatewayError::NoRoute.into_response(), &[listener_cors], cors_origin.as_ref());
     };
+    let policies = &route.policies;
+    let route_cors = policies.cors.as_ref();
+    if let Some(resp) = route_cors.and_then(|c| preflight(c, &parts)) {
+        return resp;
+    }
+    if let Err(resp) = authenticate(&policies.authn, &mut parts, &mut identity, &origin).await {
+        return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
+    }
+
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
+    parts.extensions.insert(identity);
     let req = Request::from_parts(parts, body);
-    let mut resp = backend::call(
-        &route.backend,
-        &route.policies,
-        &shared.relay,
-        &shared.client,
-        peer,
-        req,
-    )
-    .await;
-    route.policies.response_headers.apply(resp.headers_mut());
+    let mut resp = backend::call(&route.backend, policies, &shared.relay, &shared.client, peer, req).await;
+    policies.response_headers.apply(resp.headers_mut());
+    let resp = decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     debug!(listener = %listener.name, route = %route.name, %method, path, status = resp.status().as_u16(), "request");
     resp
+}
+
+async fn authenticate(
+    policies: &[Authn],
+    parts: &mut Parts,
+    identity: &mut Identity,
+    origin: &Origin,
+) -> Result<(), Response<Body>> {
+    for policy in policies {
+        policy.check(parts, identity, origin).await.map_err(|d| d.into_response())?;
+    }
+    Ok(())
+}
+
+/// The gateway's own answer to a CORS preflight.
+fn preflight(cors: &Cors, parts: &Parts) -> Option<Response<Body>> {
+    let headers = cors.preflight(parts)?;
+    let mut r = Response::new(body::empty());
+    *r.status_mut() = StatusCode::OK;
+    *r.headers_mut() = headers;
+    Some(r)
+}
+
+/// Adds CORS response headers (the first policy that applies wins).
+fn decorate(mut resp: Response<Body>, policies: &[Option<&Cors>], origin: Option<&HeaderValue>) -> Response<Body> {
+    if let Some(cors) = policies.iter().flatten().next() {
+        cors.decorate(origin, resp.headers_mut());
+    }
+    resp
+}
+
+/// `GET /.well-known/oauth-protected-resource/<path>` for a route with `mcpAuthentication`
+/// (RFC 9728), answered whichever route the well-known path itself would match.
+fn protected_resource_metadata(
+    listener: &Listener,
+    parts: &Parts,
+    host: &str,
+    origin: &Origin,
+) -> Option<Response<Body>> {
+    let suffix = parts.uri.path().strip_prefix("/.well-known/oauth-protected-resource")?;
+    if !(suffix.is_empty() || suffix.starts_with('/'))
+        || !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+    {
+        return None;
+    }
+    let resource_path = if suffix.is_empty() { "/" } else { suffix };
+    let mut probe = Request::builder().method(Method::POST).uri(resource_path).body(()).ok()?.into_parts().0;
+    probe.headers = parts.headers.clone();
+    let meta = listener.route(&probe, host)?.policies.resource_metadata.as_ref()?;
+    let mut r = if parts.method == Method::OPTIONS {
+        let mut r = Response::new(body::empty());
+        r.headers_mut().insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, OPTIONS"));
+        r.headers_mut().insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+        r
+    } else {
+        let mut r = Response::new(body::full(meta.document(origin, resource_path).to_string()));
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    };
+    // Public metadata that browser-based MCP clients must be able to read.
+    r.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    Some(r)
 }

@@ -12,7 +12,7 @@ use agw_config::model::{self, PathMatch, StringMatch};
 use http::request::Parts;
 use regex::Regex;
 
-use crate::resolve::{Backend, Policies};
+use crate::resolve::{Backend, GatewayPolicies, Policies};
 
 /// A host name condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,9 +39,7 @@ impl HostMatch {
     fn score(&self, host: &str) -> Option<usize> {
         match self {
             HostMatch::Exact(h) => (h == host).then_some(usize::MAX),
-            HostMatch::Suffix(s) => {
-                (host.len() > s.len() && host.ends_with(s.as_str())).then_some(s.len() + 1)
-            }
+            HostMatch::Suffix(s) => (host.len() > s.len() && host.ends_with(s.as_str())).then_some(s.len() + 1),
             HostMatch::Any => Some(0),
         }
     }
@@ -67,6 +65,7 @@ pub fn request_host(parts: &Parts) -> String {
 pub struct Listener {
     pub name: String,
     pub hostname: Option<HostMatch>,
+    pub policies: GatewayPolicies,
     routes: Vec<Route>,
     /// (route index, match index), sorted by match precedence.
     order: Vec<(usize, usize)>,
@@ -82,19 +81,11 @@ pub struct Route {
 }
 
 impl Listener {
-    pub fn new(name: String, hostname: Option<HostMatch>, routes: Vec<Route>) -> Listener {
-        let mut order: Vec<(usize, usize)> = routes
-            .iter()
-            .enumerate()
-            .flat_map(|(r, route)| (0..route.matches.len()).map(move |m| (r, m)))
-            .collect();
+    pub fn new(name: String, hostname: Option<HostMatch>, policies: GatewayPolicies, routes: Vec<Route>) -> Listener {
+        let mut order: Vec<(usize, usize)> =
+            routes.iter().enumerate().flat_map(|(r, route)| (0..route.matches.len()).map(move |m| (r, m))).collect();
         order.sort_by_key(|&(r, m)| (Reverse(routes[r].matches[m].precedence()), r, m));
-        Listener {
-            name,
-            hostname,
-            routes,
-            order,
-        }
+        Listener { name, hostname, policies, routes, order }
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -102,19 +93,10 @@ impl Listener {
     }
 
     /// Picks the listener of a bind that answers for `host`.
-    pub fn select<'a>(
-        listeners: &'a [std::sync::Arc<Listener>],
-        host: &str,
-    ) -> Option<&'a std::sync::Arc<Listener>> {
+    pub fn select<'a>(listeners: &'a [std::sync::Arc<Listener>], host: &str) -> Option<&'a std::sync::Arc<Listener>> {
         listeners
             .iter()
-            .filter_map(|l| {
-                l.hostname
-                    .as_ref()
-                    .unwrap_or(&HostMatch::Any)
-                    .score(host)
-                    .map(|s| (s, l))
-            })
+            .filter_map(|l| l.hostname.as_ref().unwrap_or(&HostMatch::Any).score(host).map(|s| (s, l)))
             .max_by_key(|(s, _)| *s)
             .map(|(_, l)| l)
     }
@@ -192,11 +174,7 @@ fn full_regex(pattern: &str, path: FieldPath) -> Result<Regex, CompileError> {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .to_string()
+    s.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
 }
 
 impl Match {
@@ -205,27 +183,19 @@ impl Match {
             None => PathCond::Any,
             Some(PathMatch::Exact(p)) => PathCond::Exact(p.clone()),
             Some(PathMatch::PathPrefix(p)) => PathCond::Prefix(p.trim_end_matches('/').to_string()),
-            Some(PathMatch::Regex(r)) => {
-                PathCond::Regex(full_regex(r, FieldPath::root().key("path").key("regex"))?)
-            }
+            Some(PathMatch::Regex(r)) => PathCond::Regex(full_regex(r, FieldPath::root().key("path").key("regex"))?),
         };
         let method = match &m.method {
-            Some(s) => Some(
-                http::Method::from_bytes(s.to_ascii_uppercase().as_bytes()).map_err(|_| {
-                    CompileError {
-                        path: FieldPath::root().key("method"),
-                        message: format!("`{s}` is not an HTTP method"),
-                    }
-                })?,
-            ),
+            Some(s) => Some(http::Method::from_bytes(s.to_ascii_uppercase().as_bytes()).map_err(|_| CompileError {
+                path: FieldPath::root().key("method"),
+                message: format!("`{s}` is not an HTTP method"),
+            })?),
             None => None,
         };
         let value = |v: &StringMatch, at: FieldPath| -> Result<ValueCond, CompileError> {
             Ok(match v {
                 StringMatch::Exact(e) => ValueCond::Exact(e.clone()),
-                StringMatch::Regex(r) => {
-                    ValueCond::Regex(full_regex(r, at.key("value").key("regex"))?)
-                }
+                StringMatch::Regex(r) => ValueCond::Regex(full_regex(r, at.key("value").key("regex"))?),
             })
         };
         let headers = m
@@ -234,11 +204,10 @@ impl Match {
             .enumerate()
             .map(|(i, h)| {
                 let at = FieldPath::root().key("headers").index(i);
-                let name =
-                    http::HeaderName::try_from(h.name.as_str()).map_err(|_| CompileError {
-                        path: at.key("name"),
-                        message: format!("`{}` is not a header name", h.name),
-                    })?;
+                let name = http::HeaderName::try_from(h.name.as_str()).map_err(|_| CompileError {
+                    path: at.key("name"),
+                    message: format!("`{}` is not a header name", h.name),
+                })?;
                 Ok((name, value(&h.value, at)?))
             })
             .collect::<Result<_, _>>()?;
@@ -246,19 +215,9 @@ impl Match {
             .query
             .iter()
             .enumerate()
-            .map(|(i, q)| {
-                Ok((
-                    q.name.clone(),
-                    value(&q.value, FieldPath::root().key("query").index(i))?,
-                ))
-            })
+            .map(|(i, q)| Ok((q.name.clone(), value(&q.value, FieldPath::root().key("query").index(i))?)))
             .collect::<Result<_, _>>()?;
-        Ok(Match {
-            path,
-            method,
-            headers,
-            query,
-        })
+        Ok(Match { path, method, headers, query })
     }
 
     fn precedence(&self) -> (u8, usize, bool, usize, usize) {
@@ -268,13 +227,7 @@ impl Match {
             PathCond::Regex(r) => (1, r.as_str().len()),
             PathCond::Any => (2, 0),
         };
-        (
-            kind,
-            len,
-            self.method.is_some(),
-            self.headers.len(),
-            self.query.len(),
-        )
+        (kind, len, self.method.is_some(), self.headers.len(), self.query.len())
     }
 
     pub fn matches(&self, parts: &Parts) -> bool {
@@ -284,21 +237,17 @@ impl Match {
             PathCond::Exact(p) => path == p,
             PathCond::Prefix(p) => {
                 p.is_empty()
-                    || (path.starts_with(p.as_str())
-                        && matches!(path.as_bytes().get(p.len()), None | Some(b'/')))
+                    || (path.starts_with(p.as_str()) && matches!(path.as_bytes().get(p.len()), None | Some(b'/')))
             }
             PathCond::Regex(r) => r.is_match(path),
         };
         if !path_ok || self.method.as_ref().is_some_and(|m| *m != parts.method) {
             return false;
         }
-        let headers_ok = self.headers.iter().all(|(name, cond)| {
-            parts
-                .headers
-                .get_all(name)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|v| cond.matches(v)))
-        });
+        let headers_ok = self
+            .headers
+            .iter()
+            .all(|(name, cond)| parts.headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| cond.matches(v))));
         if !headers_ok {
             return false;
         }
@@ -306,12 +255,8 @@ impl Match {
             return true;
         }
         let pairs: Vec<(String, String)> =
-            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
-        self.query
-            .iter()
-            .all(|(name, cond)| pairs.iter().any(|(k, v)| k == name && cond.matches(v)))
+            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        self.query.iter().all(|(name, cond)| pairs.iter().any(|(k, v)| k == name && cond.matches(v)))
     }
 }
 
@@ -336,23 +281,15 @@ mod tests {
             matches: if matches.is_empty() {
                 vec![Match::default()]
             } else {
-                matches
-                    .iter()
-                    .map(|m| Match::compile(m).ok().unwrap())
-                    .collect()
+                matches.iter().map(|m| Match::compile(m).ok().unwrap()).collect()
             },
             policies: Default::default(),
-            backend: Backend::Host {
-                authority: "localhost:1".parse().unwrap(),
-            },
+            backend: Backend::Host { authority: "localhost:1".parse().unwrap() },
         }
     }
 
     fn path(p: PathMatch) -> RouteMatch {
-        RouteMatch {
-            path: Some(p),
-            ..Default::default()
-        }
+        RouteMatch { path: Some(p), ..Default::default() }
     }
 
     fn pick(l: &Listener, method: &str, uri: &str, headers: &[(&str, &str)]) -> Option<String> {
@@ -366,24 +303,13 @@ mod tests {
         let l = Listener::new(
             "l".into(),
             None,
+            Default::default(),
             vec![
                 route("catchall", &[], vec![]),
-                route(
-                    "prefix",
-                    &[],
-                    vec![path(PathMatch::PathPrefix("/mcp".into()))],
-                ),
-                route(
-                    "longer",
-                    &[],
-                    vec![path(PathMatch::PathPrefix("/mcp/admin/".into()))],
-                ),
+                route("prefix", &[], vec![path(PathMatch::PathPrefix("/mcp".into()))]),
+                route("longer", &[], vec![path(PathMatch::PathPrefix("/mcp/admin/".into()))]),
                 route("exact", &[], vec![path(PathMatch::Exact("/mcp/x".into()))]),
-                route(
-                    "regex",
-                    &[],
-                    vec![path(PathMatch::Regex("/r/[0-9]+".into()))],
-                ),
+                route("regex", &[], vec![path(PathMatch::Regex("/r/[0-9]+".into()))]),
             ],
         );
         assert_eq!(pick(&l, "GET", "/", &[]).as_deref(), Some("catchall"));
@@ -391,20 +317,14 @@ mod tests {
         assert_eq!(pick(&l, "GET", "/mcpx", &[]).as_deref(), Some("catchall"));
         assert_eq!(pick(&l, "GET", "/mcp/y", &[]).as_deref(), Some("prefix"));
         assert_eq!(pick(&l, "GET", "/mcp/x", &[]).as_deref(), Some("exact"));
-        assert_eq!(
-            pick(&l, "GET", "/mcp/admin", &[]).as_deref(),
-            Some("longer")
-        );
+        assert_eq!(pick(&l, "GET", "/mcp/admin", &[]).as_deref(), Some("longer"));
         // As in agentgateway, any prefix (even the implicit `/`) outranks a regex.
         assert_eq!(pick(&l, "GET", "/r/12", &[]).as_deref(), Some("catchall"));
         let l = Listener::new(
             "l".into(),
             None,
-            vec![route(
-                "regex",
-                &[],
-                vec![path(PathMatch::Regex("/r/[0-9]+".into()))],
-            )],
+            Default::default(),
+            vec![route("regex", &[], vec![path(PathMatch::Regex("/r/[0-9]+".into()))])],
         );
         assert_eq!(pick(&l, "GET", "/r/12", &[]).as_deref(), Some("regex"));
         assert_eq!(pick(&l, "GET", "/r/12x", &[]), None);
@@ -415,20 +335,11 @@ mod tests {
         let m = RouteMatch {
             path: Some(PathMatch::PathPrefix("/".into())),
             method: Some("POST".into()),
-            headers: vec![ValueMatch {
-                name: "x-tenant".into(),
-                value: StringMatch::Regex("a|b".into()),
-            }],
-            query: vec![ValueMatch {
-                name: "v".into(),
-                value: StringMatch::Exact("1 2".into()),
-            }],
+            headers: vec![ValueMatch { name: "x-tenant".into(), value: StringMatch::Regex("a|b".into()) }],
+            query: vec![ValueMatch { name: "v".into(), value: StringMatch::Exact("1 2".into()) }],
         };
-        let l = Listener::new("l".into(), None, vec![route("strict", &[], vec![m])]);
-        assert_eq!(
-            pick(&l, "POST", "/x?v=1+2", &[("x-tenant", "a")]).as_deref(),
-            Some("strict")
-        );
+        let l = Listener::new("l".into(), None, Default::default(), vec![route("strict", &[], vec![m])]);
+        assert_eq!(pick(&l, "POST", "/x?v=1+2", &[("x-tenant", "a")]).as_deref(), Some("strict"));
         assert_eq!(pick(&l, "GET", "/x?v=1+2", &[("x-tenant", "a")]), None);
         assert_eq!(pick(&l, "POST", "/x?v=1+2", &[("x-tenant", "c")]), None);
         assert_eq!(pick(&l, "POST", "/x?v=12", &[("x-tenant", "a")]), None);
@@ -439,37 +350,27 @@ mod tests {
         let l = Listener::new(
             "l".into(),
             None,
+            Default::default(),
             vec![
                 route("none", &[], vec![]),
                 route("wild", &["*.example.com"], vec![]),
                 route("exact", &["api.example.com"], vec![]),
             ],
         );
-        assert_eq!(
-            pick(&l, "GET", "/", &[("host", "api.example.com:8080")]).as_deref(),
-            Some("exact")
-        );
-        assert_eq!(
-            pick(&l, "GET", "/", &[("host", "www.example.com")]).as_deref(),
-            Some("wild")
-        );
-        assert_eq!(
-            pick(&l, "GET", "/", &[("host", "example.com")]).as_deref(),
-            Some("none")
-        );
-        assert_eq!(
-            pick(&l, "GET", "/", &[("host", "[::1]:80")]).as_deref(),
-            Some("none")
-        );
+        assert_eq!(pick(&l, "GET", "/", &[("host", "api.example.com:8080")]).as_deref(), Some("exact"));
+        assert_eq!(pick(&l, "GET", "/", &[("host", "www.example.com")]).as_deref(), Some("wild"));
+        assert_eq!(pick(&l, "GET", "/", &[("host", "example.com")]).as_deref(), Some("none"));
+        assert_eq!(pick(&l, "GET", "/", &[("host", "[::1]:80")]).as_deref(), Some("none"));
     }
 
     #[test]
     fn listener_selection_by_host() {
         let ls = vec![
-            std::sync::Arc::new(Listener::new("any".into(), None, vec![])),
+            std::sync::Arc::new(Listener::new("any".into(), None, Default::default(), vec![])),
             std::sync::Arc::new(Listener::new(
                 "a".into(),
                 Some(HostMatch::parse("a.test")),
+                Default::default(),
                 vec![],
             )),
         ];

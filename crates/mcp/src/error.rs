@@ -66,11 +66,7 @@ impl FailureKind {
 }
 
 fn humanize(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
 impl RelayError {
@@ -113,10 +109,6 @@ impl RelayError {
             RelayError::Upstream(f) => Some(serde_json::json!({ "target": f.target })),
             _ => None,
         };
-        ErrorObject {
-            code,
-            message: self.to_string(),
-            data,
-        }
+        ErrorObject { code, message: self.to_string(), data }
     }
 }

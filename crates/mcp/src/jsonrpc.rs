@@ -87,8 +87,7 @@ impl ParseError {
 
 impl<'a> Message<'a> {
     pub fn parse(raw: &'a RawValue) -> Result<Message<'a>, ParseError> {
-        let env: Envelope<'a> =
-            serde_json::from_str(raw.get()).map_err(|e| ParseError::Json(e.to_string()))?;
+        let env: Envelope<'a> = serde_json::from_str(raw.get()).map_err(|e| ParseError::Json(e.to_string()))?;
         if env.jsonrpc.as_deref() != Some("2.0") {
             return Err(ParseError::Invalid("`jsonrpc` must be \"2.0\""));
         }
@@ -123,12 +122,9 @@ impl<'a> Message<'a> {
     /// The string field `name` of `params` (tool and prompt names), if any.
     pub fn param_str(&self, field: &str) -> Option<String> {
         let params = self.params?;
-        let map: std::collections::HashMap<Cow<'_, str>, &RawValue> =
-            serde_json::from_str(params.get()).ok()?;
+        let map: std::collections::HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(params.get()).ok()?;
         let v = map.get(field)?;
-        serde_json::from_str::<Cow<'_, str>>(v.get())
-            .ok()
-            .map(Cow::into_owned)
+        serde_json::from_str::<Cow<'_, str>>(v.get()).ok().map(Cow::into_owned)
     }
 }
 
@@ -143,26 +139,15 @@ impl<'a> Body<'a> {
     pub fn parse(text: &'a str) -> Result<Body<'a>, ParseError> {
         let trimmed = text.trim_start();
         if trimmed.starts_with('[') {
-            let items: Vec<&'a RawValue> =
-                serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
+            let items: Vec<&'a RawValue> = serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
             if items.is_empty() {
                 return Err(ParseError::EmptyBatch);
             }
-            let messages = items
-                .into_iter()
-                .map(Message::parse)
-                .collect::<Result<_, _>>()?;
-            Ok(Body {
-                messages,
-                batch: true,
-            })
+            let messages = items.into_iter().map(Message::parse).collect::<Result<_, _>>()?;
+            Ok(Body { messages, batch: true })
         } else {
-            let raw: &'a RawValue =
-                serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
-            Ok(Body {
-                messages: vec![Message::parse(raw)?],
-                batch: false,
-            })
+            let raw: &'a RawValue = serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
+            Ok(Body { messages: vec![Message::parse(raw)?], batch: false })
         }
     }
 
@@ -196,11 +181,7 @@ struct ErrorResponse<'a> {
 /// Serialises an error response for `id` (`None` → `"id": null`).
 pub fn error_response(id: Option<&RawValue>, error: &ErrorObject) -> Bytes {
     let null = RawValue::from_string("null".into()).expect("null is JSON");
-    let resp = ErrorResponse {
-        jsonrpc: "2.0",
-        id: id.unwrap_or(&null),
-        error,
-    };
+    let resp = ErrorResponse { jsonrpc: "2.0", id: id.unwrap_or(&null), error };
     Bytes::from(serde_json::to_vec(&resp).expect("error responses serialise"))
 }
 
@@ -214,52 +195,22 @@ mod tests {
 
     #[test]
     fn classifies_messages() {
-        assert_eq!(
-            one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-            Ok(Kind::Request)
-        );
-        assert_eq!(
-            one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
-            Ok(Kind::Notification)
-        );
-        assert_eq!(
-            one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
-            Ok(Kind::Response)
-        );
-        assert_eq!(
-            one(r#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#),
-            Ok(Kind::Response)
-        );
-        assert_eq!(
-            one(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#),
-            Ok(Kind::Notification)
-        );
+        assert_eq!(one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), Ok(Kind::Request));
+        assert_eq!(one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), Ok(Kind::Notification));
+        assert_eq!(one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#), Ok(Kind::Response));
+        assert_eq!(one(r#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#), Ok(Kind::Response));
+        assert_eq!(one(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#), Ok(Kind::Notification));
     }
 
     #[test]
     fn rejects_non_jsonrpc() {
         assert!(matches!(one("{"), Err(ParseError::Json(_))));
         assert!(matches!(one("nonsense"), Err(ParseError::Json(_))));
-        assert!(matches!(
-            one(r#"{"id":1,"method":"x"}"#),
-            Err(ParseError::Invalid(_))
-        ));
-        assert!(matches!(
-            one(r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#),
-            Err(ParseError::Invalid(_))
-        ));
-        assert!(matches!(
-            one(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#),
-            Err(ParseError::Invalid(_))
-        ));
-        assert!(matches!(
-            one(r#"{"jsonrpc":"2.0","id":1}"#),
-            Err(ParseError::Invalid(_))
-        ));
-        assert!(matches!(
-            one(r#"{"jsonrpc":"2.0","id":1,"method":"x","result":1}"#),
-            Err(ParseError::Invalid(_))
-        ));
+        assert!(matches!(one(r#"{"id":1,"method":"x"}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(one(r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(one(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(one(r#"{"jsonrpc":"2.0","id":1}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(one(r#"{"jsonrpc":"2.0","id":1,"method":"x","result":1}"#), Err(ParseError::Invalid(_))));
         assert_eq!(Body::parse("[]").unwrap_err(), ParseError::EmptyBatch);
         assert!(matches!(one("[1]"), Err(ParseError::Json(_))));
     }
@@ -280,11 +231,7 @@ mod tests {
     #[test]
     fn error_responses_serialise() {
         let id = RawValue::from_string("\"x\"".into()).unwrap();
-        let err = ErrorObject {
-            code: code::INTERNAL_ERROR,
-            message: "boom".into(),
-            data: None,
-        };
+        let err = ErrorObject { code: code::INTERNAL_ERROR, message: "boom".into(), data: None };
         assert_eq!(
             &error_response(Some(&id), &err)[..],
             br#"{"jsonrpc":"2.0","id":"x","error":{"code":-32603,"message":"boom"}}"#

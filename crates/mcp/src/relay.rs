@@ -23,9 +23,7 @@ use crate::body::{self, Body, BoxError, ReadError, read_limited};
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
 use crate::jsonrpc::{self, Kind};
 use crate::session::{SessionCodec, SessionState, TargetSession};
-use crate::upstream::{
-    HttpClient, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Outgoing, SendError, Upstream,
-};
+use crate::upstream::{HttpClient, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Outgoing, SendError, Upstream};
 
 /// Size limits for what is read from clients and upstreams.
 #[derive(Debug, Clone, Copy)]
@@ -38,10 +36,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_request: 16 << 20,
-            max_response: 32 << 20,
-        }
+        Limits { max_request: 16 << 20, max_response: 32 << 20 }
     }
 }
 
@@ -94,20 +89,11 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(client: HttpClient, limits: Limits) -> Relay {
-        Relay {
-            client,
-            codec: SessionCodec,
-            limits,
-        }
+        Relay { client, codec: SessionCodec, limits }
     }
 
     /// Answers one client request for `backend`.
-    pub async fn serve<B>(
-        &self,
-        backend: Arc<Backend>,
-        req: http::Request<B>,
-        opts: CallOptions,
-    ) -> Response<Body>
+    pub async fn serve<B>(&self, backend: Arc<Backend>, req: http::Request<B>, opts: CallOptions) -> Response<Body>
     where
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
@@ -136,46 +122,27 @@ impl Relay {
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        let bytes = read_limited(body, self.limits.max_request)
-            .await
-            .map_err(|e| match e {
-                ReadError::TooLarge { limit } => RelayError::BodyTooLarge { limit },
-                ReadError::Io(_) => RelayError::BodyRead,
-            })?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| {
-            RelayError::Parse(jsonrpc::ParseError::Json("body is not UTF-8".into()))
+        let bytes = read_limited(body, self.limits.max_request).await.map_err(|e| match e {
+            ReadError::TooLarge { limit } => RelayError::BodyTooLarge { limit },
+            ReadError::Io(_) => RelayError::BodyRead,
         })?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| RelayError::Parse(jsonrpc::ParseError::Json("body is not UTF-8".into())))?;
         let msgs = jsonrpc::Body::parse(text)?;
-        let is_init = msgs
-            .messages
-            .iter()
-            .any(|m| m.kind == Kind::Request && m.method() == Some("initialize"));
+        let is_init = msgs.messages.iter().any(|m| m.kind == Kind::Request && m.method() == Some("initialize"));
         if is_init && msgs.batch {
             return Err(RelayError::InitializeInBatch);
         }
-        let pending: Vec<Box<RawValue>> = msgs
-            .requests()
-            .filter_map(|m| m.id.map(ToOwned::to_owned))
-            .collect();
-        let state = if is_init {
-            None
-        } else {
-            Some(self.session(&parts.headers)?)
-        };
+        let pending: Vec<Box<RawValue>> = msgs.requests().filter_map(|m| m.id.map(ToOwned::to_owned)).collect();
+        let state = if is_init { None } else { Some(self.session(&parts.headers)?) };
         let target = &backend.targets[0];
         let out = Outgoing {
             method: Method::POST,
             body: bytes.clone(),
-            session: state
-                .as_ref()
-                .and_then(|s| s.upstream_session(&target.name))
-                .map(str::to_string),
+            session: state.as_ref().and_then(|s| s.upstream_session(&target.name)).map(str::to_string),
             headers: forward_headers(&parts.headers, &opts.extra_headers),
         };
-        match self
-            .forward_post(target, out, is_init, &pending, opts)
-            .await
-        {
+        match self.forward_post(target, out, is_init, &pending, opts).await {
             Ok(resp) => Ok(resp),
             Err(failure) => {
                 log_failure(&failure);
@@ -195,26 +162,11 @@ impl Relay {
         let had_session = out.session.is_some();
         let resp = self.send(target, out, opts).await?;
         let status = resp.status();
-        let fail = |kind| UpstreamFailure {
-            target: target.name.clone(),
-            kind,
-        };
+        let fail = |kind| UpstreamFailure { target: target.name.clone(), kind };
         let session_header = if is_init && status.is_success() {
-            let upstream = resp
-                .headers()
-                .get(MCP_SESSION_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let state = SessionState {
-                targets: vec![TargetSession {
-                    name: target.name.clone(),
-                    session: upstream,
-                }],
-            };
-            Some(
-                HeaderValue::from_str(&self.codec.encode(&state))
-                    .expect("base64url is a valid header"),
-            )
+            let upstream = resp.headers().get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let state = SessionState { targets: vec![TargetSession { name: target.name.clone(), session: upstream }] };
+            Some(HeaderValue::from_str(&self.codec.encode(&state)).expect("base64url is a valid header"))
         } else {
             None
         };
@@ -237,9 +189,7 @@ impl Relay {
                     json_response(StatusCode::OK, bytes)
                 }
                 other => {
-                    return Err(fail(FailureKind::Garbage(format!(
-                        "unexpected content type {other:?}"
-                    ))));
+                    return Err(fail(FailureKind::Garbage(format!("unexpected content type {other:?}"))));
                 }
             },
             StatusCode::NOT_FOUND if had_session => {
@@ -255,12 +205,7 @@ impl Relay {
         Ok(response)
     }
 
-    async fn get(
-        &self,
-        backend: &Backend,
-        parts: &Parts,
-        opts: &CallOptions,
-    ) -> Result<Response<Body>, RelayError> {
+    async fn get(&self, backend: &Backend, parts: &Parts, opts: &CallOptions) -> Result<Response<Body>, RelayError> {
         let state = self.session(&parts.headers)?;
         let target = &backend.targets[0];
         let out = Outgoing {
@@ -271,15 +216,10 @@ impl Relay {
         };
         // The standalone stream lives as long as the session: the request timeout does not
         // apply to it, only the wait for its headers.
-        let opts = CallOptions {
-            deadline: None,
-            ..opts.clone()
-        };
+        let opts = CallOptions { deadline: None, ..opts.clone() };
         let resp = self.send(target, out, &opts).await?;
         let status = resp.status();
-        if status == StatusCode::OK
-            && media_type(resp.headers()).as_deref() == Some("text/event-stream")
-        {
+        if status == StatusCode::OK && media_type(resp.headers()).as_deref() == Some("text/event-stream") {
             return Ok(sse_response(stream::relay_events(
                 target.name.clone(),
                 resp.into_body(),
@@ -294,19 +234,10 @@ impl Relay {
         if status.is_client_error() || status.is_success() {
             return Ok(self.pass_through(target, resp, &opts).await?);
         }
-        Err(UpstreamFailure {
-            target: target.name.clone(),
-            kind: FailureKind::Status(status),
-        }
-        .into())
+        Err(UpstreamFailure { target: target.name.clone(), kind: FailureKind::Status(status) }.into())
     }
 
-    async fn delete(
-        &self,
-        backend: &Backend,
-        parts: &Parts,
-        opts: &CallOptions,
-    ) -> Result<Response<Body>, RelayError> {
+    async fn delete(&self, backend: &Backend, parts: &Parts, opts: &CallOptions) -> Result<Response<Body>, RelayError> {
         let state = self.session(&parts.headers)?;
         let target = &backend.targets[0];
         let Some(session) = state.upstream_session(&target.name) else {
@@ -324,18 +255,12 @@ impl Relay {
             s if s.is_success() => Ok(empty_response(s)),
             StatusCode::NOT_FOUND => Err(RelayError::SessionUnknown),
             s if s.is_client_error() => Ok(self.pass_through(target, resp, opts).await?),
-            s => Err(UpstreamFailure {
-                target: target.name.clone(),
-                kind: FailureKind::Status(s),
-            }
-            .into()),
+            s => Err(UpstreamFailure { target: target.name.clone(), kind: FailureKind::Status(s) }.into()),
         }
     }
 
     fn session(&self, headers: &HeaderMap) -> Result<SessionState, RelayError> {
-        let value = headers
-            .get(MCP_SESSION_ID)
-            .ok_or(RelayError::SessionRequired)?;
+        let value = headers.get(MCP_SESSION_ID).ok_or(RelayError::SessionRequired)?;
         let id = value.to_str().map_err(|_| RelayError::SessionUnknown)?;
         self.codec.decode(id).map_err(|e| {
             debug!(error = %e, "refused session id");
@@ -357,10 +282,7 @@ impl Relay {
             Some(at) => match tokio::time::timeout_at(at, fut).await {
                 Ok(r) => r,
                 Err(_) => {
-                    return Err(UpstreamFailure {
-                        target: target.name.clone(),
-                        kind: FailureKind::Timeout(limit),
-                    });
+                    return Err(UpstreamFailure { target: target.name.clone(), kind: FailureKind::Timeout(limit) });
                 }
             },
             None => fut.await,
@@ -380,15 +302,12 @@ impl Relay {
         body: Incoming,
         opts: &CallOptions,
     ) -> Result<Bytes, UpstreamFailure> {
-        let fail = |kind| UpstreamFailure {
-            target: target.name.clone(),
-            kind,
-        };
+        let fail = |kind| UpstreamFailure { target: target.name.clone(), kind };
         let read = read_limited(body, self.limits.max_response);
         let result = match opts.deadline {
-            Some((at, limit)) => tokio::time::timeout_at(at, read)
-                .await
-                .map_err(|_| fail(FailureKind::Timeout(limit)))?,
+            Some((at, limit)) => {
+                tokio::time::timeout_at(at, read).await.map_err(|_| fail(FailureKind::Timeout(limit)))?
+            }
             None => read.await,
         };
         result.map_err(|e| match e {
@@ -411,11 +330,7 @@ impl Relay {
         if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
             out.headers_mut().insert(CONTENT_TYPE, ct.clone());
         }
-        for name in [
-            http::header::WWW_AUTHENTICATE,
-            ALLOW,
-            http::header::RETRY_AFTER,
-        ] {
+        for name in [http::header::WWW_AUTHENTICATE, ALLOW, http::header::RETRY_AFTER] {
             for v in parts.headers.get_all(&name) {
                 out.headers_mut().append(name.clone(), v.clone());
             }
@@ -456,28 +371,17 @@ fn forward_headers(client: &HeaderMap, extra: &HeaderMap) -> HeaderMap {
 
 fn media_type(headers: &HeaderMap) -> Option<String> {
     let ct = headers.get(CONTENT_TYPE)?.to_str().ok()?;
-    Some(
-        ct.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase(),
-    )
+    Some(ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
 fn check_json_rpc(bytes: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "response is not UTF-8".to_string())?;
-    jsonrpc::Body::parse(text)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    jsonrpc::Body::parse(text).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// DNS rebinding protection: the request must name a loopback host.
 fn local_host_and_origin(headers: &HeaderMap) -> bool {
-    let host_ok = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(is_loopback_authority);
+    let host_ok = headers.get(HOST).and_then(|h| h.to_str().ok()).is_some_and(is_loopback_authority);
     let origin_ok = match headers.get(ORIGIN).map(|o| o.to_str()) {
         None => true,
         Some(Ok(origin)) => {
@@ -493,18 +397,11 @@ fn is_loopback_authority(authority: &str) -> bool {
     let host = if let Some(rest) = authority.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
-        authority.rsplit_once(':').map_or(authority, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                authority
-            }
-        })
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { authority })
     };
-    matches!(
-        host.to_ascii_lowercase().as_str(),
-        "localhost" | "127.0.0.1" | "::1"
-    )
+    matches!(host.to_ascii_lowercase().as_str(), "localhost" | "127.0.0.1" | "::1")
 }
 
 fn log_failure(f: &UpstreamFailure) {
@@ -534,8 +431,7 @@ fn json_response(status: StatusCode, bytes: Bytes) -> Response<Body> {
 fn sse_response(body: Body) -> Response<Body> {
     let mut r = Response::new(body);
     r.headers_mut().insert(CONTENT_TYPE, EVENT_STREAM);
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 
@@ -561,8 +457,7 @@ pub fn error_response(err: &RelayError, pending: &[Box<RawValue>]) -> Response<B
     };
     let mut r = json_response(status, bytes);
     if matches!(err, RelayError::MethodNotAllowed) {
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
     }
     r
 }
@@ -573,23 +468,10 @@ mod tests {
 
     #[test]
     fn loopback_authorities() {
-        for ok in [
-            "localhost",
-            "localhost:3000",
-            "127.0.0.1:80",
-            "[::1]:8080",
-            "[::1]",
-            "LOCALHOST:1",
-        ] {
+        for ok in ["localhost", "localhost:3000", "127.0.0.1:80", "[::1]:8080", "[::1]", "LOCALHOST:1"] {
             assert!(is_loopback_authority(ok), "{ok}");
         }
-        for bad in [
-            "evil.example.com",
-            "localhost.evil.com",
-            "127.0.0.2",
-            "evil:localhost",
-            "",
-        ] {
+        for bad in ["evil.example.com", "localhost.evil.com", "127.0.0.2", "evil:localhost", ""] {
             assert!(!is_loopback_authority(bad), "{bad}");
         }
     }
@@ -609,10 +491,8 @@ mod tests {
 
     #[test]
     fn errors_answer_every_pending_request() {
-        let ids: Vec<Box<RawValue>> = vec![
-            RawValue::from_string("1".into()).unwrap(),
-            RawValue::from_string("\"b\"".into()).unwrap(),
-        ];
+        let ids: Vec<Box<RawValue>> =
+            vec![RawValue::from_string("1".into()).unwrap(), RawValue::from_string("\"b\"".into()).unwrap()];
         let err = RelayError::Upstream(UpstreamFailure {
             target: "mcp".into(),
             kind: FailureKind::Connect("refused".into()),

@@ -32,10 +32,7 @@ pub struct TargetSession {
 
 impl SessionState {
     pub fn upstream_session(&self, target: &str) -> Option<&str> {
-        self.targets
-            .iter()
-            .find(|t| t.name == target)
-            .and_then(|t| t.session.as_deref())
+        self.targets.iter().find(|t| t.name == target).and_then(|t| t.session.as_deref())
     }
 }
 
@@ -64,9 +61,7 @@ impl SessionCodec {
         if id.len() > MAX_SESSION_ID_LEN {
             return Err(SessionError::TooLong);
         }
-        let json = URL_SAFE_NO_PAD
-            .decode(id)
-            .map_err(|_| SessionError::Encoding)?;
+        let json = URL_SAFE_NO_PAD.decode(id).map_err(|_| SessionError::Encoding)?;
         serde_json::from_slice(&json).map_err(|_| SessionError::Payload)
     }
 }
@@ -79,22 +74,13 @@ mod tests {
     fn round_trips() {
         let state = SessionState {
             targets: vec![
-                TargetSession {
-                    name: "a".into(),
-                    session: Some("abc-123".into()),
-                },
-                TargetSession {
-                    name: "b".into(),
-                    session: None,
-                },
+                TargetSession { name: "a".into(), session: Some("abc-123".into()) },
+                TargetSession { name: "b".into(), session: None },
             ],
         };
         let codec = SessionCodec;
         let id = codec.encode(&state);
-        assert!(
-            id.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        );
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(codec.decode(&id).unwrap(), state);
         assert_eq!(state.upstream_session("a"), Some("abc-123"));
         assert_eq!(state.upstream_session("b"), None);
@@ -104,13 +90,7 @@ mod tests {
     fn refuses_garbage() {
         let codec = SessionCodec;
         assert_eq!(codec.decode("not base64!"), Err(SessionError::Encoding));
-        assert_eq!(
-            codec.decode(&URL_SAFE_NO_PAD.encode("[1,2]")),
-            Err(SessionError::Payload)
-        );
-        assert_eq!(
-            codec.decode(&"a".repeat(MAX_SESSION_ID_LEN + 1)),
-            Err(SessionError::TooLong)
-        );
+        assert_eq!(codec.decode(&URL_SAFE_NO_PAD.encode("[1,2]")), Err(SessionError::Payload));
+        assert_eq!(codec.decode(&"a".repeat(MAX_SESSION_ID_LEN + 1)), Err(SessionError::TooLong));
     }
 }

@@ -103,10 +103,7 @@ impl Decoder {
                     self.line_start = self.scan;
                 }
             }
-            let Some(rel) = self.buf[self.scan..]
-                .iter()
-                .position(|b| *b == b'\n' || *b == b'\r')
-            else {
+            let Some(rel) = self.buf[self.scan..].iter().position(|b| *b == b'\n' || *b == b'\r') else {
                 self.scan = self.buf.len();
                 if self.buf.len() > self.limit {
                     return Err(TooLarge { limit: self.limit });
@@ -216,10 +213,7 @@ mod tests {
         assert_eq!(evs[0].event.as_deref(), Some("message"));
         assert_eq!(evs[0].id.as_deref(), Some("7"));
         assert_eq!(evs[0].data, "{\"a\":1}");
-        assert_eq!(
-            &evs[0].raw[..],
-            b"event: message\nid: 7\ndata: {\"a\":1}\n\n"
-        );
+        assert_eq!(&evs[0].raw[..], b"event: message\nid: 7\ndata: {\"a\":1}\n\n");
         assert!(evs[0].is_message());
     }
 

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, Uri};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -21,18 +22,37 @@ const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, tex
 const ACCEPT_SSE: HeaderValue = HeaderValue::from_static("text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// A pooled HTTP/1.1 client shared by every upstream of the gateway.
+/// A pooled HTTP/1.1 client (plain HTTP, and HTTPS verified against the system's root
+/// certificates) shared by every upstream of the gateway.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Body>,
+    inner: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 impl HttpClient {
     pub fn new(connect_timeout: Duration) -> HttpClient {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        // Without system roots HTTPS upstreams fail to verify; plain HTTP still works.
+        let builder = match builder.with_native_roots() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "no system root certificates: HTTPS upstreams will fail");
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default protocol versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+                )
+            }
+        };
+        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
@@ -44,11 +64,7 @@ impl HttpClient {
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, SendError> {
         self.inner.request(req).await.map_err(|e| {
             let detail = error_chain(&e);
-            if e.is_connect() {
-                SendError::Connect(detail)
-            } else {
-                SendError::Other(detail)
-            }
+            if e.is_connect() { SendError::Connect(detail) } else { SendError::Other(detail) }
         })
     }
 }
@@ -100,9 +116,7 @@ pub struct Outgoing {
 
 impl HttpTarget {
     pub fn request(&self, out: Outgoing) -> Request<Body> {
-        let mut builder = Request::builder()
-            .method(out.method.clone())
-            .uri(self.url.clone());
+        let mut builder = Request::builder().method(out.method.clone()).uri(self.url.clone());
         let headers = builder.headers_mut().expect("fresh builder");
         *headers = out.headers;
         match out.method {
@@ -115,18 +129,10 @@ impl HttpTarget {
             }
             _ => {}
         }
-        if let Some(session) = out
-            .session
-            .as_deref()
-            .and_then(|s| HeaderValue::from_str(s).ok())
-        {
+        if let Some(session) = out.session.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
             headers.insert(MCP_SESSION_ID, session);
         }
-        let body = if out.body.is_empty() {
-            body::empty()
-        } else {
-            body::full(out.body)
-        };
+        let body = if out.body.is_empty() { body::empty() } else { body::full(out.body) };
         builder.body(body).expect("request parts are valid")
     }
 }

@@ -30,17 +30,14 @@ pub struct Exchange {
 impl Exchange {
     /// The response to request `id`, if it arrived.
     pub fn response(&self, id: &Value) -> Option<&Value> {
-        self.messages.iter().find(|m| {
-            m.get("id") == Some(id) && (m.get("result").is_some() || m.get("error").is_some())
-        })
+        self.messages
+            .iter()
+            .find(|m| m.get("id") == Some(id) && (m.get("result").is_some() || m.get("error").is_some()))
     }
 
     /// Notifications received (messages with a method and no id).
     pub fn notifications(&self) -> Vec<&Value> {
-        self.messages
-            .iter()
-            .filter(|m| m.get("method").is_some() && m.get("id").is_none())
-            .collect()
+        self.messages.iter().filter(|m| m.get("method").is_some() && m.get("id").is_none()).collect()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -84,10 +81,7 @@ impl McpClient {
 
     /// Adds a header to every request (e.g. `Authorization`).
     pub fn with_header(mut self, name: &str, value: &str) -> McpClient {
-        self.headers.insert(
-            HeaderName::try_from(name).unwrap(),
-            HeaderValue::try_from(value).unwrap(),
-        );
+        self.headers.insert(HeaderName::try_from(name).unwrap(), HeaderValue::try_from(value).unwrap());
         self
     }
 
@@ -134,9 +128,7 @@ impl McpClient {
         extra: &[(&str, &str)],
         mut stop: impl FnMut(&[Value]) -> bool,
     ) -> anyhow::Result<Exchange> {
-        let mut b = self
-            .request_builder(Method::GET)
-            .header("accept", "text/event-stream");
+        let mut b = self.request_builder(Method::GET).header("accept", "text/event-stream");
         for (k, v) in extra {
             b = b.header(*k, *v);
         }
@@ -160,19 +152,12 @@ impl McpClient {
                 }
             }
         }
-        Ok(Exchange {
-            status: parts.status,
-            headers: parts.headers,
-            messages,
-            body: raw.into(),
-        })
+        Ok(Exchange { status: parts.status, headers: parts.headers, messages, body: raw.into() })
     }
 
     /// Sends DELETE for the session.
     pub async fn delete(&self) -> anyhow::Result<Exchange> {
-        let req = self
-            .request_builder(Method::DELETE)
-            .body(Full::new(Bytes::new()))?;
+        let req = self.request_builder(Method::DELETE).body(Full::new(Bytes::new()))?;
         self.exchange(req, None).await
     }
 
@@ -195,12 +180,7 @@ impl McpClient {
                 Ok(v) => vec![v],
                 Err(_) => Vec::new(),
             };
-            return Ok(Exchange {
-                status: parts.status,
-                headers: parts.headers,
-                messages,
-                body: bytes,
-            });
+            return Ok(Exchange { status: parts.status, headers: parts.headers, messages, body: bytes });
         }
         let mut decoder = Decoder::new(64 << 20);
         let mut messages = Vec::new();
@@ -216,9 +196,7 @@ impl McpClient {
                     continue;
                 }
                 let msg: Value = serde_json::from_str(&ev.data)?;
-                if let (Some(h), Some(id), Some(_)) =
-                    (handler.as_deref_mut(), msg.get("id"), msg.get("method"))
-                {
+                if let (Some(h), Some(id), Some(_)) = (handler.as_deref_mut(), msg.get("id"), msg.get("method")) {
                     let reply = json!({"jsonrpc": "2.0", "id": id, "result": h(&msg)});
                     let answered = Box::pin(self.post(&reply)).await?;
                     anyhow::ensure!(
@@ -230,12 +208,7 @@ impl McpClient {
                 messages.push(msg);
             }
         }
-        Ok(Exchange {
-            status: parts.status,
-            headers: parts.headers,
-            messages,
-            body: raw.into(),
-        })
+        Ok(Exchange { status: parts.status, headers: parts.headers, messages, body: raw.into() })
     }
 
     /// `initialize` + `notifications/initialized`; keeps the session id. Returns the result.
@@ -254,25 +227,12 @@ impl McpClient {
             ex.status,
             String::from_utf8_lossy(&ex.body)
         );
-        let result = ex
-            .response(&json!(id))
-            .and_then(|r| r.get("result"))
-            .cloned();
-        let result =
-            result.ok_or_else(|| anyhow::anyhow!("initialize: no result in {:?}", ex.messages))?;
+        let result = ex.response(&json!(id)).and_then(|r| r.get("result")).cloned();
+        let result = result.ok_or_else(|| anyhow::anyhow!("initialize: no result in {:?}", ex.messages))?;
         self.session = ex.header("mcp-session-id").map(str::to_string);
-        self.protocol = result
-            .get("protocolVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let ack = self
-            .post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await?;
-        anyhow::ensure!(
-            ack.status == StatusCode::ACCEPTED,
-            "initialized: HTTP {}",
-            ack.status
-        );
+        self.protocol = result.get("protocolVersion").and_then(Value::as_str).map(str::to_string);
+        let ack = self.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await?;
+        anyhow::ensure!(ack.status == StatusCode::ACCEPTED, "initialized: HTTP {}", ack.status);
         Ok(result)
     }
 
@@ -287,11 +247,7 @@ impl McpClient {
         let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let ex = self.post_bytes(serde_json::to_vec(&msg)?, handler).await?;
         let resp = ex.response(&json!(id)).cloned().ok_or_else(|| {
-            anyhow::anyhow!(
-                "{method}: no response (HTTP {}): {}",
-                ex.status,
-                String::from_utf8_lossy(&ex.body)
-            )
+            anyhow::anyhow!("{method}: no response (HTTP {}): {}", ex.status, String::from_utf8_lossy(&ex.body))
         })?;
         Ok((ex, resp))
     }
@@ -301,10 +257,7 @@ impl McpClient {
         let (_, resp) = self.request_with(method, params, None).await?;
         match resp.get("result") {
             Some(r) => Ok(r.clone()),
-            None => anyhow::bail!(
-                "{method}: error {}",
-                resp.get("error").cloned().unwrap_or(Value::Null)
-            ),
+            None => anyhow::bail!("{method}: error {}", resp.get("error").cloned().unwrap_or(Value::Null)),
         }
     }
 
@@ -321,23 +274,11 @@ impl McpClient {
 
     /// `tools/call`, returning the whole response message (result or error).
     pub async fn call_tool(&self, name: &str, arguments: Value) -> anyhow::Result<Value> {
-        Ok(self
-            .request_with(
-                "tools/call",
-                json!({"name": name, "arguments": arguments}),
-                None,
-            )
-            .await?
-            .1)
+        Ok(self.request_with("tools/call", json!({"name": name, "arguments": arguments}), None).await?.1)
     }
 }
 
 /// The text of the first content item of a `tools/call` response.
 pub fn first_text(response: &Value) -> Option<&str> {
-    response
-        .get("result")?
-        .get("content")?
-        .get(0)?
-        .get("text")?
-        .as_str()
+    response.get("result")?.get("content")?.get(0)?.get("text")?.as_str()
 }

@@ -99,9 +99,7 @@ fn with_type(ct: &'static str, body: Body) -> Response<Body> {
 
 /// A loopback URL where nothing listens.
 pub async fn refused_url() -> String {
-    let l = tokio::net::TcpListener::bind(loopback())
-        .await
-        .expect("bind");
+    let l = tokio::net::TcpListener::bind(loopback()).await.expect("bind");
     let addr = l.local_addr().expect("addr");
     drop(l);
     format!("http://{addr}/mcp")

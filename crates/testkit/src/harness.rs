@@ -22,14 +22,10 @@ impl Gateway {
         } else {
             format!("config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 127.0.0.1:0\n{yaml}")
         };
-        let loaded =
-            agw_config::load_str("test.yaml", &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let loaded = agw_config::load_str("test.yaml", &text).map_err(|e| anyhow::anyhow!("{e}"))?;
         let running = agw_gateway::start(&loaded).await?;
         Ok(Gateway {
-            addr: *running
-                .bind_addrs
-                .first()
-                .ok_or_else(|| anyhow::anyhow!("config has no binds"))?,
+            addr: *running.bind_addrs.first().ok_or_else(|| anyhow::anyhow!("config has no binds"))?,
             admin: running.admin_addr,
             readiness: running.readiness_addr,
             running: Some(running),

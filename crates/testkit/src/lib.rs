@@ -4,6 +4,7 @@
 pub mod client;
 pub mod faulty;
 pub mod harness;
+pub mod jwt;
 pub mod node;
 pub mod recorder;
 pub mod reference;

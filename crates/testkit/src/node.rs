@@ -9,18 +9,14 @@ use tokio::process::{Child, Command};
 
 /// `tests/node` in the repository.
 pub fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/node")
-        .canonicalize()
-        .expect("tests/node exists")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/node").canonicalize().expect("tests/node exists")
 }
 
 /// Fails the test with instructions when the npm packages are not installed.
 pub fn require_installed() -> PathBuf {
     let d = dir();
     assert!(
-        d.join("node_modules/@modelcontextprotocol/conformance")
-            .exists(),
+        d.join("node_modules/@modelcontextprotocol/conformance").exists(),
         "npm test dependencies are missing: run `npm ci --prefix tests/node` (`.ci/run` does this)"
     );
     d
@@ -28,18 +24,12 @@ pub fn require_installed() -> PathBuf {
 
 /// A path inside `tests/node/node_modules`.
 pub fn module(path: &str) -> String {
-    require_installed()
-        .join("node_modules")
-        .join(path)
-        .to_string_lossy()
-        .into_owned()
+    require_installed().join("node_modules").join(path).to_string_lossy().into_owned()
 }
 
 /// A free loopback port (bound and released; the OS will not hand it out again at once).
 pub async fn free_port() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     l.local_addr().expect("addr").port()
 }
 
@@ -53,22 +43,13 @@ pub struct Process {
 impl Process {
     pub fn spawn(name: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut cmd = Command::new(program);
-        cmd.args(args)
-            .current_dir(dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args(args).current_dir(dir()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }
         cmd.process_group(0).kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({program}): {e}"));
-        Process {
-            child,
-            name: name.to_string(),
-        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({program}): {e}"));
+        Process { child, name: name.to_string() }
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -79,9 +60,7 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &format!("-{pid}")])
-                .status();
+            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
         }
     }
 }
@@ -89,14 +68,8 @@ impl Drop for Process {
 /// Waits until something accepts connections on `port` (at most `within`).
 pub async fn wait_for_port(port: u16, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing listens on port {port} after {within:?}"
-        );
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "nothing listens on port {port} after {within:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -107,10 +80,7 @@ pub async fn server_everything_http() -> (Process, String) {
     let p = Process::spawn(
         "server-everything",
         "node",
-        &[
-            &module("@modelcontextprotocol/server-everything/dist/index.js"),
-            "streamableHttp",
-        ],
+        &[&module("@modelcontextprotocol/server-everything/dist/index.js"), "streamableHttp"],
         &[("PORT", &port.to_string())],
     );
     wait_for_port(port, Duration::from_secs(30)).await;
@@ -122,29 +92,23 @@ pub async fn mcp_proxy_everything() -> (Process, String) {
     let port = free_port().await;
     let proxy = module("mcp-proxy/dist/bin/mcp-proxy.mjs");
     let everything = module("@modelcontextprotocol/server-everything/dist/index.js");
-    let p = Process::spawn(
-        "mcp-proxy",
-        "node",
-        &[
-            &proxy,
-            "--port",
-            &port.to_string(),
-            "--",
-            "node",
-            &everything,
-        ],
-        &[],
-    );
+    let p = Process::spawn("mcp-proxy", "node", &[&proxy, "--port", &port.to_string(), "--", "node", &everything], &[]);
     wait_for_port(port, Duration::from_secs(30)).await;
     (p, format!("http://localhost:{port}/mcp"))
 }
 
 /// Runs a script in `tests/node` with node; returns (exit success, stdout, stderr).
 pub async fn run_script(script: &str, args: &[&str]) -> (bool, String, String) {
+    run_script_env(script, args, &[]).await
+}
+
+/// [`run_script`] with extra environment variables.
+pub async fn run_script_env(script: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let dir = require_installed();
     let out = Command::new("node")
         .arg(dir.join(script))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(&dir)
         .kill_on_drop(true)
         .output()

@@ -81,11 +81,7 @@ fn answer(method: &Method, bytes: &[u8]) -> Response<body::Body> {
     let reply = match &msg {
         Value::Array(items) => {
             let out: Vec<Value> = items.iter().filter_map(one).collect();
-            if out.is_empty() {
-                None
-            } else {
-                Some(Value::Array(out))
-            }
+            if out.is_empty() { None } else { Some(Value::Array(out)) }
         }
         m => one(m),
     };
@@ -97,10 +93,8 @@ fn answer(method: &Method, bytes: &[u8]) -> Response<body::Body> {
         }
         Some(v) => {
             let mut r = Response::new(body::full(v.to_string()));
-            r.headers_mut()
-                .insert("content-type", "application/json".parse().unwrap());
-            r.headers_mut()
-                .insert("mcp-session-id", "recorded-session".parse().unwrap());
+            r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+            r.headers_mut().insert("mcp-session-id", "recorded-session".parse().unwrap());
             r
         }
     }

@@ -19,7 +19,8 @@ use crate::serve::{self, Server};
 use sessions::Sessions;
 
 /// A 1×1 PNG.
-pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+pub const PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 /// A tiny WAV file.
 pub const WAV: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
 
@@ -35,10 +36,8 @@ pub struct Options {
 /// Starts the reference server on `addr` (port 0 for any), serving MCP at `/mcp`.
 pub async fn serve(addr: SocketAddr, opts: Options) -> std::io::Result<Server> {
     let sessions = Arc::new(Sessions::default());
-    let handler = Reference {
-        sessions: sessions.clone(),
-        name: opts.name.clone().unwrap_or_else(|| "reference".into()),
-    };
+    let handler =
+        Reference { sessions: sessions.clone(), name: opts.name.clone().unwrap_or_else(|| "reference".into()) };
     let mut config = StreamableHttpServerConfig::default();
     config.json_response = opts.json_response;
     config.legacy_session_mode = !opts.json_response;
@@ -80,11 +79,7 @@ fn tools() -> Vec<Value> {
             "Adds two numbers",
             json!({"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}),
         ),
-        tool(
-            "printEnv",
-            "Prints the names of the server's environment variables (values hidden)",
-            no_args(),
-        ),
+        tool("printEnv", "Prints the names of the server's environment variables (values hidden)", no_args()),
         tool(
             "sleep",
             "Waits `ms` milliseconds, then answers",
@@ -96,30 +91,26 @@ fn tools() -> Vec<Value> {
         ("test_image_content", "Returns image content"),
         ("test_audio_content", "Returns audio content"),
         ("test_embedded_resource", "Returns an embedded resource"),
-        (
-            "test_multiple_content_types",
-            "Returns text, image and resource content",
-        ),
+        ("test_multiple_content_types", "Returns text, image and resource content"),
         ("test_tool_with_logging", "Sends log messages while running"),
         ("test_tool_with_progress", "Reports progress while running"),
         ("test_error_handling", "Always returns an error result"),
-        (
-            "test_reconnection",
-            "Closes its SSE stream to test client reconnection",
-        ),
-        (
-            "test_elicitation_sep1034_defaults",
-            "Elicits a form with default values",
-        ),
-        (
-            "test_elicitation_sep1330_enums",
-            "Elicits a form with enum variants",
-        ),
+        ("test_reconnection", "Closes its SSE stream to test client reconnection"),
+        ("test_elicitation_sep1034_defaults", "Elicits a form with default values"),
+        ("test_elicitation_sep1330_enums", "Elicits a form with enum variants"),
     ] {
         tools.push(tool(name, description, no_args()));
     }
-    tools.push(tool("test_sampling", "Asks the client's LLM", json!({"type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]})));
-    tools.push(tool("test_elicitation", "Asks the user for input", json!({"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]})));
+    tools.push(tool(
+        "test_sampling",
+        "Asks the client's LLM",
+        json!({"type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]}),
+    ));
+    tools.push(tool(
+        "test_elicitation",
+        "Asks the user for input",
+        json!({"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}),
+    ));
     tools.push(tool("json_schema_2020_12_tool", "Tool with JSON Schema 2020-12 features", json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
         "$defs": {"address": {"type": "object", "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
@@ -139,11 +130,7 @@ impl ServerHandler for Reference {
         }))
     }
 
-    async fn set_level(
-        &self,
-        _: SetLevelRequestParams,
-        _: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
+    async fn set_level(&self, _: SetLevelRequestParams, _: RequestContext<RoleServer>) -> Result<(), McpError> {
         Ok(())
     }
 
@@ -153,28 +140,16 @@ impl ServerHandler for Reference {
         _: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let prefix = r.argument.value.clone();
-        let values: Vec<&str> = ["apple", "banana", "cherry"]
-            .into_iter()
-            .filter(|v| v.starts_with(prefix.as_str()))
-            .collect();
-        Ok(j(
-            json!({"completion": {"values": values, "total": values.len(), "hasMore": false}}),
-        ))
+        let values: Vec<&str> =
+            ["apple", "banana", "cherry"].into_iter().filter(|v| v.starts_with(prefix.as_str())).collect();
+        Ok(j(json!({"completion": {"values": values, "total": values.len(), "hasMore": false}})))
     }
 
-    async fn subscribe(
-        &self,
-        _: SubscribeRequestParams,
-        _: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
+    async fn subscribe(&self, _: SubscribeRequestParams, _: RequestContext<RoleServer>) -> Result<(), McpError> {
         Ok(())
     }
 
-    async fn unsubscribe(
-        &self,
-        _: UnsubscribeRequestParams,
-        _: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
+    async fn unsubscribe(&self, _: UnsubscribeRequestParams, _: RequestContext<RoleServer>) -> Result<(), McpError> {
         Ok(())
     }
 
@@ -193,35 +168,18 @@ impl ServerHandler for Reference {
     ) -> Result<CallToolResponse, McpError> {
         let args = r.arguments.clone().unwrap_or_default();
         let result = match r.name.as_ref() {
-            "echo" => text(format!(
-                "Echo: {}",
-                args.get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-            )),
+            "echo" => text(format!("Echo: {}", args.get("message").and_then(Value::as_str).unwrap_or_default())),
             "add" => {
                 let n = |k: &str| args.get(k).and_then(Value::as_f64).unwrap_or(0.0);
-                text(format!(
-                    "The sum of {} and {} is {}.",
-                    n("a"),
-                    n("b"),
-                    n("a") + n("b")
-                ))
+                text(format!("The sum of {} and {} is {}.", n("a"), n("b"), n("a") + n("b")))
             }
             "printEnv" => {
                 let mut names: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
                 names.sort();
-                text(format!(
-                    "Environment variables (values hidden): {}",
-                    names.join(", ")
-                ))
+                text(format!("Environment variables (values hidden): {}", names.join(", ")))
             }
             "sleep" => {
-                let ms = args
-                    .get("ms")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0)
-                    .min(600_000);
+                let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(0).min(600_000);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 text(format!("Slept {ms} ms"))
             }
@@ -266,19 +224,14 @@ impl ServerHandler for Reference {
             "test://watched-resource" => {
                 json!([{"uri": uri, "mimeType": "text/plain", "text": "Watched resource content"}])
             }
-            _ => match uri
-                .strip_prefix("test://template/")
-                .and_then(|s| s.strip_suffix("/data"))
-            {
+            _ => match uri.strip_prefix("test://template/").and_then(|s| s.strip_suffix("/data")) {
                 Some(id) => {
-                    let body = json!({"id": id, "templateTest": true, "data": format!("Data for ID: {id}")}).to_string();
+                    let body =
+                        json!({"id": id, "templateTest": true, "data": format!("Data for ID: {id}")}).to_string();
                     json!([{"uri": uri, "mimeType": "application/json", "text": body}])
                 }
                 None => {
-                    return Err(McpError::resource_not_found(
-                        format!("Resource not found: {uri}"),
-                        None,
-                    ));
+                    return Err(McpError::resource_not_found(format!("Resource not found: {uri}"), None));
                 }
             },
         };
@@ -307,12 +260,7 @@ impl ServerHandler for Reference {
         _: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let a = r.arguments.clone().unwrap_or_default();
-        let s = |k: &str| {
-            a.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        let s = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         let messages = match r.name.as_ref() {
             "test_simple_prompt" => {
                 json!([{"role": "user", "content": {"type": "text", "text": "This is a simple prompt for testing."}}])
@@ -327,10 +275,7 @@ impl ServerHandler for Reference {
                 {"role": "user", "content": {"type": "image", "data": PNG, "mimeType": "image/png"}},
                 {"role": "user", "content": {"type": "text", "text": "Please analyze the image above."}}]),
             other => {
-                return Err(McpError::invalid_params(
-                    format!("Unknown prompt: {other}"),
-                    None,
-                ));
+                return Err(McpError::invalid_params(format!("Unknown prompt: {other}"), None));
             }
         };
         Ok(j::<GetPromptResult>(json!({"messages": messages})).into())
@@ -419,15 +364,8 @@ async fn conformance_tool(
 }
 
 async fn elicit(c: &RequestContext<RoleServer>, params: Value, label: &str) -> CallToolResult {
-    match c
-        .peer
-        .create_elicitation(j::<ElicitRequestParams>(params))
-        .await
-    {
-        Ok(r) => text(format!(
-            "{label}: {}",
-            serde_json::to_string(&r).unwrap_or_default()
-        )),
+    match c.peer.create_elicitation(j::<ElicitRequestParams>(params)).await {
+        Ok(r) => text(format!("{label}: {}", serde_json::to_string(&r).unwrap_or_default())),
         Err(e) => text(format!("Elicitation failed: {e}")),
     }
 }

@@ -68,9 +68,7 @@ where
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(app(req).await) }
             });
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
+            let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
             let mut stop_conn = stopped.clone();
             tokio::spawn(async move {
                 tokio::select! {
@@ -80,19 +78,11 @@ where
             });
         }
     });
-    Ok(Server {
-        addr,
-        stop,
-        task: Some(task),
-    })
+    Ok(Server { addr, stop, task: Some(task) })
 }
 
 /// Serves a tower service (e.g. rmcp's `StreamableHttpService`) at exactly `path`.
-pub async fn tower_at<S, B>(
-    addr: SocketAddr,
-    path: &'static str,
-    service: S,
-) -> std::io::Result<Server>
+pub async fn tower_at<S, B>(addr: SocketAddr, path: &'static str, service: S) -> std::io::Result<Server>
 where
     S: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone

@@ -45,15 +45,11 @@ async fn conformance(url: &str) -> BTreeMap<String, bool> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_passes_through_the_gateway_as_it_does_directly() {
-    let upstream = reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())
-        .await
-        .unwrap();
+    let upstream = reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
     // The suite's dns-rebinding scenario checks the endpoint it talks to; in front of the
     // upstream that is the gateway, so the gateway's own protection is turned on.
-    let yaml = mcp_route(&upstream.url("/mcp"), "").replace(
-        "      - mcp:\n",
-        "      - mcp:\n          dnsRebindingProtection: true\n",
-    );
+    let yaml = mcp_route(&upstream.url("/mcp"), "")
+        .replace("      - mcp:\n", "      - mcp:\n          dnsRebindingProtection: true\n");
     let gw = Gateway::start(&yaml).await.unwrap();
 
     let direct = conformance(&upstream.url("/mcp")).await;
@@ -67,104 +63,46 @@ async fn conformance_suite_passes_through_the_gateway_as_it_does_directly() {
         through.len()
     );
 
-    let failed_direct: Vec<&String> = direct
-        .iter()
-        .filter(|(_, p)| !**p)
-        .map(|(n, _)| n)
-        .collect();
-    assert!(
-        failed_direct.is_empty(),
-        "the reference upstream itself fails: {failed_direct:?}"
-    );
-    assert_eq!(
-        direct.len(),
-        32,
-        "every server scenario of 0.1.12 ran: {direct:?}"
-    );
-    let regressions: Vec<&String> = direct
-        .iter()
-        .filter(|(n, p)| **p && through.get(*n) != Some(&true))
-        .map(|(n, _)| n)
-        .collect();
-    assert!(
-        regressions.is_empty(),
-        "scenarios that pass directly but fail through the gateway: {regressions:?}"
-    );
+    let failed_direct: Vec<&String> = direct.iter().filter(|(_, p)| !**p).map(|(n, _)| n).collect();
+    assert!(failed_direct.is_empty(), "the reference upstream itself fails: {failed_direct:?}");
+    assert_eq!(direct.len(), 32, "every server scenario of 0.1.12 ran: {direct:?}");
+    let regressions: Vec<&String> =
+        direct.iter().filter(|(n, p)| **p && through.get(*n) != Some(&true)).map(|(n, _)| n).collect();
+    assert!(regressions.is_empty(), "scenarios that pass directly but fail through the gateway: {regressions:?}");
 }
 
 async fn sdk_client(url: &str, steps: &[&str]) -> Value {
     let mut args = vec![url];
     args.extend_from_slice(steps);
     let (ok, stdout, stderr) = node::run_script("sdk-client.mjs", &args).await;
-    let out: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|_| panic!("sdk-client output: {stdout}\n{stderr}"));
+    let out: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("sdk-client output: {stdout}\n{stderr}"));
     assert!(ok, "sdk-client failed: {out}\n{stderr}");
     out
 }
 
 fn tools(out: &Value) -> Vec<&str> {
-    out["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect()
+    out["tools"].as_array().unwrap().iter().filter_map(Value::as_str).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_sdk_client_with_server_everything_over_streamable_http() {
     let (_everything, url) = node::server_everything_http().await;
     let gw = Gateway::start(&mcp_route(&url, "")).await.unwrap();
-    let out = sdk_client(
-        &gw.url("/mcp"),
-        &["echo", "progress", "sampling", "elicitation"],
-    )
-    .await;
+    let out = sdk_client(&gw.url("/mcp"), &["echo", "progress", "sampling", "elicitation"]).await;
     assert_eq!(out["server"]["name"], "mcp-servers/everything");
-    for t in [
-        "echo",
-        "get-sum",
-        "get-env",
-        "trigger-long-running-operation",
-        "trigger-sampling-request",
-    ] {
+    for t in ["echo", "get-sum", "get-env", "trigger-long-running-operation", "trigger-sampling-request"] {
         assert!(tools(&out).contains(&t), "{t} in {:?}", tools(&out));
     }
     assert_eq!(out["echo"], "Echo: hello from the SDK");
-    assert_eq!(
-        out["progress"],
-        serde_json::json!([1, 2, 3]),
-        "progress notifications reach the client"
-    );
-    assert!(
-        out["long_running"]
-            .as_str()
-            .unwrap()
-            .contains("Long running operation completed")
-    );
+    assert_eq!(out["progress"], serde_json::json!([1, 2, 3]), "progress notifications reach the client");
+    assert!(out["long_running"].as_str().unwrap().contains("Long running operation completed"));
     assert_eq!(out["sampling_requests"], 1);
-    assert!(
-        out["sampling"]
-            .as_str()
-            .unwrap()
-            .contains("sampled-by-sdk-client"),
-        "{}",
-        out["sampling"]
-    );
+    assert!(out["sampling"].as_str().unwrap().contains("sampled-by-sdk-client"), "{}", out["sampling"]);
     assert_eq!(out["elicitation_requests"], 1);
-    assert!(
-        out["elicitation"]
-            .as_str()
-            .unwrap()
-            .contains("Ada Lovelace"),
-        "{}",
-        out["elicitation"]
-    );
+    assert!(out["elicitation"].as_str().unwrap().contains("Ada Lovelace"), "{}", out["elicitation"]);
     let session = out["session"].as_str().unwrap();
-    assert!(
-        agw_mcp::session::SessionCodec.decode(session).is_ok(),
-        "the client holds the gateway's session id"
-    );
+    assert!(agw_mcp::session::SessionCodec.decode(session).is_ok(), "the client holds the gateway's session id");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,20 +120,7 @@ async fn typescript_sdk_client_behind_mcp_proxy_as_in_the_tutorial() {
     // mcp-proxy itself sometimes delivers the last progress notification after the result
     // (the SDK then drops it); the same happens without the gateway. The first ones always
     // arrive, in order.
-    let progress: Vec<u64> = out["progress"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_u64)
-        .collect();
-    assert!(
-        progress.len() >= 2 && progress == [1, 2, 3][..progress.len()],
-        "progress {progress:?}"
-    );
-    assert!(
-        out["long_running"]
-            .as_str()
-            .unwrap()
-            .contains("Long running operation completed")
-    );
+    let progress: Vec<u64> = out["progress"].as_array().unwrap().iter().filter_map(Value::as_u64).collect();
+    assert!(progress.len() >= 2 && progress == [1, 2, 3][..progress.len()], "progress {progress:?}");
+    assert!(out["long_running"].as_str().unwrap().contains("Long running operation completed"));
 }

@@ -11,15 +11,9 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 async fn reference_upstream(json_response: bool) -> agw_testkit::serve::Server {
-    reference::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        reference::Options {
-            json_response,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
+    reference::serve("127.0.0.1:0".parse().unwrap(), reference::Options { json_response, ..Default::default() })
+        .await
+        .unwrap()
 }
 
 async fn gateway_to(url: &str) -> Gateway {
@@ -33,53 +27,28 @@ async fn initialize_list_and_call_through_the_gateway() {
     let mut client = McpClient::new(gw.url("/mcp"));
     let init = client.initialize().await.unwrap();
     assert_eq!(init["serverInfo"]["name"], "reference");
-    assert_eq!(
-        init["protocolVersion"], "2025-06-18",
-        "the upstream's negotiation passes through"
-    );
+    assert_eq!(init["protocolVersion"], "2025-06-18", "the upstream's negotiation passes through");
 
     // The gateway's session id is its own, and carries the upstream's.
     let gw_session = client.session.clone().expect("gateway issues a session id");
-    let state = SessionCodec
-        .decode(&gw_session)
-        .expect("session id decodes");
-    let upstream_session = state
-        .upstream_session("upstream")
-        .expect("upstream issued a session")
-        .to_string();
+    let state = SessionCodec.decode(&gw_session).expect("session id decodes");
+    let upstream_session = state.upstream_session("upstream").expect("upstream issued a session").to_string();
     assert_ne!(gw_session, upstream_session);
 
     let tools = client.tool_names().await.unwrap();
     for t in ["echo", "add", "printEnv", "test_simple_text"] {
         assert!(tools.contains(&t.to_string()), "{t} in {tools:?}");
     }
-    let resp = client
-        .call_tool("echo", json!({"message": "hi"}))
-        .await
-        .unwrap();
+    let resp = client.call_tool("echo", json!({"message": "hi"})).await.unwrap();
     assert_eq!(first_text(&resp), Some("Echo: hi"));
 
-    let resources = client
-        .request("resources/read", json!({"uri": "test://static-text"}))
-        .await
-        .unwrap();
-    assert_eq!(
-        resources["contents"][0]["text"],
-        "This is the content of the static text resource."
-    );
+    let resources = client.request("resources/read", json!({"uri": "test://static-text"})).await.unwrap();
+    assert_eq!(resources["contents"][0]["text"], "This is the content of the static text resource.");
     let prompt = client
-        .request(
-            "prompts/get",
-            json!({"name": "test_prompt_with_arguments", "arguments": {"arg1": "a", "arg2": "b"}}),
-        )
+        .request("prompts/get", json!({"name": "test_prompt_with_arguments", "arguments": {"arg1": "a", "arg2": "b"}}))
         .await
         .unwrap();
-    assert!(
-        prompt["messages"][0]["content"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("arg1='a'")
-    );
+    assert!(prompt["messages"][0]["content"]["text"].as_str().unwrap().contains("arg1='a'"));
 }
 
 #[tokio::test]
@@ -89,27 +58,19 @@ async fn sse_answers_stream_progress_before_the_result() {
     let mut client = McpClient::new(gw.url("/mcp"));
     client.initialize().await.unwrap();
     let (ex, resp) = client
-        .request_with("tools/call", json!({"name": "test_tool_with_progress", "arguments": {}, "_meta": {"progressToken": "tok-1"}}), None)
+        .request_with(
+            "tools/call",
+            json!({"name": "test_tool_with_progress", "arguments": {}, "_meta": {"progressToken": "tok-1"}}),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(ex.header("content-type"), Some("text/event-stream"));
-    let progress: Vec<&Value> = ex
-        .notifications()
-        .into_iter()
-        .filter(|n| n["method"] == "notifications/progress")
-        .collect();
+    let progress: Vec<&Value> =
+        ex.notifications().into_iter().filter(|n| n["method"] == "notifications/progress").collect();
     assert_eq!(progress.len(), 3, "{:?}", ex.messages);
-    assert!(
-        progress
-            .iter()
-            .all(|p| p["params"]["progressToken"] == "tok-1"),
-        "progress tokens pass through unchanged"
-    );
-    let result_pos = ex
-        .messages
-        .iter()
-        .position(|m| m.get("result").is_some())
-        .unwrap();
+    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "tok-1"), "progress tokens pass through unchanged");
+    let result_pos = ex.messages.iter().position(|m| m.get("result").is_some()).unwrap();
     assert_eq!(result_pos, 3, "the result comes after the notifications");
     assert!(resp["result"]["content"][0]["text"].as_str().is_some());
 }
@@ -134,17 +95,10 @@ async fn sampling_and_elicitation_round_trips() {
         }
     };
     let (_, resp) = client
-        .request_with(
-            "tools/call",
-            json!({"name": "test_sampling", "arguments": {"prompt": "hi"}}),
-            Some(&mut handler),
-        )
+        .request_with("tools/call", json!({"name": "test_sampling", "arguments": {"prompt": "hi"}}), Some(&mut handler))
         .await
         .unwrap();
-    assert!(
-        first_text(&resp).unwrap().contains("from-the-client"),
-        "{resp}"
-    );
+    assert!(first_text(&resp).unwrap().contains("from-the-client"), "{resp}");
     let (_, resp) = client
         .request_with(
             "tools/call",
@@ -153,10 +107,7 @@ async fn sampling_and_elicitation_round_trips() {
         )
         .await
         .unwrap();
-    assert!(
-        first_text(&resp).unwrap().contains("ada@example.com"),
-        "{resp}"
-    );
+    assert!(first_text(&resp).unwrap().contains("ada@example.com"), "{resp}");
     assert_eq!(asked, ["sampling/createMessage", "elicitation/create"]);
 }
 
@@ -169,42 +120,17 @@ async fn server_notifications_reach_the_get_stream() {
     let stream_client = client.same_session();
     let listener = tokio::spawn(async move {
         stream_client
-            .get_stream(&[], |msgs| {
-                msgs.iter()
-                    .filter(|m| m["method"] == "notifications/message")
-                    .count()
-                    >= 3
-            })
+            .get_stream(&[], |msgs| msgs.iter().filter(|m| m["method"] == "notifications/message").count() >= 3)
             .await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let resp = client
-        .call_tool("test_tool_with_logging", json!({}))
-        .await
-        .unwrap();
-    assert_eq!(
-        first_text(&resp),
-        Some("Tool with logging executed successfully")
-    );
-    let ex = tokio::time::timeout(Duration::from_secs(10), listener)
-        .await
-        .expect("log messages arrive")
-        .unwrap()
-        .unwrap();
+    let resp = client.call_tool("test_tool_with_logging", json!({})).await.unwrap();
+    assert_eq!(first_text(&resp), Some("Tool with logging executed successfully"));
+    let ex =
+        tokio::time::timeout(Duration::from_secs(10), listener).await.expect("log messages arrive").unwrap().unwrap();
     assert_eq!(ex.status, StatusCode::OK);
-    let logs: Vec<&str> = ex
-        .messages
-        .iter()
-        .filter_map(|m| m["params"]["data"].as_str())
-        .collect();
-    assert_eq!(
-        logs,
-        [
-            "Tool execution started",
-            "Tool processing data",
-            "Tool execution completed"
-        ]
-    );
+    let logs: Vec<&str> = ex.messages.iter().filter_map(|m| m["params"]["data"].as_str()).collect();
+    assert_eq!(logs, ["Tool execution started", "Tool processing data", "Tool execution completed"]);
 }
 
 #[tokio::test]
@@ -213,14 +139,8 @@ async fn json_answers_pass_through_as_json() {
     let gw = gateway_to(&upstream.url("/mcp")).await;
     let mut client = McpClient::new(gw.url("/mcp"));
     client.initialize().await.unwrap();
-    let (ex, resp) = client
-        .request_with(
-            "tools/call",
-            json!({"name": "add", "arguments": {"a": 2, "b": 3}}),
-            None,
-        )
-        .await
-        .unwrap();
+    let (ex, resp) =
+        client.request_with("tools/call", json!({"name": "add", "arguments": {"a": 2, "b": 3}}), None).await.unwrap();
     assert_eq!(ex.header("content-type"), Some("application/json"));
     assert_eq!(first_text(&resp), Some("The sum of 2 and 3 is 5."));
 }
@@ -243,15 +163,9 @@ async fn messages_reach_the_upstream_byte_for_byte() {
     assert_eq!(ex.messages[0]["result"]["echoedMethod"], "vendor/custom");
     let seen = rec.last();
     assert_eq!(&seen.body[..], &raw[..]);
-    assert_eq!(
-        seen.headers["mcp-session-id"], "recorded-session",
-        "the upstream gets its own session id back"
-    );
+    assert_eq!(seen.headers["mcp-session-id"], "recorded-session", "the upstream gets its own session id back");
     assert_eq!(seen.headers["mcp-protocol-version"], "2025-06-18");
-    assert!(
-        seen.headers.get("authorization").is_none(),
-        "client credentials are not forwarded"
-    );
+    assert!(seen.headers.get("authorization").is_none(), "client credentials are not forwarded");
     assert!(seen.headers.get("cookie").is_none());
 
     // A batch is forwarded as one body; the answers come back as one array.
@@ -267,15 +181,9 @@ async fn notifications_and_responses_get_202() {
     let gw = gateway_to(&rec.url()).await;
     let mut client = McpClient::new(gw.url("/mcp"));
     client.initialize().await.unwrap();
-    let ex = client
-        .post(&json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}))
-        .await
-        .unwrap();
+    let ex = client.post(&json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"})).await.unwrap();
     assert_eq!(ex.status, StatusCode::ACCEPTED);
-    let ex = client
-        .post(&json!({"jsonrpc": "2.0", "id": 99, "result": {"roots": []}}))
-        .await
-        .unwrap();
+    let ex = client.post(&json!({"jsonrpc": "2.0", "id": 99, "result": {"roots": []}})).await.unwrap();
     assert_eq!(ex.status, StatusCode::ACCEPTED);
     assert!(ex.body.is_empty());
 }
@@ -286,10 +194,7 @@ async fn unknown_methods_get_the_upstreams_own_error() {
     let gw = gateway_to(&upstream.url("/mcp")).await;
     let mut client = McpClient::new(gw.url("/mcp"));
     client.initialize().await.unwrap();
-    let (_, resp) = client
-        .request_with("no/such/method", json!({}), None)
-        .await
-        .unwrap();
+    let (_, resp) = client.request_with("no/such/method", json!({}), None).await.unwrap();
     assert_eq!(resp["error"]["code"], -32601, "{resp}");
 }
 
@@ -299,24 +204,13 @@ async fn sessions_are_required_checked_and_ended() {
     let gw = gateway_to(&upstream.url("/mcp")).await;
     let mut client = McpClient::new(gw.url("/mcp"));
 
-    let ex = client
-        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
-        .await
-        .unwrap();
+    let ex = client.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await.unwrap();
     assert_eq!(ex.status, StatusCode::BAD_REQUEST);
     assert_eq!(ex.messages[0]["error"]["code"], -32000);
-    assert!(
-        ex.messages[0]["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Mcp-Session-Id header is required")
-    );
+    assert!(ex.messages[0]["error"]["message"].as_str().unwrap().contains("Mcp-Session-Id header is required"));
 
     client.session = Some("bm90IGEgc2Vzc2lvbg".into());
-    let ex = client
-        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
-        .await
-        .unwrap();
+    let ex = client.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await.unwrap();
     assert_eq!(ex.status, StatusCode::NOT_FOUND);
     assert_eq!(ex.messages[0]["error"]["code"], -32001);
 
@@ -325,15 +219,8 @@ async fn sessions_are_required_checked_and_ended() {
     assert!(!client.tool_names().await.unwrap().is_empty());
     let ex = client.delete().await.unwrap();
     assert!(ex.status.is_success(), "DELETE: {}", ex.status);
-    let ex = client
-        .post(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}))
-        .await
-        .unwrap();
-    assert_eq!(
-        ex.status,
-        StatusCode::NOT_FOUND,
-        "the upstream session is gone after DELETE"
-    );
+    let ex = client.post(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})).await.unwrap();
+    assert_eq!(ex.status, StatusCode::NOT_FOUND, "the upstream session is gone after DELETE");
 }
 
 #[tokio::test]
@@ -347,34 +234,15 @@ async fn malformed_requests_get_jsonrpc_errors() {
         (br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#, -32600),
         (br#"{"jsonrpc":"2.0","id":{"a":1},"method":"x"}"#, -32600),
         (b"[]", -32600),
-        (
-            br#"[{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}]"#,
-            -32600,
-        ),
-        (
-            br#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#,
-            -32700,
-        ),
+        (br#"[{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}]"#, -32600),
+        (br#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#, -32700),
     ];
     for (body, code) in cases {
         let ex = client.post_bytes(&body[..], None).await.unwrap();
-        assert_eq!(
-            ex.status,
-            StatusCode::BAD_REQUEST,
-            "{}",
-            String::from_utf8_lossy(body)
-        );
-        assert_eq!(
-            ex.messages[0]["error"]["code"],
-            *code,
-            "{}",
-            String::from_utf8_lossy(body)
-        );
+        assert_eq!(ex.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(body));
+        assert_eq!(ex.messages[0]["error"]["code"], *code, "{}", String::from_utf8_lossy(body));
     }
-    assert!(
-        rec.seen().is_empty(),
-        "nothing malformed reaches the upstream"
-    );
+    assert!(rec.seen().is_empty(), "nothing malformed reaches the upstream");
 }
 
 #[tokio::test]
@@ -382,10 +250,8 @@ async fn oversized_bodies_are_refused() {
     let rec = Recorder::start().await.unwrap();
     let gw = gateway_to(&rec.url()).await;
     let client = McpClient::new(gw.url("/mcp"));
-    let big = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"pad":"{}"}}}}"#,
-        "x".repeat(17 << 20)
-    );
+    let big =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"pad":"{}"}}}}"#, "x".repeat(17 << 20));
     let ex = client.post_bytes(big, None).await.unwrap();
     assert_eq!(ex.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(rec.seen().is_empty());
@@ -394,25 +260,15 @@ async fn oversized_bodies_are_refused() {
 #[tokio::test]
 async fn dns_rebinding_protection_checks_host_and_origin() {
     let upstream = reference_upstream(false).await;
-    let yaml = mcp_route(&upstream.url("/mcp"), "").replace(
-        "      - mcp:\n",
-        "      - mcp:\n          dnsRebindingProtection: true\n",
-    );
+    let yaml = mcp_route(&upstream.url("/mcp"), "")
+        .replace("      - mcp:\n", "      - mcp:\n          dnsRebindingProtection: true\n");
     let gw = Gateway::start(&yaml).await.unwrap();
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let evil = McpClient::new(gw.url("/mcp")).with_header("host", "evil.example.com");
-    assert_eq!(
-        evil.post(&init).await.unwrap().status,
-        StatusCode::FORBIDDEN
-    );
-    let evil_origin =
-        McpClient::new(gw.url("/mcp")).with_header("origin", "http://evil.example.com");
-    assert_eq!(
-        evil_origin.post(&init).await.unwrap().status,
-        StatusCode::FORBIDDEN
-    );
-    let local = McpClient::new(gw.url("/mcp"))
-        .with_header("origin", &format!("http://localhost:{}", gw.addr.port()));
+    assert_eq!(evil.post(&init).await.unwrap().status, StatusCode::FORBIDDEN);
+    let evil_origin = McpClient::new(gw.url("/mcp")).with_header("origin", "http://evil.example.com");
+    assert_eq!(evil_origin.post(&init).await.unwrap().status, StatusCode::FORBIDDEN);
+    let local = McpClient::new(gw.url("/mcp")).with_header("origin", &format!("http://localhost:{}", gw.addr.port()));
     assert_eq!(local.post(&init).await.unwrap().status, StatusCode::OK);
 
     // Off by default.
@@ -428,10 +284,7 @@ async fn request_header_modifier_adds_upstream_headers() {
     let gw = Gateway::start(&mcp_route(&rec.url(), extra)).await.unwrap();
     let mut client = McpClient::new(gw.url("/mcp"));
     client.initialize().await.unwrap();
-    let ex = client
-        .post(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
-        .await
-        .unwrap();
+    let ex = client.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await.unwrap();
     assert_eq!(rec.last().headers["x-api-key"], "upstream-key");
     assert_eq!(ex.header("x-served-by"), Some("agentgateway-rs"));
 }

@@ -21,41 +21,31 @@ async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> 
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = client
-        .request(b.body(Full::new(Bytes::from(body.to_string()))).unwrap())
-        .await
-        .unwrap();
+    let resp = client.request(b.body(Full::new(Bytes::from(body.to_string()))).unwrap()).await.unwrap();
     let (parts, b) = resp.into_parts();
     let bytes = b.collect().await.unwrap().to_bytes();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
+    Got { status: parts.status, headers: parts.headers, body: String::from_utf8_lossy(&bytes).into_owned() }
 }
 
 /// An HTTP upstream that describes the request it received.
 async fn echo_server(name: &'static str) -> serve::Server {
-    serve::app(
-        "127.0.0.1:0".parse().unwrap(),
-        move |req: Request<hyper::body::Incoming>| async move {
-            let (parts, b) = req.into_parts();
-            let bytes = b.collect().await.unwrap().to_bytes();
-            let seen = serde_json::json!({
-                "server": name,
-                "method": parts.method.as_str(),
-                "uri": parts.uri.to_string(),
-                "host": parts.headers.get("host").and_then(|v| v.to_str().ok()),
-                "xff": parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-                "connection_header": parts.headers.get("x-hop").is_some(),
-                "added": parts.headers.get("x-added").and_then(|v| v.to_str().ok()),
-                "body": String::from_utf8_lossy(&bytes),
-            });
-            let mut r = http::Response::new(body::full(seen.to_string()));
-            r.headers_mut().insert("x-upstream", name.parse().unwrap());
-            r
-        },
-    )
+    serve::app("127.0.0.1:0".parse().unwrap(), move |req: Request<hyper::body::Incoming>| async move {
+        let (parts, b) = req.into_parts();
+        let bytes = b.collect().await.unwrap().to_bytes();
+        let seen = serde_json::json!({
+            "server": name,
+            "method": parts.method.as_str(),
+            "uri": parts.uri.to_string(),
+            "host": parts.headers.get("host").and_then(|v| v.to_str().ok()),
+            "xff": parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+            "connection_header": parts.headers.get("x-hop").is_some(),
+            "added": parts.headers.get("x-added").and_then(|v| v.to_str().ok()),
+            "body": String::from_utf8_lossy(&bytes),
+        });
+        let mut r = http::Response::new(body::full(seen.to_string()));
+        r.headers_mut().insert("x-upstream", name.parse().unwrap());
+        r
+    })
     .await
     .unwrap()
 }
@@ -109,45 +99,24 @@ async fn routes_pick_the_most_specific_match_and_proxy_http() {
     assert_eq!(seen["host"].as_str(), Some(a.addr.to_string().as_str()));
     assert_eq!(seen["xff"], "127.0.0.1");
 
-    let got = send(
-        "POST",
-        &gw.url("/api/v1"),
-        &[("connection", "x-hop"), ("x-hop", "1")],
-        "payload",
-    )
-    .await;
+    let got = send("POST", &gw.url("/api/v1"), &[("connection", "x-hop"), ("x-hop", "1")], "payload").await;
     let seen: serde_json::Value = serde_json::from_str(&got.body).unwrap();
     assert_eq!(seen["server"], "b");
     assert_eq!(seen["body"], "payload");
     assert_eq!(seen["added"], "yes-it-was");
-    assert_eq!(
-        seen["connection_header"], false,
-        "headers named in Connection are hop-by-hop"
-    );
+    assert_eq!(seen["connection_header"], false, "headers named in Connection are hop-by-hop");
     assert_eq!(got.headers["x-upstream"], "b");
 
     // Same prefix length: the match with a method outranks the one with a header.
     let got = send("POST", &gw.url("/api"), &[("x-tenant", "t1")], "").await;
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&got.body).unwrap()["server"],
-        "b"
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&got.body).unwrap()["server"], "b");
     let got = send("GET", &gw.url("/api"), &[("x-tenant", "t1")], "").await;
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&got.body).unwrap()["server"],
-        "c"
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&got.body).unwrap()["server"], "c");
     let got = send("GET", &gw.url("/api"), &[("x-tenant", "nope")], "").await;
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&got.body).unwrap()["server"],
-        "a"
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&got.body).unwrap()["server"], "a");
     // `/apix` is not under the `/api` prefix.
     let got = send("POST", &gw.url("/apix"), &[], "").await;
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&got.body).unwrap()["server"],
-        "a"
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&got.body).unwrap()["server"], "a");
 }
 
 #[tokio::test]
@@ -188,31 +157,18 @@ async fn admin_dump_redacts_secrets_and_readiness_answers() {
     let admin = gw.admin.unwrap();
     let dump = send("GET", &format!("http://{admin}/config_dump"), &[], "").await;
     assert_eq!(dump.status, StatusCode::OK);
-    assert!(
-        !dump.body.contains("super-secret-upstream-token"),
-        "{}",
-        dump.body
-    );
+    assert!(!dump.body.contains("super-secret-upstream-token"), "{}", dump.body);
     let v: serde_json::Value = serde_json::from_str(&dump.body).unwrap();
     assert_eq!(
         v["binds"][0]["listeners"][0]["routes"][0]["policies"]["requestHeaderModifier"]["set"]["authorization"],
         "<redacted>"
     );
-    assert_eq!(
-        v["binds"][0]["listeners"][0]["routes"][0]["backends"][0]["host"],
-        "127.0.0.1:9"
-    );
+    assert_eq!(v["binds"][0]["listeners"][0]["routes"][0]["backends"][0]["host"], "127.0.0.1:9");
 
     let ui = send("GET", &format!("http://{admin}/ui/"), &[], "").await;
     assert_eq!(ui.status, StatusCode::OK);
     assert!(ui.body.contains("<title>agentgateway admin</title>"));
 
-    let ready = send(
-        "GET",
-        &format!("http://{}/healthz/ready", gw.readiness.unwrap()),
-        &[],
-        "",
-    )
-    .await;
+    let ready = send("GET", &format!("http://{}/healthz/ready", gw.readiness.unwrap()), &[], "").await;
     assert_eq!(ready.status, StatusCode::OK);
 }

@@ -31,21 +31,13 @@ impl Duration {
         let mut rest = s.strip_prefix('+').unwrap_or(s);
         let mut total_ns: f64 = 0.0;
         while !rest.is_empty() {
-            let num_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(rest.len());
+            let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
             let (num, after) = rest.split_at(num_len);
             if num.is_empty() || num == "." {
-                return Err(format!(
-                    "`{text}` is not a duration (expected e.g. \"10s\", \"1m30s\", \"250ms\")"
-                ));
+                return Err(format!("`{text}` is not a duration (expected e.g. \"10s\", \"1m30s\", \"250ms\")"));
             }
-            let value: f64 = num
-                .parse()
-                .map_err(|_| format!("`{text}`: bad number `{num}`"))?;
-            let unit_len = after
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(after.len());
+            let value: f64 = num.parse().map_err(|_| format!("`{text}`: bad number `{num}`"))?;
+            let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
             let (unit, next) = after.split_at(unit_len);
             let scale = match unit {
                 "ns" => 1.0,
@@ -55,14 +47,10 @@ impl Duration {
                 "m" => 60e9,
                 "h" => 3600e9,
                 "" => {
-                    return Err(format!(
-                        "`{text}`: missing unit (one of ns, us, ms, s, m, h)"
-                    ));
+                    return Err(format!("`{text}`: missing unit (one of ns, us, ms, s, m, h)"));
                 }
                 other => {
-                    return Err(format!(
-                        "`{text}`: unknown unit `{other}` (one of ns, us, ms, s, m, h)"
-                    ));
+                    return Err(format!("`{text}`: unknown unit `{other}` (one of ns, us, ms, s, m, h)"));
                 }
             };
             total_ns += value * scale;
@@ -221,9 +209,7 @@ impl JsonSchema for Unsupported {
 pub fn present<'a>(
     items: impl IntoIterator<Item = (&'static str, &'a Option<Unsupported>)>,
 ) -> impl Iterator<Item = (&'static str, &'a Unsupported)> {
-    items
-        .into_iter()
-        .filter_map(|(name, v)| v.as_ref().map(|v| (name, v)))
+    items.into_iter().filter_map(|(name, v)| v.as_ref().map(|v| (name, v)))
 }
 
 #[cfg(test)]
@@ -250,13 +236,7 @@ mod tests {
 
     #[test]
     fn displays_like_go() {
-        for (s, want) in [
-            ("90s", "1m30s"),
-            ("250ms", "250ms"),
-            ("0s", "0s"),
-            ("2h", "2h0m0s"),
-            ("1.5s", "1.5s"),
-        ] {
+        for (s, want) in [("90s", "1m30s"), ("250ms", "250ms"), ("0s", "0s"), ("2h", "2h0m0s"), ("1.5s", "1.5s")] {
             assert_eq!(Duration::parse(s).unwrap().to_string(), want);
         }
     }

@@ -93,19 +93,11 @@ pub struct ListenerTls {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cipher_suites: Option<Unsupported>,
     /// Not supported yet.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        alias = "minTlsVersion"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "minTlsVersion")]
     #[serde(rename = "minTLSVersion")]
     pub min_tls_version: Option<Unsupported>,
     /// Not supported yet.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        alias = "maxTlsVersion"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "maxTlsVersion")]
     #[serde(rename = "maxTLSVersion")]
     pub max_tls_version: Option<Unsupported>,
 }

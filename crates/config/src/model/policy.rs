@@ -300,6 +300,10 @@ pub struct JwtValidationOptions {
     /// Claims that must be present. Default `[exp]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_claims: Option<Vec<String>>,
+    /// Allowance for clock differences when checking `exp` and `nbf`. Default `30s`.
+    /// (An extension: agentgateway has no such field.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew: Option<Duration>,
 }
 
 /// MCP authentication (OAuth protected resource, RFC 9728).
@@ -371,18 +375,14 @@ impl<'de> Deserialize<'de> for Rule {
         impl<'de> Visitor<'de> for RuleVisitor {
             type Value = Rule;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a CEL expression string, or one of {allow: …}, {deny: …}, {require: …}",
-                )
+                f.write_str("a CEL expression string, or one of {allow: …}, {deny: …}, {require: …}")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Rule, E> {
                 Ok(Rule::Allow(v.to_string()))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rule, A::Error> {
                 let Some(key) = map.next_key::<String>()? else {
-                    return Err(de::Error::custom(
-                        "empty rule: expected one of `allow`, `deny`, `require`",
-                    ));
+                    return Err(de::Error::custom("empty rule: expected one of `allow`, `deny`, `require`"));
                 };
                 let expr: String = map.next_value()?;
                 let rule = match key.as_str() {
@@ -390,10 +390,7 @@ impl<'de> Deserialize<'de> for Rule {
                     "deny" => Rule::Deny(expr),
                     "require" => Rule::Require(expr),
                     _ => {
-                        return Err(de::Error::unknown_field(
-                            &key,
-                            &["allow", "deny", "require"],
-                        ));
+                        return Err(de::Error::unknown_field(&key, &["allow", "deny", "require"]));
                     }
                 };
                 if let Some(extra) = map.next_key::<String>()? {

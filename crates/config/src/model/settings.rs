@@ -34,6 +34,11 @@ pub struct Settings {
     /// Session-id encryption. Without it, session ids are base64url and not encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Session>,
+    /// Believe `X-Forwarded-Proto` and `X-Forwarded-Host` when building absolute URLs (OAuth
+    /// protected-resource metadata). Only set this behind a proxy that sets them. Default
+    /// `false`. (An extension: agentgateway has no such field.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_forwarded_headers: Option<bool>,
     /// How long in-flight requests may take to finish on shutdown. Default `5s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_termination_deadline: Option<Duration>,
@@ -85,10 +90,7 @@ impl Settings {
             ("xdsAddress", &self.xds_address),
             ("caAddress", &self.ca_address),
             ("workerThreads", &self.worker_threads),
-            (
-                "connectionMinTerminationDeadline",
-                &self.connection_min_termination_deadline,
-            ),
+            ("connectionMinTerminationDeadline", &self.connection_min_termination_deadline),
             ("metrics", &self.metrics),
             ("backend", &self.backend),
             ("mcp", &self.mcp),

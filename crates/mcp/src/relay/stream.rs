@@ -41,18 +41,8 @@ pub(super) fn relay_events(
     max_event: usize,
     deadline: Option<(Instant, Duration)>,
 ) -> Body {
-    let pending = pending
-        .iter()
-        .filter_map(|id| serde_json::from_str(id.get()).ok())
-        .collect();
-    let state = State {
-        target,
-        upstream,
-        decoder: Decoder::new(max_event),
-        pending,
-        deadline,
-        finished: false,
-    };
+    let pending = pending.iter().filter_map(|id| serde_json::from_str(id.get()).ok()).collect();
+    let state = State { target, upstream, decoder: Decoder::new(max_event), pending, deadline, finished: false };
     let frames = stream::unfold(state, |mut st| async move {
         let bytes = st.next_bytes().await?;
         Some((Ok::<_, BoxError>(Frame::data(bytes)), st))
@@ -89,8 +79,7 @@ impl State {
     async fn read_frame(&mut self) -> Result<Option<Bytes>, FailureKind> {
         loop {
             let next = match self.deadline {
-                Some((at, limit)) => match tokio::time::timeout_at(at, self.upstream.frame()).await
-                {
+                Some((at, limit)) => match tokio::time::timeout_at(at, self.upstream.frame()).await {
                     Ok(f) => f,
                     Err(_) => return Err(FailureKind::Timeout(limit)),
                 },
@@ -113,13 +102,9 @@ impl State {
         if !event.is_message() || self.pending.is_empty() {
             return Ok(());
         }
-        let body =
-            jsonrpc::Body::parse(&event.data).map_err(|e| format!("event is not JSON-RPC: {e}"))?;
+        let body = jsonrpc::Body::parse(&event.data).map_err(|e| format!("event is not JSON-RPC: {e}"))?;
         for msg in body.messages.iter().filter(|m| m.kind == Kind::Response) {
-            if let Some(id) = msg
-                .id
-                .and_then(|id| serde_json::from_str::<Value>(id.get()).ok())
-            {
+            if let Some(id) = msg.id.and_then(|id| serde_json::from_str::<Value>(id.get()).ok()) {
                 self.pending.retain(|p| *p != id);
             }
         }
@@ -129,10 +114,7 @@ impl State {
     /// Ends the stream with an error event for every unanswered request.
     fn fail(&mut self, kind: FailureKind) -> Bytes {
         self.finished = true;
-        let failure = UpstreamFailure {
-            target: self.target.clone(),
-            kind,
-        };
+        let failure = UpstreamFailure { target: self.target.clone(), kind };
         match failure.kind.detail() {
             Some(detail) => {
                 warn!(target = %failure.target, error = %failure, detail, "upstream stream failed")
@@ -143,10 +125,7 @@ impl State {
         let mut out = Vec::new();
         for id in self.pending.drain(..) {
             let raw = RawValue::from_string(id.to_string()).expect("ids re-serialise");
-            out.extend_from_slice(&Event::encode_message(
-                &jsonrpc::error_response(Some(&raw), &rpc),
-                None,
-            ));
+            out.extend_from_slice(&Event::encode_message(&jsonrpc::error_response(Some(&raw), &rpc), None));
         }
         Bytes::from(out)
     }

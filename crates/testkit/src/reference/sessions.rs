@@ -38,17 +38,9 @@ impl Sessions {
         let Some(http_id) = self.streams.lock().await.get(&key).copied() else {
             return;
         };
-        let handle = self
-            .inner
-            .sessions
-            .read()
-            .await
-            .get(&SessionId::from(session))
-            .cloned();
+        let handle = self.inner.sessions.read().await.get(&SessionId::from(session)).cloned();
         if let Some(handle) = handle {
-            let _ = handle
-                .close_sse_stream(http_id, Some(Duration::from_millis(500)))
-                .await;
+            let _ = handle.close_sse_stream(http_id, Some(Duration::from_millis(500))).await;
         }
     }
 }
@@ -74,10 +66,7 @@ impl SessionManager for Sessions {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.streams
-            .lock()
-            .await
-            .retain(|(s, _), _| s.as_str() != id.as_ref());
+        self.streams.lock().await.retain(|(s, _), _| s.as_str() != id.as_ref());
         self.inner.close_session(id).await
     }
 
@@ -95,9 +84,7 @@ impl SessionManager for Sessions {
             .cloned()
             .ok_or_else(|| LocalSessionManagerError::SessionNotFound(id.clone()))?;
         let receiver = handle.establish_request_wise_channel().await?;
-        if let (ClientJsonRpcMessage::Request(req), Some(http_id)) =
-            (&message, receiver.http_request_id)
-        {
+        if let (ClientJsonRpcMessage::Request(req), Some(http_id)) = (&message, receiver.http_request_id) {
             let mut streams = self.streams.lock().await;
             // Only the latest requests matter; keep a long-running server's memory bounded.
             if streams.len() >= 10_000 {
@@ -105,17 +92,11 @@ impl SessionManager for Sessions {
             }
             streams.insert((id.to_string(), req.id.to_string()), http_id);
         }
-        handle
-            .push_message(message, receiver.http_request_id)
-            .await?;
+        handle.push_message(message, receiver.http_request_id).await?;
         Ok(tokio_stream::wrappers::ReceiverStream::new(receiver.inner))
     }
 
-    async fn accept_message(
-        &self,
-        id: &SessionId,
-        m: ClientJsonRpcMessage,
-    ) -> Result<(), Self::Error> {
+    async fn accept_message(&self, id: &SessionId, m: ClientJsonRpcMessage) -> Result<(), Self::Error> {
         self.inner.accept_message(id, m).await
     }
 

@@ -1,0 +1,324 @@
+//! Authentication on a request: JWT (`jwtAuth`, `mcpAuthentication`), API keys, Basic.
+//! Each policy reads its credential, decides by its mode, records who the caller is in
+//! [`Identity`], and takes the credential out of the request so it does not travel upstream.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use agw_config::model::AuthMode;
+use agw_mcp::body::{self, Body};
+use agw_policy::apikey::ApiKeys;
+use agw_policy::basic::Htpasswd;
+use agw_policy::jwt::{Claims, JwtError, Validator};
+use agw_policy::location::Location;
+use base64::Engine;
+use http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{HeaderMap, Response, StatusCode};
+use serde_json::{Map, Value, json};
+use tracing::debug;
+
+use crate::jwks::RemoteJwks;
+
+/// Who the caller is, as far as the policies found out. Rules see it as `jwt`, `apiKey`,
+/// `basicAuth`.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub jwt: Option<Claims>,
+    pub api_key: Option<Value>,
+    pub basic_user: Option<String>,
+    /// The validated bearer token, for `backendAuth: passthrough` and `preserveToken`.
+    pub token: Option<Token>,
+}
+
+/// A validated bearer token. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct Token {
+    pub value: String,
+    /// `preserveToken`: the token was left on the request and should reach the upstream.
+    pub preserved: bool,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// One authentication policy, ready to run.
+#[derive(Debug)]
+pub struct Authn {
+    pub mode: AuthMode,
+    pub location: Location,
+    pub kind: AuthnKind,
+}
+
+#[derive(Debug)]
+pub enum AuthnKind {
+    Jwt {
+        validator: Validator,
+        /// Per provider: the remote JWKS to refresh on an unknown kid.
+        remotes: Vec<Option<Arc<RemoteJwks>>>,
+        /// Set for `mcpAuthentication`: 401s point at the protected-resource metadata.
+        resource: Option<Arc<ResourceMetadata>>,
+        /// Keep the token on the request and forward it (`preserveToken`).
+        preserve: bool,
+    },
+    ApiKey(ApiKeys),
+    Basic {
+        htpasswd: Htpasswd,
+        realm: String,
+    },
+}
+
+/// OAuth 2.0 Protected Resource Metadata (RFC 9728) for an `mcpAuthentication` route.
+#[derive(Debug)]
+pub struct ResourceMetadata {
+    pub issuer: String,
+    /// `resourceMetadata` from the config, keys in RFC 9728 spelling.
+    pub extra: Map<String, Value>,
+}
+
+/// Scheme and host of the request as the client addressed it.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub scheme: String,
+    pub host: String,
+}
+
+impl ResourceMetadata {
+    /// The protected resource's URL: the configured `resource`, or this request's URL.
+    pub fn resource(&self, origin: &Origin, path: &str) -> String {
+        match self.extra.get("resource").and_then(Value::as_str) {
+            Some(r) => r.to_string(),
+            None => format!("{}://{}{}", origin.scheme, origin.host, path),
+        }
+    }
+
+    /// Where the metadata is served: `/.well-known/oauth-protected-resource` + resource path.
+    pub fn metadata_url(&self, origin: &Origin, path: &str) -> String {
+        let resource = self.resource(origin, path);
+        let (base, rest) = match resource.split_once("://") {
+            Some((scheme, rest)) => (scheme, rest),
+            None => (origin.scheme.as_str(), resource.as_str()),
+        };
+        let (authority, res_path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        let suffix = if res_path.is_empty() { String::new() } else { format!("/{}", res_path.trim_end_matches('/')) };
+        format!("{base}://{authority}/.well-known/oauth-protected-resource{suffix}")
+    }
+
+    /// The metadata document.
+    pub fn document(&self, origin: &Origin, path: &str) -> Value {
+        let mut doc = Map::new();
+        doc.insert("resource".into(), json!(self.resource(origin, path)));
+        doc.insert("authorization_servers".into(), json!([self.issuer]));
+        doc.insert("bearer_methods_supported".into(), json!(["header"]));
+        for (k, v) in &self.extra {
+            doc.insert(k.clone(), v.clone());
+        }
+        Value::Object(doc)
+    }
+}
+
+/// `scopesSupported` → `scopes_supported` (config keys are camelCase; RFC 9728 is snake_case).
+pub fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A refused request: 401 with a challenge and a short JSON body.
+#[derive(Debug)]
+pub struct Denial {
+    pub challenge: String,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl Denial {
+    pub fn into_response(self) -> Response<Body> {
+        let body = json!({"error": self.error, "error_description": self.description}).to_string();
+        let mut r = Response::new(body::full(body));
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Ok(v) = HeaderValue::try_from(self.challenge) {
+            r.headers_mut().insert(WWW_AUTHENTICATE, v);
+        }
+        r
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Quotes a value for an auth-param (RFC 9110 §5.6.4).
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl Authn {
+    /// Runs the policy: `Ok` lets the request on (with `identity` filled in when the
+    /// credential was valid), `Err` is the 401.
+    pub async fn check(&self, parts: &mut Parts, identity: &mut Identity, origin: &Origin) -> Result<(), Denial> {
+        let credential = self.location.extract(parts);
+        let result = match (&self.kind, credential) {
+            (_, None) => Err(None),
+            (AuthnKind::Jwt { validator, remotes, preserve, .. }, Some(token)) => {
+                match validate(validator, remotes, &token).await {
+                    Ok(claims) => {
+                        identity.jwt = Some(claims);
+                        identity.token = Some(Token { value: token, preserved: *preserve });
+                        Ok(())
+                    }
+                    Err(e) => Err(Some(e.to_string())),
+                }
+            }
+            (AuthnKind::ApiKey(keys), Some(key)) => match keys.check(&key) {
+                Some(meta) => {
+                    identity.api_key = Some(meta.clone());
+                    Ok(())
+                }
+                None => Err(Some("API key is not valid".to_string())),
+            },
+            (AuthnKind::Basic { htpasswd, .. }, Some(encoded)) => match basic_credentials(&encoded) {
+                Some((user, password)) if htpasswd.verify(&user, &password) => {
+                    identity.basic_user = Some(user);
+                    Ok(())
+                }
+                _ => Err(Some("user name or password is not valid".to_string())),
+            },
+        };
+        let preserve = matches!(self.kind, AuthnKind::Jwt { preserve: true, .. });
+        if !preserve {
+            self.location.remove(parts);
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(_) if self.mode == AuthMode::Permissive => Ok(()),
+            Err(None) if self.mode == AuthMode::Optional => Ok(()),
+            Err(problem) => {
+                debug!(problem = problem.as_deref().unwrap_or("missing credential"), "authentication refused");
+                Err(self.denial(problem, parts, origin))
+            }
+        }
+    }
+
+    fn denial(&self, problem: Option<String>, parts: &Parts, origin: &Origin) -> Denial {
+        match &self.kind {
+            AuthnKind::Jwt { resource, .. } => {
+                let mut params = Vec::new();
+                if let Some(p) = &problem {
+                    params.push(format!("error=\"invalid_token\", error_description={}", quoted(p)));
+                }
+                if let Some(meta) = resource {
+                    params.push(format!("resource_metadata={}", quoted(&meta.metadata_url(origin, parts.uri.path()))));
+                }
+                Denial {
+                    challenge: if params.is_empty() {
+                        "Bearer".into()
+                    } else {
+                        format!("Bearer {}", params.join(", "))
+                    },
+                    error: if problem.is_some() { "invalid_token" } else { "missing_token" },
+                    description: problem.unwrap_or_else(|| "a bearer token is required".into()),
+                }
+            }
+            AuthnKind::ApiKey(_) => Denial {
+                challenge: "Bearer".into(),
+                error: if problem.is_some() { "invalid_api_key" } else { "missing_api_key" },
+                description: problem.unwrap_or_else(|| "an API key is required".into()),
+            },
+            AuthnKind::Basic { realm, .. } => Denial {
+                challenge: format!("Basic realm={}", quoted(realm)),
+                error: if problem.is_some() { "invalid_credentials" } else { "missing_credentials" },
+                description: problem.unwrap_or_else(|| "a user name and password are required".into()),
+            },
+        }
+    }
+}
+
+async fn validate(validator: &Validator, remotes: &[Option<Arc<RemoteJwks>>], token: &str) -> Result<Claims, JwtError> {
+    match validator.validate(token, now()) {
+        Err(JwtError::UnknownKid { provider }) => {
+            let Some(Some(remote)) = remotes.get(provider) else {
+                return Err(JwtError::UnknownKid { provider });
+            };
+            if remote.refresh_for_unknown_kid().await {
+                validator.validate(token, now())
+            } else {
+                Err(JwtError::UnknownKid { provider })
+            }
+        }
+        other => other,
+    }
+}
+
+fn basic_credentials(encoded: &str) -> Option<(String, String)> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// The request's scheme and host, trusting `X-Forwarded-*` only when configured to.
+pub fn request_origin(headers: &HeaderMap, tls: bool, trust_forwarded: bool) -> Origin {
+    let header = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.split(',').next().unwrap_or("").trim().to_string())
+    };
+    let mut scheme = if tls { "https".to_string() } else { "http".to_string() };
+    let mut host = header("host").unwrap_or_else(|| "localhost".into());
+    if trust_forwarded {
+        if let Some(p) = header("x-forwarded-proto").filter(|p| p == "http" || p == "https") {
+            scheme = p;
+        }
+        if let Some(h) = header("x-forwarded-host").filter(|h| !h.is_empty()) {
+            host = h;
+        }
+    }
+    Origin { scheme, host }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_urls() {
+        let meta = ResourceMetadata { issuer: "https://idp".into(), extra: Map::new() };
+        let origin = Origin { scheme: "http".into(), host: "localhost:3000".into() };
+        assert_eq!(
+            meta.metadata_url(&origin, "/mcp"),
+            "http://localhost:3000/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(meta.metadata_url(&origin, "/"), "http://localhost:3000/.well-known/oauth-protected-resource");
+        let mut extra = Map::new();
+        extra.insert("resource".into(), json!("https://api.example.com/v1/mcp"));
+        let meta = ResourceMetadata { issuer: "https://idp".into(), extra };
+        assert_eq!(
+            meta.metadata_url(&origin, "/mcp"),
+            "https://api.example.com/.well-known/oauth-protected-resource/v1/mcp"
+        );
+        assert_eq!(snake_case("scopesSupported"), "scopes_supported");
+        assert_eq!(snake_case("resource_documentation"), "resource_documentation");
+    }
+
+    #[test]
+    fn forwarded_headers_only_when_trusted() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("internal:8080"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("public.example.com"));
+        let o = request_origin(&h, false, false);
+        assert_eq!((o.scheme.as_str(), o.host.as_str()), ("http", "internal:8080"));
+        let o = request_origin(&h, false, true);
+        assert_eq!((o.scheme.as_str(), o.host.as_str()), ("https", "public.example.com"));
+    }
+}

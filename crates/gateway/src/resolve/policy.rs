@@ -1,0 +1,343 @@
+//! Building runtime policies: CORS, authentication (loading key and password files),
+//! timeouts and header changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agw_config::FieldPath;
+use agw_config::model::{
+    self, AuthMode, FileInlineOrRemote, GatewayPolicies as RawGatewayPolicies, JwtAuth, McpAuthentication,
+    RoutePolicies, SecretFileOrInline,
+};
+use agw_policy::apikey::ApiKeys;
+use agw_policy::basic::Htpasswd;
+use agw_policy::cors::Cors;
+use agw_policy::jwt::{DEFAULT_CLOCK_SKEW_SECS, KeySet, KeyStore, Provider, Validator};
+use agw_policy::location::Location;
+use http::Uri;
+use http::header::{HeaderName, HeaderValue};
+use serde_json::Map;
+
+use super::Builder;
+use crate::auth::{Authn, AuthnKind, ResourceMetadata, snake_case};
+use crate::jwks::RemoteJwks;
+
+/// Listener policies, applied before routing.
+#[derive(Debug, Default)]
+pub struct GatewayPolicies {
+    pub cors: Option<Cors>,
+    pub authn: Vec<Authn>,
+}
+
+/// Route policies in runtime form.
+#[derive(Debug, Default)]
+pub struct Policies {
+    pub cors: Option<Cors>,
+    pub authn: Vec<Authn>,
+    /// Set by `mcpAuthentication`: the metadata served for this route.
+    pub resource_metadata: Option<Arc<ResourceMetadata>>,
+    /// `backendAuth.passthrough`: where the validated token goes upstream.
+    pub passthrough: Option<Location>,
+    pub request_timeout: Option<Duration>,
+    pub backend_timeout: Option<Duration>,
+    pub request_headers: HeaderChanges,
+    pub response_headers: HeaderChanges,
+}
+
+/// `requestHeaderModifier` / `responseHeaderModifier`, with names and values parsed.
+#[derive(Debug, Default)]
+pub struct HeaderChanges {
+    pub add: Vec<(HeaderName, HeaderValue)>,
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    pub remove: Vec<HeaderName>,
+}
+
+impl HeaderChanges {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.set.is_empty() && self.remove.is_empty()
+    }
+
+    pub fn apply(&self, headers: &mut http::HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}
+
+impl Builder {
+    pub(super) fn gateway_policies(&mut self, at: &FieldPath, p: &RawGatewayPolicies) -> GatewayPolicies {
+        let mut out =
+            GatewayPolicies { cors: p.cors.as_ref().and_then(|c| self.cors(&at.key("cors"), c)), authn: Vec::new() };
+        if let Some(j) = &p.jwt_auth {
+            out.authn.extend(self.jwt_auth(&at.key("jwtAuth"), j));
+        }
+        if let Some(k) = &p.api_key {
+            out.authn.extend(self.api_key(&at.key("apiKey"), k));
+        }
+        if let Some(b) = &p.basic_auth {
+            out.authn.extend(self.basic_auth(&at.key("basicAuth"), b));
+        }
+        out
+    }
+
+    pub(super) fn route_policies(&mut self, at: &FieldPath, p: &RoutePolicies) -> Policies {
+        let mut out =
+            Policies { cors: p.cors.as_ref().and_then(|c| self.cors(&at.key("cors"), c)), ..Policies::default() };
+        if let Some(m) = &p.mcp_authentication
+            && let Some((authn, meta)) = self.mcp_authentication(&at.key("mcpAuthentication"), m)
+        {
+            out.authn.push(authn);
+            out.resource_metadata = Some(meta);
+        }
+        if let Some(j) = &p.jwt_auth {
+            out.authn.extend(self.jwt_auth(&at.key("jwtAuth"), j));
+        }
+        if let Some(k) = &p.api_key {
+            out.authn.extend(self.api_key(&at.key("apiKey"), k));
+        }
+        if let Some(b) = &p.basic_auth {
+            out.authn.extend(self.basic_auth(&at.key("basicAuth"), b));
+        }
+        if let Some(pass) = p.backend_auth.as_ref().and_then(|b| b.passthrough.as_ref()) {
+            out.passthrough = self.location(
+                &at.key("backendAuth").key("passthrough").key("location"),
+                pass.location.as_ref(),
+                Location::bearer(),
+            );
+        }
+        if let Some(t) = &p.timeout {
+            out.request_timeout = t.request_timeout.map(|d| d.get()).filter(|d| !d.is_zero());
+            out.backend_timeout = t.backend_request_timeout.map(|d| d.get()).filter(|d| !d.is_zero());
+        }
+        if let Some(m) = &p.request_header_modifier {
+            out.request_headers = self.header_changes(&at.key("requestHeaderModifier"), m);
+        }
+        if let Some(m) = &p.response_header_modifier {
+            out.response_headers = self.header_changes(&at.key("responseHeaderModifier"), m);
+        }
+        out
+    }
+
+    fn cors(&mut self, at: &FieldPath, c: &model::Cors) -> Option<Cors> {
+        Cors::new(c).map_err(|e| self.err(at.clone(), e)).ok()
+    }
+
+    fn location(
+        &mut self,
+        at: &FieldPath,
+        c: Option<&model::CredentialLocation>,
+        default: Location,
+    ) -> Option<Location> {
+        Location::from_config(c, default).map_err(|e| self.err(at.clone(), e)).ok()
+    }
+
+    fn jwt_auth(&mut self, at: &FieldPath, j: &JwtAuth) -> Option<Authn> {
+        let location = self.location(&at.key("location"), j.location.as_ref(), Location::bearer())?;
+        // Both forms become a list of providers, each with the field path of its `jwks`.
+        let providers: Vec<(FieldPath, model::JwtProvider)> = match &j.providers {
+            Some(list) => list.iter().enumerate().map(|(i, p)| (at.key("providers").index(i), p.clone())).collect(),
+            None => vec![(
+                at.clone(),
+                model::JwtProvider {
+                    issuer: j.issuer.clone()?,
+                    audiences: j.audiences.clone(),
+                    jwks: j.jwks.clone()?,
+                    jwt_validation_options: j.jwt_validation_options.clone(),
+                },
+            )],
+        };
+        let mut built = Vec::new();
+        let mut remotes = Vec::new();
+        let mut skew = DEFAULT_CLOCK_SKEW_SECS;
+        for (p_at, p) in providers {
+            let (keys, remote) = self.jwks(&p_at.key("jwks"), &p.jwks)?;
+            let options = p.jwt_validation_options.as_ref();
+            if let Some(s) = options.and_then(|o| o.clock_skew) {
+                skew = s.get().as_secs();
+            }
+            built.push(Provider {
+                issuer: p.issuer.clone(),
+                audiences: p.audiences.clone().unwrap_or_default(),
+                required_claims: options.and_then(|o| o.required_claims.clone()).unwrap_or_else(|| vec!["exp".into()]),
+                keys,
+            });
+            remotes.push(remote);
+        }
+        Some(Authn {
+            mode: j.mode.unwrap_or(AuthMode::Optional),
+            location,
+            kind: AuthnKind::Jwt {
+                validator: Validator { providers: built, clock_skew_secs: skew },
+                remotes,
+                resource: None,
+                preserve: j.preserve_token.unwrap_or(false),
+            },
+        })
+    }
+
+    fn mcp_authentication(&mut self, at: &FieldPath, m: &McpAuthentication) -> Option<(Authn, Arc<ResourceMetadata>)> {
+        let location =
+            self.location(&at.key("authorizationLocation"), m.authorization_location.as_ref(), Location::bearer())?;
+        let derived;
+        let jwks = match &m.jwks {
+            Some(j) => j,
+            None => {
+                derived = FileInlineOrRemote::Remote(model::UrlRef {
+                    url: format!("{}/.well-known/jwks.json", m.issuer.trim_end_matches('/')),
+                });
+                &derived
+            }
+        };
+        let (keys, remote) = self.jwks(&at.key("jwks"), jwks)?;
+        let options = m.jwt_validation_options.as_ref();
+        let validator = Validator {
+            providers: vec![Provider {
+                issuer: m.issuer.clone(),
+                audiences: m.audiences.clone().unwrap_or_default(),
+                required_claims: options.and_then(|o| o.required_claims.clone()).unwrap_or_else(|| vec!["exp".into()]),
+                keys,
+            }],
+            clock_skew_secs: options.and_then(|o| o.clock_skew).map_or(DEFAULT_CLOCK_SKEW_SECS, |d| d.get().as_secs()),
+        };
+        let extra: Map<String, serde_json::Value> =
+            m.resource_metadata.iter().flatten().map(|(k, v)| (snake_case(k), v.clone())).collect();
+        let meta = Arc::new(ResourceMetadata { issuer: m.issuer.clone(), extra });
+        let authn = Authn {
+            mode: m.mode.unwrap_or(AuthMode::Strict),
+            location,
+            kind: AuthnKind::Jwt { validator, remotes: vec![remote], resource: Some(meta.clone()), preserve: false },
+        };
+        Some((authn, meta))
+    }
+
+    /// Loads a JWKS: inline and files now, URLs in the background (shared per URL).
+    fn jwks(
+        &mut self,
+        at: &FieldPath,
+        source: &FileInlineOrRemote,
+    ) -> Option<(Arc<KeyStore>, Option<Arc<RemoteJwks>>)> {
+        let parse = |text: &str| KeySet::parse(text).map_err(|e| e.to_string());
+        match source {
+            FileInlineOrRemote::Inline(text) => match parse(text) {
+                Ok(keys) => Some((Arc::new(KeyStore::new(keys)), None)),
+                Err(e) => {
+                    self.err(at.clone(), e);
+                    None
+                }
+            },
+            FileInlineOrRemote::File(f) => match read_file(&f.file).and_then(|t| parse(&t)) {
+                Ok(keys) => Some((Arc::new(KeyStore::new(keys)), None)),
+                Err(e) => {
+                    self.err(at.key("file"), e);
+                    None
+                }
+            },
+            FileInlineOrRemote::Remote(r) => {
+                let url: Uri = match r.url.parse() {
+                    Ok(u) if matches!(Uri::scheme_str(&u), Some("http" | "https")) => u,
+                    _ => {
+                        self.err(at.key("url"), format!("`{}` is not an http(s) URL", r.url));
+                        return None;
+                    }
+                };
+                let client = self.client.clone();
+                let remote =
+                    self.remotes.entry(url.to_string()).or_insert_with(|| RemoteJwks::new(url, client)).clone();
+                Some((remote.store.clone(), Some(remote)))
+            }
+        }
+    }
+
+    fn api_key(&mut self, at: &FieldPath, k: &model::ApiKeyAuth) -> Option<Authn> {
+        let location = self.location(&at.key("location"), k.location.as_ref(), Location::bearer())?;
+        for (i, key) in k.keys.iter().enumerate() {
+            if let Some(u) = &key.allowed_models {
+                let _ = u;
+                self.err(at.key("keys").index(i).key("allowedModels"), "not supported yet");
+            }
+            if key.budgets.is_some() {
+                self.err(at.key("keys").index(i).key("budgets"), "not supported yet");
+            }
+        }
+        match ApiKeys::new(&k.keys) {
+            Ok(keys) => {
+                Some(Authn { mode: k.mode.unwrap_or(AuthMode::Optional), location, kind: AuthnKind::ApiKey(keys) })
+            }
+            Err((i, msg)) => {
+                self.err(at.key("keys").index(i), msg);
+                None
+            }
+        }
+    }
+
+    fn basic_auth(&mut self, at: &FieldPath, b: &model::BasicAuth) -> Option<Authn> {
+        let location =
+            self.location(&at.key("authorizationLocation"), b.authorization_location.as_ref(), Location::basic())?;
+        let (text, where_) = match &b.htpasswd {
+            SecretFileOrInline::Inline(s) => (Ok(s.expose().to_string()), at.key("htpasswd")),
+            SecretFileOrInline::File(f) => (read_file(&f.file), at.key("htpasswd").key("file")),
+        };
+        let htpasswd = match text.and_then(|t| Htpasswd::parse(&t)) {
+            Ok(h) => h,
+            Err(e) => {
+                self.err(where_, e);
+                return None;
+            }
+        };
+        Some(Authn {
+            mode: b.mode.unwrap_or(AuthMode::Optional),
+            location,
+            kind: AuthnKind::Basic { htpasswd, realm: b.realm.clone().unwrap_or_else(|| "agentgateway".into()) },
+        })
+    }
+
+    fn header_changes(&mut self, at: &FieldPath, m: &model::HeaderModifier) -> HeaderChanges {
+        let mut out = HeaderChanges::default();
+        for (kind, map) in [("add", &m.add), ("set", &m.set)] {
+            for (name, value) in map {
+                match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.expose())) {
+                    (Ok(n), Ok(v)) => {
+                        if kind == "add" {
+                            out.add.push((n, v));
+                        } else {
+                            out.set.push((n, v));
+                        }
+                    }
+                    (Err(_), _) => self.err(at.key(kind).key(name), "not a valid header name"),
+                    (_, Err(_)) => self.err(at.key(kind).key(name), "not a valid header value"),
+                }
+            }
+        }
+        for (i, name) in m.remove.iter().enumerate() {
+            match HeaderName::try_from(name.as_str()) {
+                Ok(n) => out.remove.push(n),
+                Err(_) => self.err(at.key("remove").index(i), "not a valid header name"),
+            }
+        }
+        out
+    }
+}
+
+/// Reads a file named in the config; relative paths resolve against the working directory.
+fn read_file(path: &str) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| describe_io(path, &e))?;
+    if meta.len() > 4 << 20 {
+        return Err(format!("`{path}` is larger than 4 MiB"));
+    }
+    std::fs::read_to_string(path).map_err(|e| describe_io(path, &e))
+}
+
+fn describe_io(path: &str, e: &std::io::Error) -> String {
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    if std::path::Path::new(path).is_relative() {
+        format!("cannot read `{path}`: {e} (relative paths resolve against the working directory, {cwd})")
+    } else {
+        format!("cannot read `{path}`: {e}")
+    }
+}
