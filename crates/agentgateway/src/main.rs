@@ -11,8 +11,10 @@ use clap::{Parser, Subcommand};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
+mod policy;
+
 const EXIT_RUNTIME: u8 = 1;
-const EXIT_CONFIG: u8 = 2;
+pub(crate) const EXIT_CONFIG: u8 = 2;
 
 /// An MCP gateway that reads agentgateway's standalone YAML config.
 #[derive(Debug, Parser)]
@@ -39,14 +41,63 @@ struct Cli {
 enum Command {
     /// Print the JSON Schema of the config file (for `# yaml-language-server: $schema=…`).
     Schema,
+    /// Check `mcpAuthorization` rules without traffic.
+    Policy {
+        #[command(subcommand)]
+        command: Box<PolicyCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Run the cases of a test file: each names a caller, a request and the expected
+    /// decision. Prints a line per case and `N passed, N failed`; exits 1 on any mismatch.
+    Test {
+        /// The test file (YAML); its `config` is relative to it.
+        file: PathBuf,
+    },
+    /// Show every rule's result and the decision for one request.
+    Explain {
+        /// Config file.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        /// Route name (default: the first route with mcpAuthorization).
+        #[arg(long)]
+        route: Option<String>,
+        /// A file holding the caller's JWT (validated with the route's jwtAuth).
+        #[arg(long, value_name = "FILE", conflicts_with = "claims")]
+        token: Option<PathBuf>,
+        /// The caller's claims as JSON, e.g. '{"sub":"alice"}'.
+        #[arg(long, value_name = "JSON")]
+        claims: Option<String>,
+        /// MCP method (default: tools/call, prompts/get or resources/read).
+        #[arg(long)]
+        method: Option<String>,
+        /// Tool name.
+        #[arg(long)]
+        tool: Option<String>,
+        /// Prompt name.
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Resource URI.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Tool arguments as JSON.
+        #[arg(long, value_name = "JSON")]
+        arguments: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Schema) = cli.command {
-        let schema = agw_config::json_schema();
-        println!("{}", serde_json::to_string_pretty(&schema).expect("schema serialises"));
-        return ExitCode::SUCCESS;
+    match cli.command {
+        Some(Command::Schema) => {
+            let schema = agw_config::json_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).expect("schema serialises"));
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Policy { command }) => return policy::run(*command),
+        None => {}
     }
     let loaded = match load(&cli) {
         Ok(l) => l,
@@ -55,14 +106,21 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(errors) = agw_gateway::resolve(&loaded) {
-        eprintln!("{errors}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
+    let runtime = match agw_gateway::resolve(&loaded) {
+        Ok(r) => r,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     if cli.validate_only {
+        for w in &runtime.warnings {
+            eprintln!("warning: {w}");
+        }
         println!("{}: configuration is valid", loaded.file);
         return ExitCode::SUCCESS;
     }
+    drop(runtime);
     if let Err(msg) = init_logging(&loaded) {
         eprintln!("{msg}");
         return ExitCode::from(EXIT_CONFIG);

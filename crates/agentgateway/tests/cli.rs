@@ -104,8 +104,37 @@ fn tempdir() -> PathBuf {
     d
 }
 
+/// The binary's log lines, collected as they come (so the pipe never fills up).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Logs {
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits until a line contains `needle` (at most 20 s).
+    fn wait_for(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let lines = self.lines();
+            if lines.iter().any(|l| l.contains(needle)) {
+                return lines;
+            }
+            assert!(Instant::now() < deadline, "`{needle}` not logged; got {lines:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Starts the binary and reads its log until `needle` appears.
 fn start_until(args: &[&str], needle: &str) -> (Child, Vec<String>) {
+    let (child, logs) = start(args);
+    let lines = logs.wait_for(needle);
+    (child, lines)
+}
+
+fn start(args: &[&str]) -> (Child, Logs) {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(repo())
@@ -115,29 +144,18 @@ fn start_until(args: &[&str], needle: &str) -> (Child, Vec<String>) {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let logs = Logs::default();
+    let sink = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            sink.0.lock().unwrap().push(line);
         }
     });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !lines.iter().any(|l: &String| l.contains(needle)) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => lines.push(l),
-            Err(_) => panic!("`{needle}` not logged; got {lines:#?}"),
-        }
-    }
-    std::thread::spawn(move || for _ in rx {});
-    (child, lines)
+    (child, logs)
 }
 
 fn sigterm(child: &Child) {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill").args(["-s", "TERM", "--", &child.id().to_string()]).status().unwrap();
 }
 
 #[test]
@@ -178,4 +196,124 @@ fn json_logs_when_configured() {
     sigterm(&child);
     let mut child = child;
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn policy_test_runs_the_example_file() {
+    let out = run(&["policy", "test", "examples/tutorial/policy-tests.yaml"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.lines().last().unwrap() == "8 passed, 0 failed", "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("PASS  ")).count(), 8);
+
+    let dir = tempdir();
+    let tutorial = repo().join("examples/tutorial");
+    std::fs::write(
+        dir.join("wrong.yaml"),
+        format!(
+            "config: {}\ncases:\n- name: expects the wrong thing\n  token: {}\n  tool: printEnv\n  expect: allow\n- tool: echo\n  expect: allow\n",
+            tutorial.join("config.yaml").display(),
+            tutorial.join("example2.key").display()
+        ),
+    )
+    .unwrap();
+    let out = run(&["policy", "test", dir.join("wrong.yaml").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("FAIL  expects the wrong thing: expected allow, got deny"), "{stdout}");
+    assert!(stdout.contains("PASS  case 1: allow"), "{stdout}");
+    assert!(stdout.ends_with("1 passed, 1 failed\n"), "{stdout}");
+
+    std::fs::write(dir.join("broken.yaml"), "config: x.yaml\ncases:\n- tool: echo\n  expct: allow\n").unwrap();
+    let out = run(&["policy", "test", dir.join("broken.yaml").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("broken.yaml:4:3: cases[0].expct: unknown field `expct`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn policy_explain_shows_every_rule() {
+    let out = Command::new(BIN)
+        .args(["policy", "explain", "-f", "config.yaml", "--token", "example2.key", "--tool", "printEnv"])
+        .current_dir(repo().join("examples/tutorial"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("caller:   token verified by the route's jwtAuth (sub=test-user)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "[2] allow   mcp.tool.name == \"printEnv\" && jwt.nested.key == \"value\"\n        → not true (error:"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("decision: deny (no allow rule is true)\n"), "{stdout}");
+    let out = Command::new(BIN)
+        .args(["policy", "explain", "-f", "config.yaml", "--claims", r#"{"sub":"test-user"}"#, "--tool", "add"])
+        .current_dir(repo().join("examples/tutorial"))
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stdout).ends_with("decision: allow (an allow rule is true, rule [1])\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn deny_rules_are_warned_about_at_load() {
+    let config = "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies:\n        mcpAuthorization:\n          rules:\n          - deny: 'jwt.sub == \"x\"'\n      backends:\n      - mcp:\n          targets:\n          - name: t\n            mcp: {host: 'http://localhost:1/mcp'}\n";
+    let out = run(&["--config", config, "--validate-only"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains(
+            "warning: <inline>:8:13: binds[0].listeners[0].routes[0].policies.mcpAuthorization.rules[0]: deny rule"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn audit_events_name_the_decision_never_the_token() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream =
+        rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
+    let pub_key = repo().join("examples/tutorial/pub-key");
+    let config = format!(
+        "config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 'off'\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - policies:\n        jwtAuth:\n          issuer: agentgateway.dev\n          jwks:\n            file: {}\n        mcpAuthorization:\n          rules:\n          - 'mcp.tool.name == \"echo\"'\n      backends:\n      - mcp:\n          targets:\n          - name: mcp\n            mcp:\n              host: {}\n",
+        pub_key.display(),
+        upstream.url("/mcp")
+    );
+    let (mut child, logs) = start(&["--config", &config]);
+    let lines = logs.wait_for("Listening on");
+    let port: u16 = lines.iter().find_map(|l| l.split("Listening on 0.0.0.0:").nth(1)).unwrap().trim().parse().unwrap();
+    let token = std::fs::read_to_string(repo().join("examples/tutorial/example1.key")).unwrap();
+    let token = token.trim().to_string();
+    let listed = rt.block_on(async {
+        let mut c = agw_testkit::client::McpClient::new(format!("http://127.0.0.1:{port}/mcp"))
+            .with_header("authorization", &format!("Bearer {token}"));
+        c.initialize().await.unwrap();
+        let denied = c.call_tool("add", serde_json::json!({"a": 1, "b": 2})).await.unwrap();
+        assert_eq!(denied["error"]["code"], -32602);
+        c.tool_names().await.unwrap()
+    });
+    assert_eq!(listed, ["echo"]);
+    let lines = logs.wait_for("decision=\"filter\"");
+    sigterm(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let audit: Vec<&String> = lines.iter().filter(|l| l.contains("authorization decision")).collect();
+    let call = audit.iter().find(|l| l.contains("name=\"add\"")).unwrap_or_else(|| panic!("{audit:#?}"));
+    for field in ["subject=test-user", "method=\"tools/call\"", "mcp_target=\"mcp\"", "decision=\"deny\"", "rule=-1"] {
+        assert!(call.contains(field), "{field} in {call}");
+    }
+    let listing = audit.iter().find(|l| l.contains("decision=\"filter\"")).unwrap();
+    assert!(listing.contains("hidden=") && listing.contains("shown=1"), "{listing}");
+    let all = lines.join("\n");
+    for part in token.split('.') {
+        assert!(!all.contains(part), "the token leaked into the log");
+    }
 }

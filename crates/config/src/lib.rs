@@ -76,6 +76,18 @@ pub fn load_str(file: &str, text: &str) -> Result<Loaded, ConfigErrors> {
     if problems.is_empty() { Ok(loaded) } else { Err(loaded.errors(problems)) }
 }
 
+/// Loads any other YAML document (e.g. a `policy test` file) with the same positioned errors.
+pub fn load_as<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigErrors> {
+    let one = |pos: Pos, path: Option<FieldPath>, message: String| {
+        ConfigErrors(vec![ConfigError::at(file, pos, path, message)])
+    };
+    let source = Source::parse(text).map_err(|e| one(e.pos, None, format!("invalid YAML: {}", e.message)))?;
+    serde_path_to_error::deserialize(source.to_value()).map_err(|e| {
+        let path = FieldPath::from_serde(e.path());
+        one(source.locate(&path), Some(path), explain_serde(&e.inner().to_string()))
+    })
+}
+
 /// serde's messages are good; a few are made friendlier.
 fn explain_serde(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("invalid type: ") {

@@ -124,17 +124,11 @@ impl Validator {
 
     fn gateway_policies(&mut self, at: &FieldPath, p: &GatewayPolicies) {
         self.unsupported(at, p.unsupported());
-        let pending = [("authorization", p.authorization.is_some())];
         if let Some(j) = &p.jwt_auth {
             self.jwt_auth(&at.key("jwtAuth"), j);
         }
         if let Some(b) = &p.basic_auth {
             self.basic_auth(&at.key("basicAuth"), b);
-        }
-        for (name, set) in pending {
-            if set {
-                self.errors.push(FieldError::not_supported(at.key(name)));
-            }
         }
     }
 
@@ -201,11 +195,8 @@ impl Validator {
 
     fn route_policies(&mut self, at: &FieldPath, p: &RoutePolicies) {
         self.unsupported(at, p.unsupported());
-        let pending = [
-            ("mcpAuthorization", p.mcp_authorization.is_some()),
-            ("authorization", p.authorization.is_some()),
-            ("localRateLimit", p.local_rate_limit.is_some()),
-        ];
+        let pending = [("localRateLimit", p.local_rate_limit.is_some())];
+
         if let Some(j) = &p.jwt_auth {
             self.jwt_auth(&at.key("jwtAuth"), j);
         }

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use agw_mcp::body::{Body, BoxError};
 use agw_mcp::upstream::SendError;
+use std::sync::Arc;
+
+use agw_mcp::authz::Authorizer;
 use agw_mcp::{CallOptions, HttpClient, Relay};
 use agw_policy::location::Location;
 use bytes::Bytes;
@@ -37,6 +40,7 @@ pub(crate) async fn call<B>(
     relay: &Relay,
     client: &HttpClient,
     peer: SocketAddr,
+    authorizer: Option<Arc<dyn Authorizer>>,
     req: Request<B>,
 ) -> Response<Body>
 where
@@ -63,6 +67,7 @@ where
                 deadline: policies.request_timeout.map(|d| (arrived + d, d)),
                 backend_timeout: policies.backend_timeout,
                 extra_headers: extra,
+                authorizer,
             };
             relay.serve(mcp.clone(), req, opts).await
         }

@@ -20,6 +20,8 @@ pub enum GatewayError {
     UpstreamFailed,
     #[error("gateway is shutting down")]
     ShuttingDown,
+    #[error("the request is not allowed by the authorization rules")]
+    Forbidden,
 }
 
 impl GatewayError {
@@ -29,6 +31,7 @@ impl GatewayError {
             GatewayError::UpstreamConnect | GatewayError::UpstreamFailed => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Forbidden => StatusCode::FORBIDDEN,
         }
     }
 

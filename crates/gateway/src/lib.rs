@@ -5,8 +5,10 @@
 
 mod admin;
 pub mod auth;
+pub mod authz;
 mod backend;
 mod error;
+pub mod explain;
 pub mod jwks;
 mod listener;
 pub mod resolve;
@@ -69,6 +71,9 @@ impl Running {
 /// Binds every port of the config and starts serving.
 pub async fn start(loaded: &Loaded) -> Result<Running, StartError> {
     let runtime = resolve(loaded)?;
+    for w in &runtime.warnings {
+        tracing::warn!("{w}");
+    }
     let remote_jwks = runtime.remote_jwks.clone();
     let settings = loaded.config.config.clone().unwrap_or_default();
     let drain = settings.connection_termination_deadline.map_or(resolve::DEFAULT_DRAIN, |d| d.get());

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agw_config::model::AuditMode;
+use agw_mcp::authz::Authorizer;
 use agw_mcp::body::{self, Body};
 use agw_policy::cors::Cors;
 use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, ORIGIN};
@@ -22,8 +24,10 @@ use tracing::{debug, info, warn};
 
 use crate::Shared;
 use crate::auth::{self, Authn, Identity, Origin};
+use crate::authz;
 use crate::backend;
 use crate::error::GatewayError;
+use crate::resolve::Policies;
 use crate::route::{self, Listener};
 
 /// Serves one bind until `shutdown` fires, then lets open requests finish within `drain`.
@@ -113,16 +117,52 @@ pub(crate) async fn handle(
     if let Err(resp) = authenticate(&policies.authn, &mut parts, &mut identity, &origin).await {
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }
+    let authorizer = match authorize(listener, policies, &parts, &host, peer, &identity, runtime.audit) {
+        Ok(a) => a,
+        Err(e) => return decorate(e.into_response(), &[route_cors, listener_cors], cors_origin.as_ref()),
+    };
 
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
     parts.extensions.insert(identity);
     let req = Request::from_parts(parts, body);
-    let mut resp = backend::call(&route.backend, policies, &shared.relay, &shared.client, peer, req).await;
+    let mut resp = backend::call(&route.backend, policies, &shared.relay, &shared.client, peer, authorizer, req).await;
     policies.response_headers.apply(resp.headers_mut());
     let resp = decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     debug!(listener = %listener.name, route = %route.name, %method, path, status = resp.status().as_u16(), "request");
     resp
+}
+
+/// HTTP-level `authorization` (listener and route rules together: 403 when refused), and the
+/// MCP authorizer for the relay when the route has `mcpAuthorization`.
+fn authorize(
+    listener: &Listener,
+    policies: &Policies,
+    parts: &Parts,
+    host: &str,
+    peer: SocketAddr,
+    identity: &Identity,
+    audit: AuditMode,
+) -> Result<Option<Arc<dyn Authorizer>>, GatewayError> {
+    let http_rules = match (&listener.policies.authorization, &policies.authorization) {
+        (None, None) => None,
+        (Some(a), None) | (None, Some(a)) => Some(a.clone()),
+        (Some(a), Some(b)) => Some(a.merged(b)),
+    };
+    if http_rules.is_none() && policies.mcp_authorization.is_none() {
+        return Ok(None);
+    }
+    let vars = authz::request_vars(parts, host, peer, identity);
+    let subject = authz::subject(identity);
+    if let Some(rules) = &http_rules
+        && authz::check_http(rules, &vars, &subject, parts, audit).is_err()
+    {
+        return Err(GatewayError::Forbidden);
+    }
+    Ok(policies
+        .mcp_authorization
+        .as_ref()
+        .map(|rules| authz::McpAuthorizer::new(rules.clone(), vars, subject, audit) as Arc<dyn Authorizer>))
 }
 
 async fn authenticate(

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agw_config::model::{self, Config, McpHost, RouteBackend};
+use agw_config::model::{self, AuditMode, Config, McpHost, RouteBackend};
 use agw_config::{ConfigErrors, FieldError, FieldPath, Loaded};
 use agw_mcp::{Backend as McpBackend, HttpClient, HttpTarget, Target, Upstream};
 use http::Uri;
@@ -30,6 +30,10 @@ pub struct Runtime {
     pub remote_jwks: Vec<Arc<RemoteJwks>>,
     /// Believe `X-Forwarded-Proto`/`-Host` when building absolute URLs.
     pub trust_forwarded: bool,
+    /// Which authorization decisions are logged.
+    pub audit: AuditMode,
+    /// Located warnings about the config (e.g. deny rules), for the start-up log.
+    pub warnings: Vec<String>,
     /// The effective config with secrets redacted, for `/config_dump`.
     pub dump: serde_json::Value,
 }
@@ -53,14 +57,20 @@ pub enum Backend {
 /// Builds the runtime form of a loaded config. Relative file paths (JWKS, htpasswd) are read
 /// from the working directory.
 pub fn resolve(loaded: &Loaded) -> Result<Runtime, ConfigErrors> {
-    let mut b = Builder { errors: Vec::new(), remotes: HashMap::new(), client: HttpClient::default() };
-    let runtime = b.config(&loaded.config);
-    if b.errors.is_empty() { Ok(runtime) } else { Err(loaded.errors(b.errors)) }
+    let mut b =
+        Builder { errors: Vec::new(), warnings: Vec::new(), remotes: HashMap::new(), client: HttpClient::default() };
+    let mut runtime = b.config(&loaded.config);
+    if !b.errors.is_empty() {
+        return Err(loaded.errors(b.errors));
+    }
+    runtime.warnings = b.warnings.into_iter().map(|w| loaded.error(w).to_string()).collect();
+    Ok(runtime)
 }
 
 /// Collects errors and shared pieces (remote key sets by URL) while building.
 struct Builder {
     errors: Vec<FieldError>,
+    warnings: Vec<FieldError>,
     remotes: HashMap<String, Arc<RemoteJwks>>,
     client: HttpClient,
 }
@@ -68,6 +78,10 @@ struct Builder {
 impl Builder {
     fn err(&mut self, at: FieldPath, message: impl Into<String>) {
         self.errors.push(FieldError::new(at, message));
+    }
+
+    fn warn(&mut self, at: FieldPath, message: impl Into<String>) {
+        self.warnings.push(FieldError::new(at, message));
     }
 
     fn config(&mut self, config: &Config) -> Runtime {
@@ -93,6 +107,8 @@ impl Builder {
             binds,
             remote_jwks,
             trust_forwarded: config.config.as_ref().and_then(|s| s.trust_forwarded_headers).unwrap_or(false),
+            audit: config.config.as_ref().and_then(|s| s.logging.as_ref()).and_then(|l| l.audit).unwrap_or_default(),
+            warnings: Vec::new(),
             dump: serde_json::to_value(config).unwrap_or(serde_json::Value::Null),
         }
     }

@@ -56,6 +56,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 /// One parsed JSON-RPC message, borrowing from the body it came from.
 #[derive(Debug, Clone)]
 pub struct Message<'a> {
+    /// The message exactly as received.
+    pub raw: &'a RawValue,
     pub kind: Kind,
     /// The raw id (`1`, `"abc"`, …); `None` for notifications.
     pub id: Option<&'a RawValue>,
@@ -106,7 +108,9 @@ impl<'a> Message<'a> {
             (None, false) => return Err(ParseError::Invalid("has neither `method` nor `result`")),
         };
         Ok(Message {
+            raw,
             kind,
+
             id: if kind == Kind::Response { env.id } else { id },
             method: env.method,
             params: env.params,

@@ -15,14 +15,17 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body as HttpBody;
 use hyper::body::Incoming;
+use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::authz::{self, Authorizer, ListKind, ListRequests};
 use crate::body::{self, Body, BoxError, ReadError, read_limited};
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
 use crate::jsonrpc::{self, Kind};
 use crate::session::{SessionCodec, SessionState, TargetSession};
+use crate::sse::Event;
 use crate::upstream::{HttpClient, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Outgoing, SendError, Upstream};
 
 /// Size limits for what is read from clients and upstreams.
@@ -63,6 +66,86 @@ pub struct CallOptions {
     pub backend_timeout: Option<Duration>,
     /// Headers to send upstream in addition to the forwarded ones (`requestHeaderModifier`).
     pub extra_headers: HeaderMap,
+    /// Decides which tools, prompts and resources the caller may see and use.
+    pub authorizer: Option<Arc<dyn Authorizer>>,
+}
+
+/// What a POST turns into: what goes upstream, and what the gateway answers itself.
+struct Plan {
+    /// The body for the upstream (`None`: nothing to forward).
+    forward: Option<Bytes>,
+    /// Ids of the forwarded requests, which the upstream must answer.
+    pending: Vec<Box<RawValue>>,
+    /// The gateway's own answers to refused calls.
+    denied: Vec<Bytes>,
+    /// Forwarded list requests, whose answers are filtered.
+    lists: ListRequests,
+}
+
+impl Plan {
+    fn new(msgs: &jsonrpc::Body<'_>, bytes: &Bytes, target: &str, authz: Option<&dyn Authorizer>) -> Plan {
+        let Some(authz) = authz else {
+            let pending = msgs.requests().filter_map(|m| m.id.map(ToOwned::to_owned)).collect();
+            return Plan { forward: Some(bytes.clone()), pending, denied: Vec::new(), lists: Vec::new() };
+        };
+        let mut kept = Vec::new();
+        let mut denied = Vec::new();
+        let mut lists = Vec::new();
+        for m in &msgs.messages {
+            if m.kind == Kind::Request {
+                if let Some(answer) = authz::denied_call(m, target, authz) {
+                    denied.push(answer);
+                    continue;
+                }
+                if let (Some(kind), Some(id)) = (m.method().and_then(ListKind::of), m.id.and_then(authz::raw_id)) {
+                    lists.push((id, kind));
+                }
+            }
+            kept.push(m);
+        }
+        let pending =
+            kept.iter().filter(|m| m.kind == Kind::Request).filter_map(|m| m.id.map(ToOwned::to_owned)).collect();
+        let forward = match (kept.len(), denied.is_empty()) {
+            (0, _) => None,
+            (_, true) => Some(bytes.clone()),
+            _ => Some(authz::join_array(kept.iter().map(|m| m.raw.get().as_bytes()))),
+        };
+        Plan { forward, pending, denied, lists }
+    }
+
+    /// The answer when nothing needs the upstream's: the refused calls' errors.
+    fn answer_alone(&self, batch: bool) -> Bytes {
+        match (&self.denied[..], batch) {
+            ([one], false) => one.clone(),
+            (all, _) => authz::join_array(all.iter().map(|b| &b[..])),
+        }
+    }
+
+    /// Filters list answers and adds the refused calls' errors to a JSON answer.
+    fn rewrite_json(&self, bytes: Bytes, target: &str, authz: Option<&dyn Authorizer>) -> Bytes {
+        let Some(authz) = authz.filter(|_| !self.lists.is_empty() || !self.denied.is_empty()) else { return bytes };
+        let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else { return bytes };
+        let mut changed = false;
+        let messages: Vec<&mut Value> = match &mut value {
+            Value::Array(items) => items.iter_mut().collect(),
+            one => vec![one],
+        };
+        for m in messages {
+            if let Some(kind) = authz::list_kind_of(m, &self.lists) {
+                changed |= authz::filter_list(m, kind, target, authz);
+            }
+        }
+        if !self.denied.is_empty() {
+            let mut all = match value {
+                Value::Array(items) => items,
+                one => vec![one],
+            };
+            all.extend(self.denied.iter().filter_map(|d| serde_json::from_slice::<Value>(d).ok()));
+            value = Value::Array(all);
+            changed = true;
+        }
+        if changed { Bytes::from(serde_json::to_vec(&value).expect("JSON re-serialises")) } else { bytes }
+    }
 }
 
 /// Client headers that are forwarded to upstreams. Everything else (cookies, credentials,
@@ -133,20 +216,34 @@ impl Relay {
         if is_init && msgs.batch {
             return Err(RelayError::InitializeInBatch);
         }
-        let pending: Vec<Box<RawValue>> = msgs.requests().filter_map(|m| m.id.map(ToOwned::to_owned)).collect();
         let state = if is_init { None } else { Some(self.session(&parts.headers)?) };
         let target = &backend.targets[0];
+        let plan = Plan::new(&msgs, &bytes, &target.name, opts.authorizer.as_deref());
+        let Some(forward) = plan.forward.clone() else {
+            // Every request was refused here; nothing goes upstream.
+            return Ok(json_response(StatusCode::OK, plan.answer_alone(msgs.batch)));
+        };
         let out = Outgoing {
             method: Method::POST,
-            body: bytes.clone(),
+            body: forward,
             session: state.as_ref().and_then(|s| s.upstream_session(&target.name)).map(str::to_string),
             headers: forward_headers(&parts.headers, &opts.extra_headers),
         };
-        match self.forward_post(target, out, is_init, &pending, opts).await {
+        match self.forward_post(target, out, is_init, &plan, opts).await {
             Ok(resp) => Ok(resp),
             Err(failure) => {
                 log_failure(&failure);
-                Ok(error_response(&RelayError::Upstream(failure), &pending))
+                let rpc = RelayError::Upstream(failure).to_rpc();
+                let mut answers = plan.denied.clone();
+                answers.extend(plan.pending.iter().map(|id| jsonrpc::error_response(Some(id), &rpc)));
+                Ok(json_response(
+                    StatusCode::OK,
+                    if answers.len() == 1 && !msgs.batch {
+                        answers.remove(0)
+                    } else {
+                        authz::join_array(answers.iter().map(|b| &b[..]))
+                    },
+                ))
             }
         }
     }
@@ -156,7 +253,7 @@ impl Relay {
         target: &Target,
         out: Outgoing,
         is_init: bool,
-        pending: &[Box<RawValue>],
+        plan: &Plan,
         opts: &CallOptions,
     ) -> Result<Response<Body>, UpstreamFailure> {
         let had_session = out.session.is_some();
@@ -171,22 +268,32 @@ impl Relay {
             None
         };
         let mut response = match status {
+            // Only notifications went upstream; the refused requests still need their answers.
+            StatusCode::ACCEPTED | StatusCode::NO_CONTENT if !plan.denied.is_empty() => {
+                json_response(StatusCode::OK, plan.answer_alone(true))
+            }
             StatusCode::ACCEPTED | StatusCode::NO_CONTENT => accepted(),
             s if s.is_success() => match media_type(resp.headers()).as_deref() {
                 Some("text/event-stream") => {
+                    let rewrite = stream::Rewrite {
+                        prefix: plan.denied.iter().map(|d| Event::encode_message(d, None)).collect(),
+                        lists: plan.lists.clone(),
+                        authorizer: opts.authorizer.clone(),
+                    };
                     let events = stream::relay_events(
                         target.name.clone(),
                         resp.into_body(),
-                        pending,
+                        &plan.pending,
                         self.limits.max_response,
                         opts.deadline,
+                        rewrite,
                     );
                     sse_response(events)
                 }
                 Some("application/json") => {
                     let bytes = self.read_upstream(target, resp.into_body(), opts).await?;
                     check_json_rpc(&bytes).map_err(|e| fail(FailureKind::Garbage(e)))?;
-                    json_response(StatusCode::OK, bytes)
+                    json_response(StatusCode::OK, plan.rewrite_json(bytes, &target.name, opts.authorizer.as_deref()))
                 }
                 other => {
                     return Err(fail(FailureKind::Garbage(format!("unexpected content type {other:?}"))));
@@ -220,12 +327,14 @@ impl Relay {
         let resp = self.send(target, out, &opts).await?;
         let status = resp.status();
         if status == StatusCode::OK && media_type(resp.headers()).as_deref() == Some("text/event-stream") {
+            let rewrite = stream::Rewrite { prefix: Vec::new(), lists: Vec::new(), authorizer: None };
             return Ok(sse_response(stream::relay_events(
                 target.name.clone(),
                 resp.into_body(),
                 &[],
                 self.limits.max_response,
                 None,
+                rewrite,
             )));
         }
         if status == StatusCode::NOT_FOUND && state.upstream_session(&target.name).is_some() {

@@ -6,3 +6,4 @@ pub mod basic;
 pub mod cors;
 pub mod jwt;
 pub mod location;
+pub mod rules;

@@ -59,8 +59,10 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+        // `kill -KILL -<n>` is ambiguous to procps (`-<n>` can read as a signal, and then the
+        // group defaults to -1: every process). Spell it out, and never for pid 0 or 1.
+        if let Some(pid) = self.child.id().filter(|p| *p > 1) {
+            let _ = std::process::Command::new("kill").args(["-s", "KILL", "--", &format!("-{pid}")]).status();
         }
     }
 }

@@ -110,6 +110,10 @@ pub struct Logging {
     /// `text` (default) or `json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<LogFormat>,
+    /// Which authorization decisions are logged as audit events (target `audit`):
+    /// `denied` (default), `all`, or `off`. (An extension: agentgateway has no such field.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditMode>,
     /// Deprecated in agentgateway (use `frontendPolicies.accessLog`). Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Unsupported>,
@@ -129,7 +133,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which authorization decisions become audit events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AuditMode {
+    /// Only refusals (and listings that hid something).
+    #[default]
+    Denied,
+    /// Every decision.
+    All,
+    /// None.
+    Off,
+}
+
 /// OpenTelemetry tracing settings.
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Tracing {

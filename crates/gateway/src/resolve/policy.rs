@@ -14,6 +14,7 @@ use agw_policy::basic::Htpasswd;
 use agw_policy::cors::Cors;
 use agw_policy::jwt::{DEFAULT_CLOCK_SKEW_SECS, KeySet, KeyStore, Provider, Validator};
 use agw_policy::location::Location;
+use agw_policy::rules::Rules;
 use http::Uri;
 use http::header::{HeaderName, HeaderValue};
 use serde_json::Map;
@@ -27,6 +28,8 @@ use crate::jwks::RemoteJwks;
 pub struct GatewayPolicies {
     pub cors: Option<Cors>,
     pub authn: Vec<Authn>,
+    /// HTTP-level rules, merged with the route's.
+    pub authorization: Option<Rules>,
 }
 
 /// Route policies in runtime form.
@@ -36,6 +39,10 @@ pub struct Policies {
     pub authn: Vec<Authn>,
     /// Set by `mcpAuthentication`: the metadata served for this route.
     pub resource_metadata: Option<Arc<ResourceMetadata>>,
+    /// `mcpAuthorization`: which tools, prompts and resources callers see and use.
+    pub mcp_authorization: Option<Rules>,
+    /// `authorization`: HTTP-level rules (403).
+    pub authorization: Option<Rules>,
     /// `backendAuth.passthrough`: where the validated token goes upstream.
     pub passthrough: Option<Location>,
     pub request_timeout: Option<Duration>,
@@ -72,8 +79,11 @@ impl HeaderChanges {
 
 impl Builder {
     pub(super) fn gateway_policies(&mut self, at: &FieldPath, p: &RawGatewayPolicies) -> GatewayPolicies {
-        let mut out =
-            GatewayPolicies { cors: p.cors.as_ref().and_then(|c| self.cors(&at.key("cors"), c)), authn: Vec::new() };
+        let mut out = GatewayPolicies {
+            cors: p.cors.as_ref().and_then(|c| self.cors(&at.key("cors"), c)),
+            authn: Vec::new(),
+            authorization: p.authorization.as_ref().and_then(|r| self.rules(&at.key("authorization"), r)),
+        };
         if let Some(j) = &p.jwt_auth {
             out.authn.extend(self.jwt_auth(&at.key("jwtAuth"), j));
         }
@@ -104,6 +114,8 @@ impl Builder {
         if let Some(b) = &p.basic_auth {
             out.authn.extend(self.basic_auth(&at.key("basicAuth"), b));
         }
+        out.mcp_authorization = p.mcp_authorization.as_ref().and_then(|r| self.rules(&at.key("mcpAuthorization"), r));
+        out.authorization = p.authorization.as_ref().and_then(|r| self.rules(&at.key("authorization"), r));
         if let Some(pass) = p.backend_auth.as_ref().and_then(|b| b.passthrough.as_ref()) {
             out.passthrough = self.location(
                 &at.key("backendAuth").key("passthrough").key("location"),
@@ -122,6 +134,28 @@ impl Builder {
             out.response_headers = self.header_changes(&at.key("responseHeaderModifier"), m);
         }
         out
+    }
+
+    /// Compiles CEL rules; each failure names its rule. Deny rules get a load-time warning:
+    /// a deny rule that fails to evaluate does not deny.
+    fn rules(&mut self, at: &FieldPath, set: &model::RuleSet) -> Option<Rules> {
+        for (i, r) in set.rules.iter().enumerate() {
+            if let model::Rule::Deny(expr) = r {
+                self.warn(
+                    at.key("rules").index(i),
+                    format!("deny rule `{expr}` does not deny when it cannot be evaluated (e.g. a missing claim); pair it with a `require` rule if that matters"),
+                );
+            }
+        }
+        match Rules::compile(&set.rules) {
+            Ok(rules) => Some(rules),
+            Err(errors) => {
+                for e in errors {
+                    self.err(at.key("rules").index(e.index), e.message);
+                }
+                None
+            }
+        }
     }
 
     fn cors(&mut self, at: &FieldPath, c: &model::Cors) -> Option<Cors> {

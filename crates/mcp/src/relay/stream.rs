@@ -17,13 +17,25 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::warn;
 
+use std::sync::Arc;
+
+use crate::authz::{self, Authorizer, ListRequests};
 use crate::body::{Body, BoxError};
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
 use crate::jsonrpc::{self, Kind};
 use crate::sse::{Decoder, Event};
 
+/// Changes to make while relaying: answers to put first, and list answers to filter.
+pub(crate) struct Rewrite {
+    /// Complete events sent before anything from the upstream.
+    pub(crate) prefix: Vec<Bytes>,
+    pub(crate) lists: ListRequests,
+    pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
+}
+
 struct State {
     target: String,
+    rewrite: Rewrite,
     upstream: Incoming,
     decoder: Decoder,
     /// Ids of the client's requests not yet answered, parsed so that `1` and `1.0`-style
@@ -40,9 +52,11 @@ pub(super) fn relay_events(
     pending: &[Box<RawValue>],
     max_event: usize,
     deadline: Option<(Instant, Duration)>,
+    rewrite: Rewrite,
 ) -> Body {
     let pending = pending.iter().filter_map(|id| serde_json::from_str(id.get()).ok()).collect();
-    let state = State { target, upstream, decoder: Decoder::new(max_event), pending, deadline, finished: false };
+    let state =
+        State { target, rewrite, upstream, decoder: Decoder::new(max_event), pending, deadline, finished: false };
     let frames = stream::unfold(state, |mut st| async move {
         let bytes = st.next_bytes().await?;
         Some((Ok::<_, BoxError>(Frame::data(bytes)), st))
@@ -53,13 +67,18 @@ pub(super) fn relay_events(
 impl State {
     /// The next bytes for the client, or `None` when the stream is over.
     async fn next_bytes(&mut self) -> Option<Bytes> {
+        if !self.rewrite.prefix.is_empty() {
+            let prefix: Vec<u8> = self.rewrite.prefix.drain(..).flat_map(|b| b.to_vec()).collect();
+            return Some(Bytes::from(prefix));
+        }
         loop {
             if self.finished {
                 return None;
             }
             match self.decoder.next_event() {
                 Ok(Some(event)) => match self.inspect(&event) {
-                    Ok(()) => return Some(event.raw),
+                    Ok(None) => return Some(event.raw),
+                    Ok(Some(rewritten)) => return Some(rewritten),
                     Err(detail) => return Some(self.fail(FailureKind::Garbage(detail))),
                 },
                 Ok(None) => {}
@@ -97,18 +116,41 @@ impl State {
         }
     }
 
-    /// Notes answered requests; refuses events that are not JSON-RPC.
-    fn inspect(&mut self, event: &Event) -> Result<(), String> {
+    /// Notes answered requests; refuses events that are not JSON-RPC; returns a replacement
+    /// for an event that had to change (a filtered list).
+    fn inspect(&mut self, event: &Event) -> Result<Option<Bytes>, String> {
         if !event.is_message() || self.pending.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let body = jsonrpc::Body::parse(&event.data).map_err(|e| format!("event is not JSON-RPC: {e}"))?;
+        let mut answers_a_list = false;
         for msg in body.messages.iter().filter(|m| m.kind == Kind::Response) {
             if let Some(id) = msg.id.and_then(|id| serde_json::from_str::<Value>(id.get()).ok()) {
+                answers_a_list |= self.rewrite.lists.iter().any(|(l, _)| *l == id);
                 self.pending.retain(|p| *p != id);
             }
         }
-        Ok(())
+        match (&self.rewrite.authorizer, answers_a_list) {
+            (Some(authz), true) => Ok(self.filter_event(event, authz.as_ref())),
+            _ => Ok(None),
+        }
+    }
+
+    fn filter_event(&self, event: &Event, authz: &dyn Authorizer) -> Option<Bytes> {
+        let mut value: Value = serde_json::from_str(&event.data).ok()?;
+        let mut changed = false;
+        let messages: Vec<&mut Value> = match &mut value {
+            Value::Array(items) => items.iter_mut().collect(),
+            one => vec![one],
+        };
+        for m in messages {
+            if let Some(kind) = authz::list_kind_of(m, &self.rewrite.lists) {
+                changed |= authz::filter_list(m, kind, &self.target, authz);
+            }
+        }
+        changed.then(|| {
+            Event::encode_message(&serde_json::to_vec(&value).expect("JSON re-serialises"), event.id.as_deref())
+        })
     }
 
     /// Ends the stream with an error event for every unanswered request.

@@ -1,0 +1,151 @@
+//! Authorization with CEL rules: the variables rules see, the MCP authorizer handed to the
+//! relay, the HTTP-level check, and audit events.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use agw_config::model::AuditMode;
+use agw_mcp::authz::{Authorizer, Item, ItemKind};
+use agw_policy::rules::{self, Decision, Rules, Vars, mcp_value, to_cel};
+use http::request::Parts;
+use serde_json::{Map, Value, json};
+use tracing::info;
+
+use crate::auth::Identity;
+
+/// The variables every rule sees for this request (`mcp` is added per item).
+pub fn request_vars(parts: &Parts, host: &str, peer: SocketAddr, identity: &Identity) -> Vars {
+    let mut headers = Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        headers.insert(name.as_str().to_string(), Value::String(values.join(", ")));
+    }
+    let request = json!({"method": parts.method.as_str(), "path": parts.uri.path(), "host": host, "headers": headers});
+    Vars {
+        jwt: identity.jwt.as_ref().map(|c| to_cel(&Value::Object((**c).clone()))),
+        mcp: None,
+        request: Some(to_cel(&request)),
+        source: Some(to_cel(&json!({"address": peer.ip().to_string(), "port": peer.port()}))),
+        api_key: identity.api_key.as_ref().map(to_cel),
+        basic_auth: identity.basic_user.as_ref().map(|u| to_cel(&json!({"username": u}))),
+    }
+}
+
+/// Who to name in audit events: the JWT subject, else the Basic user, else anonymous.
+pub fn subject(identity: &Identity) -> String {
+    if let Some(sub) = identity.jwt.as_ref().and_then(|c| c.get("sub")).and_then(Value::as_str) {
+        return sub.to_string();
+    }
+    if let Some(user) = &identity.basic_user {
+        return user.clone();
+    }
+    if identity.api_key.is_some() {
+        return "api-key".into();
+    }
+    "anonymous".into()
+}
+
+fn kind(k: ItemKind) -> rules::ItemKind {
+    match k {
+        ItemKind::Tool => rules::ItemKind::Tool,
+        ItemKind::Prompt => rules::ItemKind::Prompt,
+        ItemKind::Resource | ItemKind::ResourceTemplate => rules::ItemKind::Resource,
+    }
+}
+
+/// `mcpAuthorization` for one request, given to the MCP relay.
+#[derive(Debug)]
+pub struct McpAuthorizer {
+    pub rules: Rules,
+    pub vars: Vars,
+    pub subject: String,
+    pub audit: AuditMode,
+    /// Items hidden from and shown in listings (reported once per request, on drop).
+    hidden: AtomicUsize,
+    shown: AtomicUsize,
+    /// The list method and target, once something was listed.
+    listed: OnceLock<(String, String)>,
+}
+
+impl McpAuthorizer {
+    pub fn new(rules: Rules, vars: Vars, subject: String, audit: AuditMode) -> Arc<McpAuthorizer> {
+        Arc::new(McpAuthorizer {
+            rules,
+            vars,
+            subject,
+            audit,
+            hidden: AtomicUsize::new(0),
+            shown: AtomicUsize::new(0),
+            listed: OnceLock::new(),
+        })
+    }
+
+    fn vars_for(&self, item: &Item<'_>) -> Vars {
+        let mut vars = self.vars.clone();
+        vars.mcp = Some(mcp_value(item.method, kind(item.kind), item.name, item.target, item.arguments));
+        vars
+    }
+
+    fn audit_call(&self, item: &Item<'_>, d: &Decision) {
+        if self.audit == AuditMode::All || (self.audit == AuditMode::Denied && !d.allowed) {
+            info!(
+                target: "audit",
+                subject = %self.subject,
+                method = item.method,
+                mcp_target = item.target,
+                name = item.name,
+                decision = if d.allowed { "allow" } else { "deny" },
+                rule = d.rule.map(|r| r as i64).unwrap_or(-1),
+                reason = d.reason.describe(),
+                "authorization decision"
+            );
+        }
+    }
+}
+
+impl Authorizer for McpAuthorizer {
+    fn allows(&self, item: &Item<'_>) -> bool {
+        let d = self.rules.decide(&self.vars_for(item));
+        self.audit_call(item, &d);
+        d.allowed
+    }
+
+    fn lists(&self, item: &Item<'_>) -> bool {
+        let visible = self.rules.could_allow(&self.vars_for(item), item.kind == ItemKind::Tool);
+        let counter = if visible { &self.shown } else { &self.hidden };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.listed.get_or_init(|| (item.method.to_string(), item.target.to_string()));
+        visible
+    }
+}
+
+impl Drop for McpAuthorizer {
+    /// One audit event per filtered listing (not one per item: lists can be long).
+    fn drop(&mut self) {
+        let hidden = self.hidden.load(Ordering::Relaxed);
+        let shown = self.shown.load(Ordering::Relaxed);
+        let Some((method, target)) = self.listed.get() else { return };
+        if self.audit == AuditMode::All || (self.audit == AuditMode::Denied && hidden > 0) {
+            info!(target: "audit", subject = %self.subject, method, mcp_target = target, shown, hidden, decision = "filter", "authorization decision");
+        }
+    }
+}
+
+/// HTTP-level `authorization`: `Err(rule)` when refused.
+pub fn check_http(rules: &Rules, vars: &Vars, subject: &str, parts: &Parts, audit: AuditMode) -> Result<(), Decision> {
+    let d = rules.decide(vars);
+    if audit == AuditMode::All || (audit == AuditMode::Denied && !d.allowed) {
+        info!(
+            target: "audit",
+            subject,
+            method = parts.method.as_str(),
+            path = parts.uri.path(),
+            decision = if d.allowed { "allow" } else { "deny" },
+            rule = d.rule.map(|r| r as i64).unwrap_or(-1),
+            reason = d.reason.describe(),
+            "authorization decision"
+        );
+    }
+    if d.allowed { Ok(()) } else { Err(d) }
+}
