@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use agw_config::model::AuditMode;
 use agw_mcp::authz::{Authorizer, Item, ItemKind};
-use agw_policy::rules::{self, Decision, Rules, Vars, mcp_value, to_cel};
+use agw_policy::rules::{self, Decision, McpItem, Prepared, Rules, Vars, to_cel};
 use http::request::Parts;
 use serde_json::{Map, Value, json};
 use tracing::info;
@@ -24,7 +24,6 @@ pub fn request_vars(parts: &Parts, host: &str, peer: SocketAddr, identity: &Iden
     let request = json!({"method": parts.method.as_str(), "path": parts.uri.path(), "host": host, "headers": headers});
     Vars {
         jwt: identity.jwt.as_ref().map(|c| to_cel(&Value::Object((**c).clone()))),
-        mcp: None,
         request: Some(to_cel(&request)),
         source: Some(to_cel(&json!({"address": peer.ip().to_string(), "port": peer.port()}))),
         api_key: identity.api_key.as_ref().map(to_cel),
@@ -57,8 +56,7 @@ fn kind(k: ItemKind) -> rules::ItemKind {
 /// `mcpAuthorization` for one request, given to the MCP relay.
 #[derive(Debug)]
 pub struct McpAuthorizer {
-    pub rules: Rules,
-    pub vars: Vars,
+    rules: Prepared,
     pub subject: String,
     pub audit: AuditMode,
     /// Items hidden from and shown in listings (reported once per request, on drop).
@@ -69,22 +67,15 @@ pub struct McpAuthorizer {
 }
 
 impl McpAuthorizer {
-    pub fn new(rules: Rules, vars: Vars, subject: String, audit: AuditMode) -> Arc<McpAuthorizer> {
+    pub fn new(rules: &Rules, vars: Vars, subject: String, audit: AuditMode) -> Arc<McpAuthorizer> {
         Arc::new(McpAuthorizer {
-            rules,
-            vars,
+            rules: rules.prepare(vars),
             subject,
             audit,
             hidden: AtomicUsize::new(0),
             shown: AtomicUsize::new(0),
             listed: OnceLock::new(),
         })
-    }
-
-    fn vars_for(&self, item: &Item<'_>) -> Vars {
-        let mut vars = self.vars.clone();
-        vars.mcp = Some(mcp_value(item.method, kind(item.kind), item.name, item.target, item.arguments));
-        vars
     }
 
     fn audit_call(&self, item: &Item<'_>, d: &Decision) {
@@ -104,15 +95,25 @@ impl McpAuthorizer {
     }
 }
 
+fn mcp_item<'a>(item: &Item<'a>) -> McpItem<'a> {
+    McpItem {
+        method: item.method,
+        kind: kind(item.kind),
+        name: item.name,
+        target: item.target,
+        arguments: item.arguments,
+    }
+}
+
 impl Authorizer for McpAuthorizer {
     fn allows(&self, item: &Item<'_>) -> bool {
-        let d = self.rules.decide(&self.vars_for(item));
+        let d = self.rules.decide(&mcp_item(item));
         self.audit_call(item, &d);
         d.allowed
     }
 
     fn lists(&self, item: &Item<'_>) -> bool {
-        let visible = self.rules.could_allow(&self.vars_for(item), item.kind == ItemKind::Tool);
+        let visible = self.rules.could_allow(&mcp_item(item));
         let counter = if visible { &self.shown } else { &self.hidden };
         counter.fetch_add(1, Ordering::Relaxed);
         self.listed.get_or_init(|| (item.method.to_string(), item.target.to_string()));

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agw_policy::jwt::JwtError;
-use agw_policy::rules::{Decision, ItemKind, Outcome, RuleKind, Vars, mcp_value, to_cel};
+use agw_policy::rules::{Decision, ItemKind, McpItem, Outcome, RuleKind, Vars, to_cel};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -155,13 +155,10 @@ pub fn explain(runtime: &Runtime, case: &Case, base: &Path) -> Result<Explanatio
         (ItemKind::Tool, false) => Some(case.arguments.as_ref().unwrap_or(&empty)),
         _ => None,
     };
-    let vars = Vars {
-        jwt: claims.map(|c| to_cel(&Value::Object(c))),
-        mcp: Some(mcp_value(&method, kind, name, &target, arguments)),
-        ..Vars::default()
-    };
-    let (outcomes, decision) = rules.explain(&vars);
-    let allowed = if listing { rules.could_allow(&vars, kind == ItemKind::Tool) } else { decision.allowed };
+    let vars = Vars { jwt: claims.map(|c| to_cel(&Value::Object(c))), ..Vars::default() };
+    let item = McpItem { method: &method, kind, name, target: &target, arguments };
+    let (outcomes, decision) = rules.explain(&vars, Some(&item));
+    let allowed = if listing { rules.prepare(vars).could_allow(&item) } else { decision.allowed };
     Ok(Explanation {
         route: route.name.clone(),
         caller,

@@ -162,7 +162,7 @@ fn authorize(
     Ok(policies
         .mcp_authorization
         .as_ref()
-        .map(|rules| authz::McpAuthorizer::new(rules.clone(), vars, subject, audit) as Arc<dyn Authorizer>))
+        .map(|rules| authz::McpAuthorizer::new(rules, vars, subject, audit) as Arc<dyn Authorizer>))
 }
 
 async fn authenticate(

@@ -11,14 +11,16 @@
 //! listed when some arguments could make the decision "allow". Calls are always checked with
 //! the real arguments.
 
-use std::collections::HashSet;
+mod analysis;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use agw_config::model::Rule as RawRule;
-use cel::common::ast::operators::{CONDITIONAL, LOGICAL_AND, LOGICAL_NOT, LOGICAL_OR};
-use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::objects::Value;
 use cel::{Context, Env, Program};
+
+use analysis::{eval3, free_variables, name_guard, reads_arguments, reads_mcp};
 
 /// The variables rules may use.
 pub const VARIABLES: [&str; 6] = ["jwt", "mcp", "request", "source", "apiKey", "basicAuth"];
@@ -52,6 +54,10 @@ pub struct Rule {
     pub source: String,
     /// Whether the rule reads `mcp.tool.arguments` (so listings evaluate it three-valued).
     pub uses_arguments: bool,
+    /// Whether the rule reads `mcp` at all (if not, one evaluation serves every item).
+    reads_mcp: bool,
+    /// The only item names the rule can be true for, when its syntax says so.
+    guard: Option<(ItemKind, HashSet<String>)>,
     program: Program,
 }
 
@@ -161,43 +167,97 @@ impl Rules {
         self.rules.iter().any(|r| r.uses_arguments)
     }
 
-    /// Decides for fully known inputs.
+    /// Decides a request that is not about an MCP item (HTTP `authorization`).
     pub fn decide(&self, vars: &Vars) -> Decision {
-        let ctx = vars.context();
-        let eval = |r: &Rule| Outcome::from_result(r.program.execute(&ctx));
-        decide_with(&self.rules, |r| eval(r))
+        let ctx = vars.context(None);
+        decide_with(&self.rules, |_, r| Outcome::from_result(r.program.execute(&ctx)))
     }
 
-    /// Every rule's outcome, then the decision (for `policy explain`).
-    pub fn explain(&self, vars: &Vars) -> (Vec<Outcome>, Decision) {
-        let ctx = vars.context();
+    /// Every rule's outcome, then the decision (for `policy explain`). No shortcuts: each
+    /// rule is evaluated in full, so errors show as errors.
+    pub fn explain(&self, vars: &Vars, item: Option<&McpItem<'_>>) -> (Vec<Outcome>, Decision) {
+        let ctx = vars.context(item);
         let outcomes: Vec<Outcome> = self.rules.iter().map(|r| Outcome::from_result(r.program.execute(&ctx))).collect();
-        let decision = decide_with(&self.rules, |r| {
-            let i = self.rules.iter().position(|x| std::ptr::eq(x.as_ref(), r)).expect("rule of this list");
-            outcomes[i].clone()
-        });
+        let decision = decide_with(&self.rules, |i, _| outcomes[i].clone());
         (outcomes, decision)
     }
 
-    /// For listings: whether some values of the unknown arguments could make the decision
-    /// "allow". `vars` has no `mcp.tool.arguments`. Only tools take arguments: for prompts
-    /// and resources (`tool: false`) this is [`Rules::decide`].
-    pub fn could_allow(&self, vars: &Vars, tool: bool) -> bool {
-        if !tool || !self.uses_arguments() {
-            return self.decide(vars).allowed;
+    /// Readies the rules for many items of one request (a listing, or calls in a batch).
+    pub fn prepare(&self, vars: Vars) -> Prepared {
+        Prepared { constant: self.rules.iter().map(|_| OnceLock::new()).collect(), rules: self.clone(), vars }
+    }
+}
+
+/// An MCP item a rule is asked about.
+#[derive(Debug, Clone, Copy)]
+pub struct McpItem<'a> {
+    pub method: &'a str,
+    pub kind: ItemKind,
+    /// Tool or prompt name, or resource URI (template), as the upstream knows it.
+    pub name: &'a str,
+    pub target: &'a str,
+    /// A tool call's arguments; `None` while listing (unknown).
+    pub arguments: Option<&'a serde_json::Value>,
+}
+
+/// Rules with one request's variables, deciding item after item. Rules that do not read
+/// `mcp` are evaluated once; rules whose syntax names the items they allow are skipped for
+/// every other item; the rest are evaluated per item.
+#[derive(Debug)]
+pub struct Prepared {
+    rules: Rules,
+    vars: Vars,
+    constant: Vec<OnceLock<Outcome>>,
+}
+
+impl Prepared {
+    /// The outcome of rule `i` for `item`, evaluating as little as possible. `ctx` is built
+    /// on first need; `three_valued` treats unknown arguments as unknown.
+    fn outcome(
+        &self,
+        i: usize,
+        item: &McpItem<'_>,
+        ctx: &mut Option<Context<'static, 'static>>,
+        three_valued: bool,
+    ) -> Outcome {
+        let rule = &self.rules.rules[i];
+        if let Some((kind, names)) = &rule.guard
+            && (*kind != item.kind || !names.contains(item.name))
+        {
+            return Outcome::False;
         }
-        let ctx = vars.context();
-        let outcome = |r: &Rule| {
-            if r.uses_arguments {
-                eval3(r.program.expression(), &ctx)
-            } else {
-                Outcome::from_result(r.program.execute(&ctx))
-            }
-        };
+        if !rule.reads_mcp {
+            return self.constant[i]
+                .get_or_init(|| Outcome::from_result(rule.program.execute(&self.vars.context(None))))
+                .clone();
+        }
+        let ctx = ctx.get_or_insert_with(|| self.vars.context(Some(item)));
+        if three_valued && rule.uses_arguments {
+            eval3(rule.program.expression(), ctx)
+        } else {
+            Outcome::from_result(rule.program.execute(ctx))
+        }
+    }
+
+    /// Decides a call (or get/read) of `item`.
+    pub fn decide(&self, item: &McpItem<'_>) -> Decision {
+        let mut ctx = None;
+        decide_with(&self.rules.rules, |i, _| self.outcome(i, item, &mut ctx, false))
+    }
+
+    /// For listings: whether some values of the unknown arguments could make the decision
+    /// "allow" (three-valued: `unknown && false` is false, `unknown || true` is true). Only
+    /// tools take arguments; for prompts and resources this is [`Prepared::decide`].
+    pub fn could_allow(&self, item: &McpItem<'_>) -> bool {
+        let three_valued = item.kind == ItemKind::Tool && item.arguments.is_none() && self.rules.uses_arguments();
+        if !three_valued {
+            return self.decide(item).allowed;
+        }
+        let mut ctx = None;
         let mut has_allow = false;
         let mut some_allow_possible = false;
-        for r in &self.rules {
-            let o = outcome(r);
+        for (i, r) in self.rules.rules.iter().enumerate() {
+            let o = self.outcome(i, item, &mut ctx, true);
             match r.kind {
                 RuleKind::Deny if o == Outcome::True => return false,
                 RuleKind::Require if matches!(o, Outcome::False | Outcome::Error(_)) => return false,
@@ -212,24 +272,25 @@ impl Rules {
     }
 }
 
-fn decide_with(rules: &[Arc<Rule>], mut outcome: impl FnMut(&Rule) -> Outcome) -> Decision {
+/// The decision procedure; `outcome(i, rule)` is asked only for the rules it needs.
+fn decide_with(rules: &[Arc<Rule>], mut outcome: impl FnMut(usize, &Rule) -> Outcome) -> Decision {
     if rules.is_empty() {
         return Decision { allowed: true, rule: None, reason: Reason::NoRules };
     }
     for (i, r) in rules.iter().enumerate().filter(|(_, r)| r.kind == RuleKind::Deny) {
-        if outcome(r).is_true() {
+        if outcome(i, r).is_true() {
             return Decision { allowed: false, rule: Some(i), reason: Reason::DenyMatched };
         }
     }
     for (i, r) in rules.iter().enumerate().filter(|(_, r)| r.kind == RuleKind::Require) {
-        if !outcome(r).is_true() {
+        if !outcome(i, r).is_true() {
             return Decision { allowed: false, rule: Some(i), reason: Reason::RequireFailed };
         }
     }
     let mut any_allow = false;
     for (i, r) in rules.iter().enumerate().filter(|(_, r)| r.kind == RuleKind::Allow) {
         any_allow = true;
-        if outcome(r).is_true() {
+        if outcome(i, r).is_true() {
             return Decision { allowed: true, rule: Some(i), reason: Reason::AllowMatched };
         }
     }
@@ -255,8 +316,15 @@ fn compile_one(r: &RawRule) -> Result<Rule, String> {
         RawRule::Deny(_) => RuleKind::Deny,
         RawRule::Require(_) => RuleKind::Require,
     };
-    let uses_arguments = reads_arguments(program.expression());
-    Ok(Rule { kind, source: source.to_string(), uses_arguments, program })
+    let expr = program.expression();
+    Ok(Rule {
+        kind,
+        source: source.to_string(),
+        uses_arguments: reads_arguments(expr),
+        reads_mcp: reads_mcp(expr),
+        guard: name_guard(expr),
+        program,
+    })
 }
 
 fn describe_parse_errors(e: &cel::ParseErrors) -> String {
@@ -271,144 +339,10 @@ fn describe_parse_errors(e: &cel::ParseErrors) -> String {
     parts.join("; ")
 }
 
-/// Identifiers used but not bound by a comprehension (macro) inside the rule.
-fn free_variables<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, out: &mut HashSet<&'a str>) {
-    match &e.expr {
-        Expr::Ident(name) => {
-            if !bound.contains(&name.as_str()) {
-                out.insert(name);
-            }
-        }
-        Expr::Select(s) => free_variables(&s.operand, bound, out),
-        Expr::Call(c) => {
-            if let Some(t) = &c.target {
-                free_variables(t, bound, out);
-            }
-            for a in &c.args {
-                free_variables(a, bound, out);
-            }
-        }
-        Expr::List(l) => l.elements.iter().for_each(|x| free_variables(x, bound, out)),
-        Expr::Map(m) => m.entries.iter().for_each(|entry| match &entry.expr {
-            EntryExpr::MapEntry(me) => {
-                free_variables(&me.key, bound, out);
-                free_variables(&me.value, bound, out);
-            }
-            EntryExpr::StructField(f) => free_variables(&f.value, bound, out),
-        }),
-        Expr::Struct(s) => s.entries.iter().for_each(|entry| {
-            if let EntryExpr::StructField(f) = &entry.expr {
-                free_variables(&f.value, bound, out);
-            }
-        }),
-        Expr::Comprehension(c) => {
-            free_variables(&c.iter_range, bound, out);
-            free_variables(&c.accu_init, bound, out);
-            let before = bound.len();
-            bound.push(&c.iter_var);
-            if let Some(v2) = &c.iter_var2 {
-                bound.push(v2);
-            }
-            bound.push(&c.accu_var);
-            free_variables(&c.loop_cond, bound, out);
-            free_variables(&c.loop_step, bound, out);
-            free_variables(&c.result, bound, out);
-            bound.truncate(before);
-        }
-        Expr::Literal(_) | Expr::Unspecified => {}
-    }
-}
-
-/// The dotted path of a select chain rooted at an identifier (`mcp.tool.arguments.x`).
-fn select_path(e: &IdedExpr) -> Option<Vec<&str>> {
-    match &e.expr {
-        Expr::Ident(name) => Some(vec![name.as_str()]),
-        Expr::Select(s) if !s.test => {
-            let mut p = select_path(&s.operand)?;
-            p.push(&s.field);
-            Some(p)
-        }
-        _ => None,
-    }
-}
-
-/// Whether evaluating `e` could read `mcp.tool.arguments` (conservatively: `mcp` or
-/// `mcp.tool` used whole counts too).
-fn reads_arguments(e: &IdedExpr) -> bool {
-    if let Some(path) = select_path(e) {
-        return matches!(path.as_slice(), ["mcp"] | ["mcp", "tool"] | ["mcp", "tool", "arguments", ..]);
-    }
-    match &e.expr {
-        Expr::Select(s) => reads_arguments(&s.operand),
-        Expr::Call(c) => c.target.as_deref().is_some_and(reads_arguments) || c.args.iter().any(reads_arguments),
-        Expr::List(l) => l.elements.iter().any(reads_arguments),
-        Expr::Map(m) => m.entries.iter().any(|entry| match &entry.expr {
-            EntryExpr::MapEntry(me) => reads_arguments(&me.key) || reads_arguments(&me.value),
-            EntryExpr::StructField(f) => reads_arguments(&f.value),
-        }),
-        Expr::Struct(s) => s.entries.iter().any(|entry| match &entry.expr {
-            EntryExpr::StructField(f) => reads_arguments(&f.value),
-            EntryExpr::MapEntry(me) => reads_arguments(&me.value),
-        }),
-        Expr::Comprehension(c) => {
-            [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result].iter().any(|x| reads_arguments(x))
-        }
-        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => false,
-    }
-}
-
-/// Three-valued evaluation: logic operators combine outcomes; any other sub-expression that
-/// reads the arguments is unknown, the rest is evaluated by CEL.
-fn eval3(e: &IdedExpr, ctx: &Context<'_, '_>) -> Outcome {
-    if let Expr::Call(c) = &e.expr {
-        match (c.func_name.as_str(), c.args.as_slice()) {
-            (f, [a, b]) if f == LOGICAL_AND => {
-                let (x, y) = (eval3(a, ctx), eval3(b, ctx));
-                return match (&x, &y) {
-                    (Outcome::False, _) | (_, Outcome::False) => Outcome::False,
-                    (Outcome::Unknown, _) | (_, Outcome::Unknown) => Outcome::Unknown,
-                    (Outcome::Error(m), _) | (_, Outcome::Error(m)) => Outcome::Error(m.clone()),
-                    (Outcome::True, Outcome::True) => Outcome::True,
-                };
-            }
-            (f, [a, b]) if f == LOGICAL_OR => {
-                let (x, y) = (eval3(a, ctx), eval3(b, ctx));
-                return match (&x, &y) {
-                    (Outcome::True, _) | (_, Outcome::True) => Outcome::True,
-                    (Outcome::Unknown, _) | (_, Outcome::Unknown) => Outcome::Unknown,
-                    (Outcome::Error(m), _) | (_, Outcome::Error(m)) => Outcome::Error(m.clone()),
-                    (Outcome::False, Outcome::False) => Outcome::False,
-                };
-            }
-            (f, [a]) if f == LOGICAL_NOT => {
-                return match eval3(a, ctx) {
-                    Outcome::True => Outcome::False,
-                    Outcome::False => Outcome::True,
-                    other => other,
-                };
-            }
-            (f, [cond, then, otherwise]) if f == CONDITIONAL => {
-                return match eval3(cond, ctx) {
-                    Outcome::True => eval3(then, ctx),
-                    Outcome::False => eval3(otherwise, ctx),
-                    Outcome::Unknown => match (eval3(then, ctx), eval3(otherwise, ctx)) {
-                        (a, b) if a == b => a,
-                        _ => Outcome::Unknown,
-                    },
-                    err => err,
-                };
-            }
-            _ => {}
-        }
-    }
-    if reads_arguments(e) { Outcome::Unknown } else { Outcome::from_result(Value::resolve(e, ctx)) }
-}
-
 /// The inputs of one evaluation, as CEL values.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
     pub jwt: Option<Value>,
-    pub mcp: Option<Value>,
     pub request: Option<Value>,
     pub source: Option<Value>,
     pub api_key: Option<Value>,
@@ -422,11 +356,11 @@ fn empty_map() -> Value {
 impl Vars {
     /// A CEL context with every variable bound (missing ones as empty maps, so `has(jwt.sub)`
     /// is false rather than an error).
-    fn context(&self) -> Context<'static, 'static> {
+    fn context(&self, item: Option<&McpItem<'_>>) -> Context<'static, 'static> {
         let mut ctx = Context::with_env(env());
+        ctx.add_variable_from_value("mcp", item.map_or_else(empty_map, mcp_value));
         for (name, v) in [
             ("jwt", &self.jwt),
-            ("mcp", &self.mcp),
             ("request", &self.request),
             ("source", &self.source),
             ("apiKey", &self.api_key),
@@ -463,23 +397,17 @@ impl ItemKind {
 
 /// The `mcp` variable: `{method, tool|prompt|resource: {name, target, arguments?}}`.
 /// `arguments` is set only for tool calls (absent while listing).
-pub fn mcp_value(
-    method: &str,
-    kind: ItemKind,
-    name: &str,
-    target: &str,
-    arguments: Option<&serde_json::Value>,
-) -> Value {
-    let mut item = serde_json::Map::new();
-    item.insert("name".into(), name.into());
-    item.insert("target".into(), target.into());
-    if let Some(a) = arguments {
-        item.insert("arguments".into(), a.clone());
+pub fn mcp_value(item: &McpItem<'_>) -> Value {
+    let mut inner: HashMap<String, Value> = HashMap::with_capacity(3);
+    inner.insert("name".into(), Value::from(item.name.to_string()));
+    inner.insert("target".into(), Value::from(item.target.to_string()));
+    if let Some(a) = item.arguments {
+        inner.insert("arguments".into(), to_cel(a));
     }
-    let mut mcp = serde_json::Map::new();
-    mcp.insert("method".into(), method.into());
-    mcp.insert(kind.field().into(), serde_json::Value::Object(item));
-    to_cel(&serde_json::Value::Object(mcp))
+    let mut mcp: HashMap<String, Value> = HashMap::with_capacity(2);
+    mcp.insert("method".into(), Value::from(item.method.to_string()));
+    mcp.insert(item.kind.field().into(), inner.into());
+    mcp.into()
 }
 
 #[cfg(test)]
