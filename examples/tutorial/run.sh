@@ -14,16 +14,16 @@ trap 'kill "$upstream" 2>/dev/null || true' EXIT
 
 cat <<'TRY'
 
-  Gateway on http://localhost:3000/mcp, example MCP server on http://localhost:3001/mcp.
-  In another terminal:
+  Gateway on http://localhost:3000/mcp (agentgateway's JWT Authorization tutorial),
+  example MCP server on http://localhost:3001/mcp. In another terminal:
 
-    curl -si http://localhost:3000/mcp \
+    cd examples/tutorial
+    TOKEN=$(cat example1.key)       # example2.key sees fewer tools; no token sees only echo
+    curl -si http://localhost:3000/mcp -H "Authorization: Bearer $TOKEN" \
       -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
       -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
-
-    # copy the mcp-session-id header from that answer:
-    SESSION=<mcp-session-id>
-    curl -s http://localhost:3000/mcp -H "mcp-session-id: $SESSION" \
+    SESSION=...                     # the mcp-session-id header of that answer
+    curl -s http://localhost:3000/mcp -H "Authorization: Bearer $TOKEN" -H "mcp-session-id: $SESSION" \
       -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
       -d '{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
 
