@@ -5,10 +5,12 @@
 //   node sdk-client.mjs URL [step ...]
 //
 // Steps: echo, progress, sampling, elicitation, call:<tool> (records result or error).
-// Env: MCP_BEARER=<token> sends `Authorization: Bearer <token>`.
+// Env: MCP_BEARER=<token> sends `Authorization: Bearer <token>`; MCP_TRANSPORT=sse uses the
+// legacy HTTP+SSE client transport (URL = the /sse endpoint).
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import {
   CallToolResultSchema,
   CreateMessageRequestSchema,
@@ -22,7 +24,10 @@ if (!url) {
 }
 
 const headers = process.env.MCP_BEARER ? { Authorization: `Bearer ${process.env.MCP_BEARER}` } : {};
-const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+const transport =
+  process.env.MCP_TRANSPORT === "sse"
+    ? new SSEClientTransport(new URL(url), { requestInit: { headers } })
+    : new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
 const client = new Client(
   { name: "sdk-e2e", version: "1.0.0" },
   { capabilities: { sampling: {}, elicitation: {} } },

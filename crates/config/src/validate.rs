@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
     AuthMode, BasicAuth, Bind, Config, GatewayPolicies, JwtAuth, Listener, ListenerProtocol, McpBackend, McpHost,
-    McpTarget, PathMatch, PrefixMode, Route, RouteBackend, RoutePolicies, Settings, StatefulMode, Unsupported, present,
+    McpTarget, PathMatch, Route, RouteBackend, RoutePolicies, Settings, Unsupported, present,
 };
 
 pub(crate) fn validate(config: &Config) -> Vec<FieldError> {
@@ -72,8 +72,13 @@ impl Validator {
         if s.tracing.is_some() {
             self.err(at.key("tracing"), "not supported yet");
         }
-        if s.session.is_some() {
-            self.err(at.key("session"), "not supported yet");
+        if let Some(session) = &s.session
+            && !is_session_key(session.key.expose())
+        {
+            self.err(
+                at.key("session").key("key"),
+                "a session key is 64 hex digits (32 bytes), e.g. from `openssl rand -hex 32`",
+            );
         }
     }
 
@@ -270,15 +275,6 @@ impl Validator {
         if m.targets.is_empty() {
             self.err(at.key("targets"), "an MCP backend needs at least one target");
         }
-        if m.targets.len() > 1 {
-            self.err(at.key("targets").index(1), "not supported yet (one target per MCP backend)");
-        }
-        if m.stateful_mode == Some(StatefulMode::Stateless) {
-            self.err(at.key("statefulMode"), "not supported yet (`stateless`)");
-        }
-        if matches!(m.prefix_mode, Some(PrefixMode::Always)) {
-            self.err(at.key("prefixMode"), "not supported yet (`always`)");
-        }
         let mut names = HashSet::new();
         for (i, t) in m.targets.iter().enumerate() {
             let at = at.key("targets").index(i);
@@ -307,11 +303,13 @@ impl Validator {
         if let Some(h) = &t.mcp {
             self.mcp_host(&at.key("mcp"), h);
         }
-        if t.sse.is_some() {
-            self.err(at.key("sse"), "not supported yet (legacy SSE upstreams)");
+        if let Some(h) = &t.sse {
+            self.mcp_host(&at.key("sse"), h);
         }
-        if t.stdio.is_some() {
-            self.err(at.key("stdio"), "not supported yet (stdio upstreams)");
+        if let Some(s) = &t.stdio
+            && s.cmd.trim().is_empty()
+        {
+            self.err(at.key("stdio").key("cmd"), "names no program");
         }
     }
 
@@ -342,6 +340,11 @@ impl Validator {
             (None, Some(_)) => self.err(at.clone(), "`path` needs `port` too (or write the full URL in `host`)"),
         }
     }
+}
+
+fn is_session_key(k: &str) -> bool {
+    let k = k.trim();
+    k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `host:port`, `[v6]:port`, or `off`.

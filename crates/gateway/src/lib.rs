@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use agw_config::Loaded;
 use agw_config::model::{DEFAULT_ADMIN_ADDR, DEFAULT_READINESS_ADDR};
+use agw_mcp::local::LocalSessions;
+use agw_mcp::session::SessionCodec;
 use agw_mcp::{HttpClient, Limits, Relay};
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
@@ -29,6 +31,11 @@ use tracing::info;
 
 pub use error::GatewayError;
 pub use resolve::{Runtime, resolve};
+
+/// How long an idle session with local state is kept.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 60);
+/// Most live sessions with local state.
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
 
 /// State shared by every connection: the current runtime config and the upstream clients.
 pub(crate) struct Shared {
@@ -58,6 +65,7 @@ pub struct Running {
     pub readiness_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    locals: Arc<LocalSessions>,
 }
 
 impl Running {
@@ -65,6 +73,13 @@ impl Running {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // Requests have drained: now end the sessions this gateway holds (kills children).
+        self.locals.close_all().await;
+    }
+
+    /// Sessions whose state this gateway holds (stdio and legacy SSE).
+    pub fn local_sessions(&self) -> usize {
+        self.locals.len()
     }
 }
 
@@ -78,13 +93,28 @@ pub async fn start(loaded: &Loaded) -> Result<Running, StartError> {
     let settings = loaded.config.config.clone().unwrap_or_default();
     let drain = settings.connection_termination_deadline.map_or(resolve::DEFAULT_DRAIN, |d| d.get());
     let client = HttpClient::new(Duration::from_secs(10));
+    let codec = match &settings.session {
+        Some(s) => SessionCodec::sealed(s.key.expose()).map_err(|e| {
+            loaded.errors(vec![agw_config::FieldError::new(
+                agw_config::FieldPath::root().key("config").key("session").key("key"),
+                e.to_string(),
+            )])
+        })?,
+        None => SessionCodec::plain(),
+    };
+    let mcp = settings.mcp.clone().unwrap_or_default();
+    let locals = Arc::new(LocalSessions::new(
+        mcp.session_ttl.map_or(DEFAULT_SESSION_TTL, |d| d.get()),
+        mcp.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
+    ));
     let shared = Arc::new(Shared {
-        relay: Relay::new(client.clone(), Limits::default()),
+        relay: Relay::new(client.clone(), Limits::default(), codec, locals.clone()),
         client,
         runtime: ArcSwap::from_pointee(runtime),
     });
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    tasks.spawn(sweep_sessions(locals.clone(), stop.clone()));
     // Key servers may be down at start-up: fetching happens in the background and requests
     // get 401 until keys arrive.
     for remote in remote_jwks {
@@ -122,7 +152,20 @@ pub async fn start(loaded: &Loaded) -> Result<Running, StartError> {
         }
         None => None,
     };
-    Ok(Running { bind_addrs, admin_addr, readiness_addr, shutdown, tasks })
+    Ok(Running { bind_addrs, admin_addr, readiness_addr, shutdown, tasks, locals })
+}
+
+/// Ends idle sessions now and then (killing their stdio children).
+async fn sweep_sessions(locals: Arc<LocalSessions>, mut stop: watch::Receiver<bool>) {
+    let every = (locals.ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {
+                locals.expire().await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 fn optional_addr<'a>(configured: Option<&'a str>, default: &'a str) -> Option<&'a str> {

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use agw_config::model::{self, AuditMode, Config, McpHost, RouteBackend};
 use agw_config::{ConfigErrors, FieldError, FieldPath, Loaded};
-use agw_mcp::{Backend as McpBackend, HttpClient, HttpTarget, Target, Upstream};
+use agw_mcp::mux::naming::PrefixMode;
+use agw_mcp::upstream::stdio::StdioTarget;
+use agw_mcp::{Backend as McpBackend, FailureMode, HttpClient, HttpTarget, Target, Upstream};
 use http::Uri;
 
 use crate::jwks::RemoteJwks;
@@ -167,13 +169,36 @@ impl Builder {
             .enumerate()
             .filter_map(|(i, t)| {
                 let at = at.key("mcp").key("targets").index(i);
-                let host = t.mcp.as_ref()?;
-                let url = mcp_url(host).map_err(|msg| self.err(at.key("mcp").key("host"), msg)).ok()?;
-                Some(Target { name: t.name.clone(), upstream: Upstream::Http(HttpTarget { url }) })
+                let upstream = if let Some(host) = &t.mcp {
+                    let url = mcp_url(host).map_err(|msg| self.err(at.key("mcp").key("host"), msg)).ok()?;
+                    Upstream::Http(HttpTarget { url })
+                } else if let Some(host) = &t.sse {
+                    Upstream::Sse(mcp_url(host).map_err(|msg| self.err(at.key("sse").key("host"), msg)).ok()?)
+                } else {
+                    let s = t.stdio.as_ref()?;
+                    Upstream::Stdio(StdioTarget {
+                        cmd: s.cmd.clone(),
+                        args: s.args.clone(),
+                        env: s.env.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect(),
+                        clear_env: s.clear_env.unwrap_or(false),
+                    })
+                };
+                Some(Target { name: t.name.clone(), upstream })
             })
             .collect();
         Some(Backend::Mcp(Arc::new(McpBackend {
+            key: at.to_string(),
             targets,
+            prefix_mode: match m.prefix_mode.unwrap_or_default() {
+                model::PrefixMode::Conditional => PrefixMode::Conditional,
+                model::PrefixMode::Always => PrefixMode::Always,
+                model::PrefixMode::Never => PrefixMode::Never,
+            },
+            failure_mode: match m.failure_mode.unwrap_or_default() {
+                model::FailureMode::FailClosed => FailureMode::FailClosed,
+                model::FailureMode::FailOpen => FailureMode::FailOpen,
+            },
+            stateless: m.stateful_mode == Some(model::StatefulMode::Stateless),
             dns_rebinding_protection: m.dns_rebinding_protection.unwrap_or(false),
         })))
     }

@@ -25,6 +25,8 @@ pub enum RelayError {
     MethodNotAllowed,
     #[error("Host or Origin header is not allowed (DNS rebinding protection)")]
     DnsRebinding,
+    #[error("too many live sessions ({0}); try again later")]
+    TooManySessions(usize),
     #[error("{0}")]
     Upstream(#[from] UpstreamFailure),
 }
@@ -53,6 +55,8 @@ pub enum FailureKind {
     Garbage(String),
     #[error("sent a message larger than {0} bytes")]
     TooLarge(usize),
+    #[error("no longer knows this session; send `initialize` to start a new one")]
+    SessionExpired,
 }
 
 impl FailureKind {
@@ -60,7 +64,10 @@ impl FailureKind {
     pub fn detail(&self) -> Option<&str> {
         match self {
             FailureKind::Connect(d) | FailureKind::Io(d) | FailureKind::Garbage(d) => Some(d),
-            FailureKind::Timeout(_) | FailureKind::Status(_) | FailureKind::TooLarge(_) => None,
+            FailureKind::Timeout(_)
+            | FailureKind::Status(_)
+            | FailureKind::TooLarge(_)
+            | FailureKind::SessionExpired => None,
         }
     }
 }
@@ -81,6 +88,7 @@ impl RelayError {
             RelayError::SessionUnknown => StatusCode::NOT_FOUND,
             RelayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RelayError::DnsRebinding => StatusCode::FORBIDDEN,
+            RelayError::TooManySessions(_) => StatusCode::SERVICE_UNAVAILABLE,
             RelayError::Upstream(f) => match f.kind {
                 FailureKind::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
                 FailureKind::Connect(_)
@@ -88,6 +96,7 @@ impl RelayError {
                 | FailureKind::Status(_)
                 | FailureKind::Garbage(_)
                 | FailureKind::TooLarge(_) => StatusCode::BAD_GATEWAY,
+                FailureKind::SessionExpired => StatusCode::NOT_FOUND,
             },
         }
     }
@@ -103,6 +112,8 @@ impl RelayError {
             RelayError::SessionUnknown => code::SESSION_NOT_FOUND,
             RelayError::MethodNotAllowed => code::SERVER_ERROR,
             RelayError::DnsRebinding => code::SERVER_ERROR,
+            RelayError::TooManySessions(_) => code::SERVER_ERROR,
+            RelayError::Upstream(f) if matches!(f.kind, FailureKind::SessionExpired) => code::SESSION_NOT_FOUND,
             RelayError::Upstream(_) => code::INTERNAL_ERROR,
         };
         let data = match self {

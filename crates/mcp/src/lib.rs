@@ -5,11 +5,13 @@ pub mod authz;
 pub mod body;
 pub mod error;
 pub mod jsonrpc;
+pub mod local;
+pub mod mux;
 pub mod relay;
 pub mod session;
 pub mod sse;
 pub mod upstream;
 
 pub use error::{FailureKind, RelayError, UpstreamFailure};
-pub use relay::{Backend, CallOptions, Limits, Relay, Target};
+pub use relay::{Backend, CallOptions, FailureMode, Limits, Relay, Target};
 pub use upstream::{HttpClient, HttpTarget, Upstream};

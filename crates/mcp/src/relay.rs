@@ -1,9 +1,14 @@
-//! The client-facing side of an MCP backend: Streamable HTTP in, upstream transports out.
+//! The client-facing side of an MCP backend: Streamable HTTP (and legacy SSE) in, upstream
+//! transports out.
 //!
-//! `POST` carries JSON-RPC messages; the answer is JSON or an SSE stream that is forwarded event
-//! by event as it arrives. `GET` opens the server's own stream, `DELETE` ends the session. The
-//! gateway's `Mcp-Session-Id` is the upstream session ids, encoded (see [`crate::session`]).
+//! One Streamable HTTP target with names unchanged takes the fast path (`passthrough`): bytes
+//! relayed as they come. Anything else — several targets, stdio or legacy SSE upstreams,
+//! prefixed names, stateless mode, legacy SSE clients — goes through the multiplexer
+//! ([`crate::mux`], glued to HTTP in `multi` and `legacy`).
 
+mod legacy;
+mod multi;
+mod passthrough;
 mod stream;
 
 use std::sync::Arc;
@@ -11,22 +16,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HOST, HeaderName, HeaderValue, ORIGIN};
-use http::request::Parts;
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body as HttpBody;
-use hyper::body::Incoming;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use crate::authz::{self, Authorizer, ListKind, ListRequests};
-use crate::body::{self, Body, BoxError, ReadError, read_limited};
-use crate::error::{FailureKind, RelayError, UpstreamFailure};
-use crate::jsonrpc::{self, Kind};
-use crate::session::{SessionCodec, SessionState, TargetSession};
-use crate::sse::Event;
-use crate::upstream::{HttpClient, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Outgoing, SendError, Upstream};
+use crate::authz::Authorizer;
+use crate::body::{self, Body, BoxError};
+use crate::error::{RelayError, UpstreamFailure};
+use crate::jsonrpc;
+use crate::local::LocalSessions;
+use crate::mux::naming::PrefixMode;
+use crate::session::{SessionCodec, SessionState};
+use crate::upstream::{HttpClient, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Upstream};
 
 /// Size limits for what is read from clients and upstreams.
 #[derive(Debug, Clone, Copy)]
@@ -50,11 +53,38 @@ pub struct Target {
     pub upstream: Upstream,
 }
 
+/// What happens when a target fails during a fan-out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FailureMode {
+    #[default]
+    FailClosed,
+    FailOpen,
+}
+
 /// An MCP backend as the relay runs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Backend {
+    /// Identifies the backend in session ids (an id from one route is refused on another).
+    pub key: String,
     pub targets: Vec<Target>,
+    pub prefix_mode: PrefixMode,
+    pub failure_mode: FailureMode,
+    /// A throwaway upstream session per request.
+    pub stateless: bool,
     pub dns_rebinding_protection: bool,
+}
+
+impl Backend {
+    /// Whether requests can take the byte-for-byte fast path.
+    fn passthrough(&self) -> bool {
+        matches!(self.targets.as_slice(), [t] if matches!(t.upstream, Upstream::Http(_)))
+            && self.prefix_mode != PrefixMode::Always
+            && !self.stateless
+    }
+
+    fn has_stateful(&self) -> bool {
+        self.targets.iter().any(|t| t.upstream.is_stateful())
+    }
 }
 
 /// Per-request settings that come from route policies.
@@ -68,84 +98,6 @@ pub struct CallOptions {
     pub extra_headers: HeaderMap,
     /// Decides which tools, prompts and resources the caller may see and use.
     pub authorizer: Option<Arc<dyn Authorizer>>,
-}
-
-/// What a POST turns into: what goes upstream, and what the gateway answers itself.
-struct Plan {
-    /// The body for the upstream (`None`: nothing to forward).
-    forward: Option<Bytes>,
-    /// Ids of the forwarded requests, which the upstream must answer.
-    pending: Vec<Box<RawValue>>,
-    /// The gateway's own answers to refused calls.
-    denied: Vec<Bytes>,
-    /// Forwarded list requests, whose answers are filtered.
-    lists: ListRequests,
-}
-
-impl Plan {
-    fn new(msgs: &jsonrpc::Body<'_>, bytes: &Bytes, target: &str, authz: Option<&dyn Authorizer>) -> Plan {
-        let Some(authz) = authz else {
-            let pending = msgs.requests().filter_map(|m| m.id.map(ToOwned::to_owned)).collect();
-            return Plan { forward: Some(bytes.clone()), pending, denied: Vec::new(), lists: Vec::new() };
-        };
-        let mut kept = Vec::new();
-        let mut denied = Vec::new();
-        let mut lists = Vec::new();
-        for m in &msgs.messages {
-            if m.kind == Kind::Request {
-                if let Some(answer) = authz::denied_call(m, target, authz) {
-                    denied.push(answer);
-                    continue;
-                }
-                if let (Some(kind), Some(id)) = (m.method().and_then(ListKind::of), m.id.and_then(authz::raw_id)) {
-                    lists.push((id, kind));
-                }
-            }
-            kept.push(m);
-        }
-        let pending =
-            kept.iter().filter(|m| m.kind == Kind::Request).filter_map(|m| m.id.map(ToOwned::to_owned)).collect();
-        let forward = match (kept.len(), denied.is_empty()) {
-            (0, _) => None,
-            (_, true) => Some(bytes.clone()),
-            _ => Some(authz::join_array(kept.iter().map(|m| m.raw.get().as_bytes()))),
-        };
-        Plan { forward, pending, denied, lists }
-    }
-
-    /// The answer when nothing needs the upstream's: the refused calls' errors.
-    fn answer_alone(&self, batch: bool) -> Bytes {
-        match (&self.denied[..], batch) {
-            ([one], false) => one.clone(),
-            (all, _) => authz::join_array(all.iter().map(|b| &b[..])),
-        }
-    }
-
-    /// Filters list answers and adds the refused calls' errors to a JSON answer.
-    fn rewrite_json(&self, bytes: Bytes, target: &str, authz: Option<&dyn Authorizer>) -> Bytes {
-        let Some(authz) = authz.filter(|_| !self.lists.is_empty() || !self.denied.is_empty()) else { return bytes };
-        let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else { return bytes };
-        let mut changed = false;
-        let messages: Vec<&mut Value> = match &mut value {
-            Value::Array(items) => items.iter_mut().collect(),
-            one => vec![one],
-        };
-        for m in messages {
-            if let Some(kind) = authz::list_kind_of(m, &self.lists) {
-                changed |= authz::filter_list(m, kind, target, authz);
-            }
-        }
-        if !self.denied.is_empty() {
-            let mut all = match value {
-                Value::Array(items) => items,
-                one => vec![one],
-            };
-            all.extend(self.denied.iter().filter_map(|d| serde_json::from_slice::<Value>(d).ok()));
-            value = Value::Array(all);
-            changed = true;
-        }
-        if changed { Bytes::from(serde_json::to_vec(&value).expect("JSON re-serialises")) } else { bytes }
-    }
 }
 
 /// Client headers that are forwarded to upstreams. Everything else (cookies, credentials,
@@ -165,14 +117,20 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// Relays MCP traffic for any number of backends; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Relay {
-    client: HttpClient,
-    codec: SessionCodec,
-    limits: Limits,
+    pub(crate) client: HttpClient,
+    pub(crate) codec: SessionCodec,
+    pub(crate) limits: Limits,
+    /// Sessions whose state this gateway holds (stateful upstreams, legacy SSE clients).
+    pub(crate) locals: Arc<LocalSessions>,
 }
 
 impl Relay {
-    pub fn new(client: HttpClient, limits: Limits) -> Relay {
-        Relay { client, codec: SessionCodec, limits }
+    pub fn new(client: HttpClient, limits: Limits, codec: SessionCodec, locals: Arc<LocalSessions>) -> Relay {
+        Relay { client, codec, limits, locals }
+    }
+
+    pub fn locals(&self) -> &Arc<LocalSessions> {
+        &self.locals
     }
 
     /// Answers one client request for `backend`.
@@ -185,266 +143,45 @@ impl Relay {
         if backend.dns_rebinding_protection && !local_host_and_origin(&parts.headers) {
             return error_response(&RelayError::DnsRebinding, &[]);
         }
-        let result = match parts.method {
-            Method::POST => self.post(&backend, &parts, body, &opts).await,
-            Method::GET => self.get(&backend, &parts, &opts).await,
-            Method::DELETE => self.delete(&backend, &parts, &opts).await,
-            _ => Err(RelayError::MethodNotAllowed),
+        let path = parts.uri.path();
+        let result = if parts.method == Method::GET && path.ends_with("/sse") {
+            self.legacy_open(&backend, &parts, &opts).await
+        } else if parts.method == Method::POST
+            && path.ends_with("/message")
+            && parts.uri.query().is_some_and(|q| q.contains("sessionId="))
+        {
+            self.legacy_post(&backend, &parts, body, &opts).await
+        } else if backend.passthrough() {
+            match parts.method {
+                Method::POST => self.post(&backend, &parts, body, &opts).await,
+                Method::GET => self.get(&backend, &parts, &opts).await,
+                Method::DELETE => self.delete(&backend, &parts, &opts).await,
+                _ => Err(RelayError::MethodNotAllowed),
+            }
+        } else {
+            match parts.method {
+                Method::POST => self.multi_post(backend.clone(), &parts, body, &opts).await,
+                Method::GET => self.multi_get(backend.clone(), &parts, &opts).await,
+                Method::DELETE => self.multi_delete(&backend, &parts, &opts).await,
+                _ => Err(RelayError::MethodNotAllowed),
+            }
         };
         result.unwrap_or_else(|e| error_response(&e, &[]))
     }
 
-    async fn post<B>(
-        &self,
-        backend: &Backend,
-        parts: &Parts,
-        body: B,
-        opts: &CallOptions,
-    ) -> Result<Response<Body>, RelayError>
-    where
-        B: HttpBody<Data = Bytes>,
-        B::Error: Into<BoxError>,
-    {
-        let bytes = read_limited(body, self.limits.max_request).await.map_err(|e| match e {
-            ReadError::TooLarge { limit } => RelayError::BodyTooLarge { limit },
-            ReadError::Io(_) => RelayError::BodyRead,
-        })?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| RelayError::Parse(jsonrpc::ParseError::Json("body is not UTF-8".into())))?;
-        let msgs = jsonrpc::Body::parse(text)?;
-        let is_init = msgs.messages.iter().any(|m| m.kind == Kind::Request && m.method() == Some("initialize"));
-        if is_init && msgs.batch {
-            return Err(RelayError::InitializeInBatch);
-        }
-        let state = if is_init { None } else { Some(self.session(&parts.headers)?) };
-        let target = &backend.targets[0];
-        let plan = Plan::new(&msgs, &bytes, &target.name, opts.authorizer.as_deref());
-        let Some(forward) = plan.forward.clone() else {
-            // Every request was refused here; nothing goes upstream.
-            return Ok(json_response(StatusCode::OK, plan.answer_alone(msgs.batch)));
-        };
-        let out = Outgoing {
-            method: Method::POST,
-            body: forward,
-            session: state.as_ref().and_then(|s| s.upstream_session(&target.name)).map(str::to_string),
-            headers: forward_headers(&parts.headers, &opts.extra_headers),
-        };
-        match self.forward_post(target, out, is_init, &plan, opts).await {
-            Ok(resp) => Ok(resp),
-            Err(failure) => {
-                log_failure(&failure);
-                let rpc = RelayError::Upstream(failure).to_rpc();
-                let mut answers = plan.denied.clone();
-                answers.extend(plan.pending.iter().map(|id| jsonrpc::error_response(Some(id), &rpc)));
-                Ok(json_response(
-                    StatusCode::OK,
-                    if answers.len() == 1 && !msgs.batch {
-                        answers.remove(0)
-                    } else {
-                        authz::join_array(answers.iter().map(|b| &b[..]))
-                    },
-                ))
-            }
-        }
-    }
-
-    async fn forward_post(
-        &self,
-        target: &Target,
-        out: Outgoing,
-        is_init: bool,
-        plan: &Plan,
-        opts: &CallOptions,
-    ) -> Result<Response<Body>, UpstreamFailure> {
-        let had_session = out.session.is_some();
-        let resp = self.send(target, out, opts).await?;
-        let status = resp.status();
-        let fail = |kind| UpstreamFailure { target: target.name.clone(), kind };
-        let session_header = if is_init && status.is_success() {
-            let upstream = resp.headers().get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
-            let state = SessionState { targets: vec![TargetSession { name: target.name.clone(), session: upstream }] };
-            Some(HeaderValue::from_str(&self.codec.encode(&state)).expect("base64url is a valid header"))
-        } else {
-            None
-        };
-        let mut response = match status {
-            // Only notifications went upstream; the refused requests still need their answers.
-            StatusCode::ACCEPTED | StatusCode::NO_CONTENT if !plan.denied.is_empty() => {
-                json_response(StatusCode::OK, plan.answer_alone(true))
-            }
-            StatusCode::ACCEPTED | StatusCode::NO_CONTENT => accepted(),
-            s if s.is_success() => match media_type(resp.headers()).as_deref() {
-                Some("text/event-stream") => {
-                    let rewrite = stream::Rewrite {
-                        prefix: plan.denied.iter().map(|d| Event::encode_message(d, None)).collect(),
-                        lists: plan.lists.clone(),
-                        authorizer: opts.authorizer.clone(),
-                    };
-                    let events = stream::relay_events(
-                        target.name.clone(),
-                        resp.into_body(),
-                        &plan.pending,
-                        self.limits.max_response,
-                        opts.deadline,
-                        rewrite,
-                    );
-                    sse_response(events)
-                }
-                Some("application/json") => {
-                    let bytes = self.read_upstream(target, resp.into_body(), opts).await?;
-                    check_json_rpc(&bytes).map_err(|e| fail(FailureKind::Garbage(e)))?;
-                    json_response(StatusCode::OK, plan.rewrite_json(bytes, &target.name, opts.authorizer.as_deref()))
-                }
-                other => {
-                    return Err(fail(FailureKind::Garbage(format!("unexpected content type {other:?}"))));
-                }
-            },
-            StatusCode::NOT_FOUND if had_session => {
-                debug!(target = %target.name, "upstream session expired");
-                return Ok(error_response(&RelayError::SessionUnknown, &[]));
-            }
-            s if s.is_client_error() => self.pass_through(target, resp, opts).await?,
-            s => return Err(fail(FailureKind::Status(s))),
-        };
-        if let Some(v) = session_header {
-            response.headers_mut().insert(MCP_SESSION_ID, v);
-        }
-        Ok(response)
-    }
-
-    async fn get(&self, backend: &Backend, parts: &Parts, opts: &CallOptions) -> Result<Response<Body>, RelayError> {
-        let state = self.session(&parts.headers)?;
-        let target = &backend.targets[0];
-        let out = Outgoing {
-            method: Method::GET,
-            body: Bytes::new(),
-            session: state.upstream_session(&target.name).map(str::to_string),
-            headers: forward_headers(&parts.headers, &opts.extra_headers),
-        };
-        // The standalone stream lives as long as the session: the request timeout does not
-        // apply to it, only the wait for its headers.
-        let opts = CallOptions { deadline: None, ..opts.clone() };
-        let resp = self.send(target, out, &opts).await?;
-        let status = resp.status();
-        if status == StatusCode::OK && media_type(resp.headers()).as_deref() == Some("text/event-stream") {
-            let rewrite = stream::Rewrite { prefix: Vec::new(), lists: Vec::new(), authorizer: None };
-            return Ok(sse_response(stream::relay_events(
-                target.name.clone(),
-                resp.into_body(),
-                &[],
-                self.limits.max_response,
-                None,
-                rewrite,
-            )));
-        }
-        if status == StatusCode::NOT_FOUND && state.upstream_session(&target.name).is_some() {
-            return Err(RelayError::SessionUnknown);
-        }
-        if status.is_client_error() || status.is_success() {
-            return Ok(self.pass_through(target, resp, &opts).await?);
-        }
-        Err(UpstreamFailure { target: target.name.clone(), kind: FailureKind::Status(status) }.into())
-    }
-
-    async fn delete(&self, backend: &Backend, parts: &Parts, opts: &CallOptions) -> Result<Response<Body>, RelayError> {
-        let state = self.session(&parts.headers)?;
-        let target = &backend.targets[0];
-        let Some(session) = state.upstream_session(&target.name) else {
-            // Nothing to end upstream: the session lived only in the id.
-            return Ok(empty_response(StatusCode::OK));
-        };
-        let out = Outgoing {
-            method: Method::DELETE,
-            body: Bytes::new(),
-            session: Some(session.to_string()),
-            headers: forward_headers(&parts.headers, &opts.extra_headers),
-        };
-        let resp = self.send(target, out, opts).await?;
-        match resp.status() {
-            s if s.is_success() => Ok(empty_response(s)),
-            StatusCode::NOT_FOUND => Err(RelayError::SessionUnknown),
-            s if s.is_client_error() => Ok(self.pass_through(target, resp, opts).await?),
-            s => Err(UpstreamFailure { target: target.name.clone(), kind: FailureKind::Status(s) }.into()),
-        }
-    }
-
-    fn session(&self, headers: &HeaderMap) -> Result<SessionState, RelayError> {
+    /// The session a request names: decoded, and bound to this backend.
+    fn session(&self, headers: &HeaderMap, backend: &Backend) -> Result<SessionState, RelayError> {
         let value = headers.get(MCP_SESSION_ID).ok_or(RelayError::SessionRequired)?;
         let id = value.to_str().map_err(|_| RelayError::SessionUnknown)?;
-        self.codec.decode(id).map_err(|e| {
-            debug!(error = %e, "refused session id");
+        let state = self.codec.decode(id).map_err(|e| {
+            tracing::debug!(error = %e, "refused session id");
             RelayError::SessionUnknown
-        })
-    }
-
-    /// Sends to the upstream, bounded by the backend timeout and the request deadline.
-    async fn send(
-        &self,
-        target: &Target,
-        out: Outgoing,
-        opts: &CallOptions,
-    ) -> Result<Response<Incoming>, UpstreamFailure> {
-        let Upstream::Http(http) = &target.upstream;
-        let fut = self.client.send(http.request(out));
-        let (limit, at) = effective_limit(opts);
-        let result = match at {
-            Some(at) => match tokio::time::timeout_at(at, fut).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(UpstreamFailure { target: target.name.clone(), kind: FailureKind::Timeout(limit) });
-                }
-            },
-            None => fut.await,
-        };
-        result.map_err(|e| UpstreamFailure {
-            target: target.name.clone(),
-            kind: match e {
-                SendError::Connect(d) => FailureKind::Connect(d),
-                SendError::Other(d) => FailureKind::Io(d),
-            },
-        })
-    }
-
-    async fn read_upstream(
-        &self,
-        target: &Target,
-        body: Incoming,
-        opts: &CallOptions,
-    ) -> Result<Bytes, UpstreamFailure> {
-        let fail = |kind| UpstreamFailure { target: target.name.clone(), kind };
-        let read = read_limited(body, self.limits.max_response);
-        let result = match opts.deadline {
-            Some((at, limit)) => {
-                tokio::time::timeout_at(at, read).await.map_err(|_| fail(FailureKind::Timeout(limit)))?
-            }
-            None => read.await,
-        };
-        result.map_err(|e| match e {
-            ReadError::TooLarge { limit } => fail(FailureKind::TooLarge(limit)),
-            ReadError::Io(e) => fail(FailureKind::Io(crate::upstream::error_chain(e.as_ref()))),
-        })
-    }
-
-    /// Forwards an upstream answer that is not ours to interpret (e.g. a 400 with its reason).
-    async fn pass_through(
-        &self,
-        target: &Target,
-        resp: Response<Incoming>,
-        opts: &CallOptions,
-    ) -> Result<Response<Body>, UpstreamFailure> {
-        let (parts, body) = resp.into_parts();
-        let bytes = self.read_upstream(target, body, opts).await?;
-        let mut out = Response::new(body::full(bytes));
-        *out.status_mut() = parts.status;
-        if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
-            out.headers_mut().insert(CONTENT_TYPE, ct.clone());
+        })?;
+        if state.backend != backend.key {
+            tracing::debug!("session id of another backend refused");
+            return Err(RelayError::SessionUnknown);
         }
-        for name in [http::header::WWW_AUTHENTICATE, ALLOW, http::header::RETRY_AFTER] {
-            for v in parts.headers.get_all(&name) {
-                out.headers_mut().append(name.clone(), v.clone());
-            }
-        }
-        Ok(out)
+        Ok(state)
     }
 }
 
@@ -574,6 +311,7 @@ pub fn error_response(err: &RelayError, pending: &[Box<RawValue>]) -> Response<B
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::FailureKind;
 
     #[test]
     fn loopback_authorities() {

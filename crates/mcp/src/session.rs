@@ -1,23 +1,38 @@
-//! The gateway's `Mcp-Session-Id`: it carries the upstream session ids themselves, so any
-//! replica can serve any session without a shared store.
+//! The gateway's `Mcp-Session-Id`: it carries what is needed to resume the session — each
+//! target's upstream session id and the client's `initialize` parameters — so any replica can
+//! serve any session without a shared store.
 //!
 //! Without a key the id is base64url-encoded JSON, readable by the client (as agentgateway
-//! does). Sealing it with `config.session.key` (AES-256-GCM) is added with multi-replica
-//! support.
+//! does). With `config.session.key` it is sealed with AES-256-GCM under a fresh random nonce:
+//! the client can neither read nor forge it, and a flipped byte is refused. The key is used as
+//! given (no per-session key derivation), so sealing costs microseconds.
 
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 /// Session ids longer than this are refused before decoding.
 pub const MAX_SESSION_ID_LEN: usize = 8 * 1024;
+const NONCE_LEN: usize = 12;
 
 /// What a session id carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionState {
-    /// One entry per target, in backend order.
+    /// One entry per target that joined the session, in backend order.
     #[serde(rename = "t")]
     pub targets: Vec<TargetSession>,
+    /// Which backend the session belongs to: an id from one route is refused on another.
+    #[serde(rename = "b", default, skip_serializing_if = "String::is_empty")]
+    pub backend: String,
+    /// The client's `initialize` params, to set up stateful upstreams (stdio, SSE) again on
+    /// a replica (or after a restart) that does not hold them.
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<serde_json::Value>,
+    /// Random: tells apart sessions that are otherwise identical (keys the local state).
+    #[serde(rename = "n", default, skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
 }
 
 /// A target's upstream session.
@@ -31,8 +46,23 @@ pub struct TargetSession {
 }
 
 impl SessionState {
+    /// An empty session of `backend`.
+    pub fn default_for(backend: &str) -> SessionState {
+        SessionState { targets: Vec::new(), backend: backend.to_string(), init: None, nonce: String::new() }
+    }
+
     pub fn upstream_session(&self, target: &str) -> Option<&str> {
         self.targets.iter().find(|t| t.name == target).and_then(|t| t.session.as_deref())
+    }
+
+    pub fn has_target(&self, target: &str) -> bool {
+        self.targets.iter().any(|t| t.name == target)
+    }
+
+    /// A fresh random nonce for [`SessionState::nonce`].
+    pub fn new_nonce() -> String {
+        let bytes: [u8; 12] = Aes256Gcm::generate_nonce(&mut OsRng).into();
+        URL_SAFE_NO_PAD.encode(bytes)
     }
 }
 
@@ -43,25 +73,84 @@ pub enum SessionError {
     TooLong,
     #[error("session id is not base64url")]
     Encoding,
+    #[error("session id does not open with the session key (tampered, or from another key)")]
+    Seal,
     #[error("session id does not decode to a session")]
     Payload,
 }
 
-/// Encodes and decodes session ids.
-#[derive(Debug, Clone, Default)]
-pub struct SessionCodec;
+/// A session key in config form was not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a session key is 64 hex digits (32 bytes), e.g. from `openssl rand -hex 32`")]
+pub struct BadKey;
+
+/// Encodes and decodes (and, with a key, seals and opens) session ids.
+#[derive(Clone, Default)]
+pub struct SessionCodec {
+    cipher: Option<Aes256Gcm>,
+}
+
+impl std::fmt::Debug for SessionCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCodec").field("sealed", &self.cipher.is_some()).finish()
+    }
+}
 
 impl SessionCodec {
+    /// Unsealed ids.
+    pub fn plain() -> SessionCodec {
+        SessionCodec { cipher: None }
+    }
+
+    /// Sealed ids, from a key of 64 hex digits.
+    pub fn sealed(hex_key: &str) -> Result<SessionCodec, BadKey> {
+        let hex = hex_key.trim();
+        if hex.len() != 64 {
+            return Err(BadKey);
+        }
+        let mut key = [0u8; 32];
+        for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+            let s = std::str::from_utf8(pair).map_err(|_| BadKey)?;
+            key[i] = u8::from_str_radix(s, 16).map_err(|_| BadKey)?;
+        }
+        Ok(SessionCodec { cipher: Some(Aes256Gcm::new(&Key::<Aes256Gcm>::from(key))) })
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.cipher.is_some()
+    }
+
     pub fn encode(&self, state: &SessionState) -> String {
         let json = serde_json::to_vec(state).expect("session state serialises");
-        URL_SAFE_NO_PAD.encode(json)
+        match &self.cipher {
+            None => URL_SAFE_NO_PAD.encode(json),
+            Some(cipher) => {
+                let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+                let sealed = cipher.encrypt(&nonce, json.as_slice()).expect("AES-GCM seals any length we use");
+                let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+                out.extend_from_slice(&nonce);
+                out.extend_from_slice(&sealed);
+                URL_SAFE_NO_PAD.encode(out)
+            }
+        }
     }
 
     pub fn decode(&self, id: &str) -> Result<SessionState, SessionError> {
         if id.len() > MAX_SESSION_ID_LEN {
             return Err(SessionError::TooLong);
         }
-        let json = URL_SAFE_NO_PAD.decode(id).map_err(|_| SessionError::Encoding)?;
+        let bytes = URL_SAFE_NO_PAD.decode(id).map_err(|_| SessionError::Encoding)?;
+        let json = match &self.cipher {
+            None => bytes,
+            Some(cipher) => {
+                if bytes.len() < NONCE_LEN {
+                    return Err(SessionError::Seal);
+                }
+                let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+                let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SessionError::Seal)?;
+                cipher.decrypt(&Nonce::from(nonce), sealed).map_err(|_| SessionError::Seal)?
+            }
+        };
         serde_json::from_slice(&json).map_err(|_| SessionError::Payload)
     }
 }
@@ -70,27 +159,63 @@ impl SessionCodec {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trips() {
-        let state = SessionState {
+    fn state() -> SessionState {
+        SessionState {
             targets: vec![
                 TargetSession { name: "a".into(), session: Some("abc-123".into()) },
                 TargetSession { name: "b".into(), session: None },
             ],
-        };
-        let codec = SessionCodec;
-        let id = codec.encode(&state);
+            backend: "route0".into(),
+            init: Some(serde_json::json!({"protocolVersion": "2025-06-18"})),
+            nonce: SessionState::new_nonce(),
+        }
+    }
+
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    #[test]
+    fn plain_round_trip() {
+        let codec = SessionCodec::plain();
+        let id = codec.encode(&state());
         assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_eq!(codec.decode(&id).unwrap(), state);
-        assert_eq!(state.upstream_session("a"), Some("abc-123"));
-        assert_eq!(state.upstream_session("b"), None);
+        let back = codec.decode(&id).unwrap();
+        assert_eq!(back.upstream_session("a"), Some("abc-123"));
+        assert_eq!(back.upstream_session("b"), None);
     }
 
     #[test]
-    fn refuses_garbage() {
-        let codec = SessionCodec;
+    fn sealed_round_trip_and_tamper() {
+        let codec = SessionCodec::sealed(KEY).unwrap();
+        let s = state();
+        let id = codec.encode(&s);
+        assert_ne!(id, codec.encode(&s), "a fresh nonce every time");
+        assert_eq!(codec.decode(&id).unwrap(), s);
+        assert!(
+            !String::from_utf8_lossy(&URL_SAFE_NO_PAD.decode(&id).unwrap()).contains("abc-123"),
+            "sealed ids do not show the upstream id"
+        );
+        let mut raw = URL_SAFE_NO_PAD.decode(&id).unwrap();
+        for i in [0, NONCE_LEN, raw.len() - 1] {
+            raw[i] ^= 0x01;
+            assert_eq!(codec.decode(&URL_SAFE_NO_PAD.encode(&raw)), Err(SessionError::Seal), "flipped byte {i}");
+            raw[i] ^= 0x01;
+        }
+        let other = SessionCodec::sealed(&KEY.replace('0', "f")).unwrap();
+        assert_eq!(other.decode(&id), Err(SessionError::Seal), "another key");
+        assert_eq!(
+            codec.decode(&SessionCodec::plain().encode(&s)),
+            Err(SessionError::Seal),
+            "unsealed ids are refused when a key is set"
+        );
+    }
+
+    #[test]
+    fn refuses_garbage_and_bad_keys() {
+        let codec = SessionCodec::plain();
         assert_eq!(codec.decode("not base64!"), Err(SessionError::Encoding));
         assert_eq!(codec.decode(&URL_SAFE_NO_PAD.encode("[1,2]")), Err(SessionError::Payload));
         assert_eq!(codec.decode(&"a".repeat(MAX_SESSION_ID_LEN + 1)), Err(SessionError::TooLong));
+        assert_eq!(SessionCodec::sealed("abcd").unwrap_err(), BadKey);
+        assert_eq!(SessionCodec::sealed(&"zz".repeat(32)).unwrap_err(), BadKey);
     }
 }

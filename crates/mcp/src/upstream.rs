@@ -1,4 +1,11 @@
-//! Talking to upstream MCP servers. Streamable HTTP today; legacy SSE and stdio join this enum.
+//! Talking to upstream MCP servers: Streamable HTTP (a request per message, answered as JSON
+//! or SSE), and two kinds that hold a connection per session: legacy HTTP+SSE and stdio.
+
+pub mod conn;
+pub mod sse;
+pub mod stdio;
+
+use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -142,4 +149,48 @@ impl HttpTarget {
 pub enum Upstream {
     /// MCP Streamable HTTP.
     Http(HttpTarget),
+    /// Legacy HTTP+SSE: the URL of the event stream.
+    Sse(Uri),
+    /// A child process per session.
+    Stdio(stdio::StdioTarget),
+}
+
+impl Upstream {
+    /// Whether the gateway holds a connection per session for it.
+    pub fn is_stateful(&self) -> bool {
+        match self {
+            Upstream::Http(_) => false,
+            Upstream::Sse(_) | Upstream::Stdio(_) => true,
+        }
+    }
+}
+
+/// A per-session connection to a stateful upstream.
+#[derive(Debug, Clone)]
+pub enum Conn {
+    Stdio(Arc<stdio::StdioConn>),
+    Sse(Arc<sse::SseConn>),
+}
+
+impl Conn {
+    pub fn router(&self) -> &conn::Router {
+        match self {
+            Conn::Stdio(c) => &c.router,
+            Conn::Sse(c) => &c.router,
+        }
+    }
+
+    pub async fn send(&self, message: Bytes) -> Result<(), conn::ConnError> {
+        match self {
+            Conn::Stdio(c) => c.send(message).await,
+            Conn::Sse(c) => c.send(message).await,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Conn::Stdio(c) => c.close().await,
+            Conn::Sse(c) => c.close().await,
+        }
+    }
 }

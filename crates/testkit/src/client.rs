@@ -79,6 +79,13 @@ impl McpClient {
         }
     }
 
+    /// The same client on a given session (e.g. one made through another gateway).
+    pub fn with_session(mut self, session: &str) -> McpClient {
+        self.session = Some(session.to_string());
+        self.protocol = Some(PROTOCOL_VERSION.to_string());
+        self
+    }
+
     /// Adds a header to every request (e.g. `Authorization`).
     pub fn with_header(mut self, name: &str, value: &str) -> McpClient {
         self.headers.insert(HeaderName::try_from(name).unwrap(), HeaderValue::try_from(value).unwrap());

@@ -89,6 +89,24 @@ pub async fn server_everything_http() -> (Process, String) {
     (p, format!("http://localhost:{port}/mcp"))
 }
 
+/// `server-everything` in legacy SSE mode on a free port; returns its `/sse` URL.
+pub async fn server_everything_sse() -> (Process, String) {
+    let port = free_port().await;
+    let p = Process::spawn(
+        "server-everything-sse",
+        "node",
+        &[&module("@modelcontextprotocol/server-everything/dist/index.js"), "sse"],
+        &[("PORT", &port.to_string())],
+    );
+    wait_for_port(port, Duration::from_secs(30)).await;
+    (p, format!("http://localhost:{port}/sse"))
+}
+
+/// The path of server-everything's entry point (for stdio targets: `node <path> stdio`).
+pub fn server_everything_js() -> String {
+    module("@modelcontextprotocol/server-everything/dist/index.js")
+}
+
 /// The tutorial's upstream: `mcp-proxy --port P -- server-everything` (stdio behind HTTP).
 pub async fn mcp_proxy_everything() -> (Process, String) {
     let port = free_port().await;

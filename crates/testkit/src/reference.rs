@@ -45,6 +45,16 @@ pub async fn serve(addr: SocketAddr, opts: Options) -> std::io::Result<Server> {
     serve::tower_at(addr, "/mcp", service).await
 }
 
+/// Serves the reference server on stdin/stdout (newline-delimited JSON-RPC) until stdin ends.
+pub async fn serve_stdio(opts: Options) -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    let handler =
+        Reference { sessions: Arc::new(Sessions::default()), name: opts.name.unwrap_or_else(|| "reference".into()) };
+    let running = handler.serve(rmcp::transport::io::stdio()).await?;
+    running.waiting().await?;
+    Ok(())
+}
+
 fn j<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).expect("reference server builds valid MCP types")
 }

@@ -70,9 +70,9 @@ pub struct Settings {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<Unsupported>,
-    /// Not supported yet.
+    /// MCP session settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mcp: Option<Unsupported>,
+    pub mcp: Option<McpSettings>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitive_headers: Option<Unsupported>,
@@ -93,7 +93,6 @@ impl Settings {
             ("connectionMinTerminationDeadline", &self.connection_min_termination_deadline),
             ("metrics", &self.metrics),
             ("backend", &self.backend),
-            ("mcp", &self.mcp),
             ("sensitiveHeaders", &self.sensitive_headers),
             ("customFunctions", &self.custom_functions),
         ])
@@ -172,6 +171,20 @@ pub struct Tracing {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<Unsupported>,
+}
+
+/// MCP session settings (for sessions whose state a gateway holds: stdio and legacy SSE
+/// upstreams, legacy SSE clients).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpSettings {
+    /// How long an idle session is kept (its stdio children killed after). Default `30m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_ttl: Option<Duration>,
+    /// Most live sessions of that kind; more are refused (503) until some end. Default
+    /// 10000. (An extension: agentgateway has no such field.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<usize>,
 }
 
 /// Session settings.

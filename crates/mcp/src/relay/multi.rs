@@ -1,0 +1,248 @@
+//! Streamable HTTP for the multiplexer: `POST` (answers streamed as SSE, `initialize` as JSON
+//! with the session id), `GET` (every target's server stream, merged), `DELETE`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::request::Parts;
+use http::{Method, Response, StatusCode};
+use http_body::Body as HttpBody;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::{Backend, CallOptions, Relay, forward_headers, json_response};
+use crate::body::{Body, BoxError, ReadError, read_limited};
+use crate::error::RelayError;
+use crate::jsonrpc::{self, Kind};
+use crate::local::LocalSession;
+use crate::mux::{Mux, Out, Sess, sse_body, status_only};
+use crate::session::SessionState;
+use crate::sse::Decoder;
+use crate::upstream::{MCP_SESSION_ID, Outgoing, Upstream};
+
+/// Messages of a request body, checked and owned.
+pub(super) async fn read_messages<B>(relay: &Relay, body: B) -> Result<(Vec<Value>, bool), RelayError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let bytes = read_limited(body, relay.limits.max_request).await.map_err(|e| match e {
+        ReadError::TooLarge { limit } => RelayError::BodyTooLarge { limit },
+        ReadError::Io(_) => RelayError::BodyRead,
+    })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| RelayError::Parse(jsonrpc::ParseError::Json("body is not UTF-8".into())))?;
+    let parsed = jsonrpc::Body::parse(text)?;
+    let is_init = parsed.messages.iter().any(|m| m.kind == Kind::Request && m.method() == Some("initialize"));
+    if is_init && parsed.batch {
+        return Err(RelayError::InitializeInBatch);
+    }
+    let values =
+        parsed.messages.iter().map(|m| serde_json::from_str(m.raw.get()).expect("parsed JSON re-reads")).collect();
+    Ok((values, is_init))
+}
+
+fn is_request(m: &Value) -> bool {
+    m.get("method").is_some() && m.get("id").is_some_and(|id| !id.is_null())
+}
+
+/// An output that nobody reads (messages sent during `initialize` have no stream yet).
+fn discard() -> Out {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    Out::new(tx)
+}
+
+impl Relay {
+    /// The local session for a session, when the backend needs one.
+    pub(super) fn local_for(
+        &self,
+        backend: &Backend,
+        state: &SessionState,
+    ) -> Result<Option<Arc<LocalSession>>, RelayError> {
+        if !backend.has_stateful() {
+            return Ok(None);
+        }
+        self.locals.get_or_create(&state.nonce, None).map(Some).map_err(|e| RelayError::TooManySessions(e.0))
+    }
+
+    pub(super) async fn multi_post<B>(
+        &self,
+        backend: Arc<Backend>,
+        parts: &Parts,
+        body: B,
+        opts: &CallOptions,
+    ) -> Result<Response<Body>, RelayError>
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let (messages, is_init) = read_messages(self, body).await?;
+        let headers = forward_headers(&parts.headers, &opts.extra_headers);
+        if is_init {
+            let mux = Mux::new(self, &backend, opts, headers);
+            let nonce = SessionState::new_nonce();
+            let probe = SessionState { nonce: nonce.clone(), ..SessionState::default_for(&backend.key) };
+            let local = self.local_for(&backend, &probe)?;
+            let out = discard();
+            return Ok(match mux.initialize(&messages[0], local.clone(), &out).await {
+                Ok((response, mut state)) => {
+                    let mut r = json_response(StatusCode::OK, Bytes::from(response.to_string()));
+                    if backend.stateless {
+                        // Nothing to keep: the upstream sessions were for this request only.
+                        mux.end(&Sess { state, local, ephemeral: true, lazy: Default::default() }).await;
+                    } else {
+                        state.nonce = nonce;
+                        let id = self.codec.encode(&state);
+                        r.headers_mut()
+                            .insert(MCP_SESSION_ID, HeaderValue::from_str(&id).expect("base64url is a valid header"));
+                    }
+                    r
+                }
+                Err(error) => {
+                    if let Some(l) = &local {
+                        self.locals.remove(&l.key).await;
+                    }
+                    json_response(StatusCode::OK, Bytes::from(error.to_string()))
+                }
+            });
+        }
+        let sess = if backend.stateless {
+            let state = SessionState::default_for(&backend.key);
+            let local =
+                self.local_for(&backend, &SessionState { nonce: SessionState::new_nonce(), ..state.clone() })?;
+            Sess {
+                state: SessionState { init: Some(default_init(parts)), ..state },
+                local,
+                ephemeral: true,
+                lazy: Default::default(),
+            }
+        } else {
+            let state = self.session(&parts.headers, &backend)?;
+            let local = self.local_for(&backend, &state)?;
+            Sess { state, local, ephemeral: false, lazy: Default::default() }
+        };
+        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        let out = Out::new(tx);
+        if !messages.iter().any(is_request) {
+            let mux = Mux::new(self, &backend, opts, headers);
+            for m in &messages {
+                mux.forward_one(&sess, m, &out).await;
+            }
+            return Ok(status_only(StatusCode::ACCEPTED));
+        }
+        let relay = self.clone();
+        let opts = opts.clone();
+        tokio::spawn(async move {
+            let mux = Mux::new(&relay, &backend, &opts, headers);
+            for m in &messages {
+                if is_request(m) {
+                    mux.request_one(&sess, m, &out).await;
+                } else {
+                    mux.forward_one(&sess, m, &out).await;
+                }
+            }
+            if sess.ephemeral {
+                mux.end(&sess).await;
+            }
+        });
+        Ok(sse_body(rx))
+    }
+
+    /// The server stream: every HTTP target's `GET` stream and the stateful targets' messages,
+    /// merged into one.
+    pub(super) async fn multi_get(
+        &self,
+        backend: Arc<Backend>,
+        parts: &Parts,
+        opts: &CallOptions,
+    ) -> Result<Response<Body>, RelayError> {
+        if backend.stateless {
+            return Ok(status_only(StatusCode::METHOD_NOT_ALLOWED));
+        }
+        let state = self.session(&parts.headers, &backend)?;
+        let local = self.local_for(&backend, &state)?;
+        let headers = forward_headers(&parts.headers, &opts.extra_headers);
+        let mut streams = Vec::new();
+        for (idx, t) in backend.targets.iter().enumerate() {
+            let (Upstream::Http(http), Some(s)) = (&t.upstream, state.upstream_session(&t.name)) else { continue };
+            let out = Outgoing {
+                method: Method::GET,
+                body: Bytes::new(),
+                session: Some(s.to_string()),
+                headers: headers.clone(),
+            };
+            match self.client.send(http.request(out)).await {
+                Ok(resp) if resp.status() == StatusCode::OK => streams.push((idx, resp.into_body())),
+                Ok(resp) if resp.status() == StatusCode::NOT_FOUND => return Err(RelayError::SessionUnknown),
+                Ok(resp) => debug!(target = %t.name, status = %resp.status(), "no server stream"),
+                Err(e) => debug!(target = %t.name, error = %e, "no server stream"),
+            }
+        }
+        if streams.is_empty() && local.is_none() {
+            return Ok(status_only(StatusCode::METHOD_NOT_ALLOWED));
+        }
+        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        for (idx, mut upstream) in streams {
+            let (relay, backend, opts, tx, headers) =
+                (self.clone(), backend.clone(), opts.clone(), tx.clone(), headers.clone());
+            tokio::spawn(async move {
+                let mux = Mux::new(&relay, &backend, &opts, headers);
+                let out = Out::new(tx);
+                let mut decoder = Decoder::new(relay.limits.max_response);
+                while let Some(Ok(frame)) = upstream.frame().await {
+                    let Ok(data) = frame.into_data() else { continue };
+                    decoder.feed(&data);
+                    while let Ok(Some(ev)) = decoder.next_event() {
+                        let Ok(m) = serde_json::from_str::<Value>(&ev.data) else { continue };
+                        if !out.message(&mux.outward(idx, m)).await {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        if let Some(local) = local {
+            let (relay, backend, opts) = (self.clone(), backend.clone(), opts.clone());
+            tokio::spawn(async move {
+                let mux = Mux::new(&relay, &backend, &opts, headers);
+                let out = Out::new(tx);
+                // This stream now delivers the session's unsolicited messages.
+                let mut events = local.events_rx.lock().await;
+                while let Some(ev) = events.recv().await {
+                    let idx = backend.targets.iter().position(|t| t.name == ev.target).unwrap_or(0);
+                    if !out.message(&mux.outward(idx, ev.message)).await {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(sse_body(rx))
+    }
+
+    pub(super) async fn multi_delete(
+        &self,
+        backend: &Backend,
+        parts: &Parts,
+        opts: &CallOptions,
+    ) -> Result<Response<Body>, RelayError> {
+        if backend.stateless {
+            return Ok(status_only(StatusCode::METHOD_NOT_ALLOWED));
+        }
+        let state = self.session(&parts.headers, backend)?;
+        let local = self.locals.get(&state.nonce);
+        let mux = Mux::new(self, backend, opts, forward_headers(&parts.headers, &opts.extra_headers));
+        mux.end(&Sess { state, local, ephemeral: false, lazy: Default::default() }).await;
+        Ok(status_only(StatusCode::OK))
+    }
+}
+
+/// `initialize` params for upstream sessions made without a client session (stateless mode).
+fn default_init(parts: &Parts) -> Value {
+    let version =
+        parts.headers.get(crate::upstream::MCP_PROTOCOL_VERSION).and_then(|v| v.to_str().ok()).unwrap_or("2025-06-18");
+    serde_json::json!({"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "agentgateway", "version": env!("CARGO_PKG_VERSION")}})
+}
