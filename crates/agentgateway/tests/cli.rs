@@ -317,3 +317,54 @@ fn audit_events_name_the_decision_never_the_token() {
         assert!(!all.contains(part), "the token leaked into the log");
     }
 }
+
+/// Two gateway processes with the same session key serve one session in turns: initialized on
+/// one, listed and called on the other (which starts its own stdio child and initializes it
+/// with the stored parameters), then back. A flipped byte in the id is refused.
+#[test]
+fn two_gateway_processes_share_sessions_through_the_sealed_id() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream =
+        rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
+    agw_testkit::node::require_installed();
+    let config = format!(
+        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  session:\n    key: 5f0c1ea2b7e34d7a9c0d4e8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n          - name: ref\n            mcp:\n              host: {}\n          - name: local\n            stdio:\n              cmd: node\n              args: ['{}', stdio]\n",
+        upstream.url("/mcp"),
+        agw_testkit::node::server_everything_js()
+    );
+    let port_of = |logs: &Logs| -> u16 {
+        let lines = logs.wait_for("Listening on");
+        lines.iter().find_map(|l| l.split("Listening on 0.0.0.0:").nth(1)).unwrap().trim().parse().unwrap()
+    };
+    let (mut one, logs_one) = start(&["--config", &config]);
+    let (mut two, logs_two) = start(&["--config", &config]);
+    let (p1, p2) = (port_of(&logs_one), port_of(&logs_two));
+    rt.block_on(async {
+        use agw_testkit::client::{McpClient, first_text};
+        use serde_json::json;
+        let mut c1 = McpClient::new(format!("http://127.0.0.1:{p1}/mcp"));
+        c1.initialize().await.unwrap();
+        let session = c1.session.clone().unwrap();
+        let c2 = McpClient::new(format!("http://127.0.0.1:{p2}/mcp")).with_session(&session);
+        let tools = c2.tool_names().await.unwrap();
+        assert!(tools.contains(&"ref_echo".into()) && tools.contains(&"local_echo".into()), "{tools:?}");
+        let on_two = c2.call_tool("local_echo", json!({"message": "on two"})).await.unwrap();
+        assert_eq!(first_text(&on_two), Some("Echo: on two"), "{on_two}");
+        let on_one = c1.call_tool("ref_echo", json!({"message": "back on one"})).await.unwrap();
+        assert_eq!(first_text(&on_one), Some("Echo: back on one"));
+
+        use base64::Engine;
+        let mut raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&session).unwrap();
+        let mid = raw.len() / 2;
+        raw[mid] ^= 1;
+        let forged = McpClient::new(format!("http://127.0.0.1:{p2}/mcp"))
+            .with_session(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw));
+        let ex = forged.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await.unwrap();
+        assert_eq!(ex.status.as_u16(), 404);
+        assert_eq!(ex.messages[0]["error"]["code"], -32001);
+    });
+    for child in [&mut one, &mut two] {
+        sigterm(child);
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+    }
+}

@@ -108,6 +108,11 @@ fn malformed_configs_name_file_line_column_and_path() {
             &MINIMAL.replace("    - backends:", "    - matches:\n      - path:\n          pathPrefix: mcp\n      backends:"),
             "config.yaml:7:11: binds[0].listeners[0].routes[0].matches[0].path.pathPrefix: a path prefix must start with `/`",
         ),
+        // 17. two JWT providers with one issuer
+        (
+            &MINIMAL.replace("    - backends:", "    - policies:\n        jwtAuth:\n          providers:\n          - {issuer: a, jwks: '{}'}\n          - {issuer: a, jwks: '{}'}\n      backends:"),
+            "binds[0].listeners[0].routes[0].policies.jwtAuth.providers[1].issuer: duplicate issuer",
+        ),
     ];
     for (text, want) in cases {
         let got = errors(text);

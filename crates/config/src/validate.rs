@@ -146,6 +146,16 @@ impl Validator {
                 if j.audiences.is_some() || j.jwt_validation_options.is_some() {
                     self.err(at.clone(), "with `providers`, set `audiences` and `jwtValidationOptions` per provider");
                 }
+                // Tokens are matched to a provider by `iss`: a second provider with the same
+                // issuer would never be consulted.
+                for (i, provider) in p.iter().enumerate() {
+                    if p[..i].iter().any(|earlier| earlier.issuer == provider.issuer) {
+                        self.err(
+                            at.key("providers").index(i).key("issuer"),
+                            "duplicate issuer: each provider needs its own (put all of an issuer's keys in one JWKS)",
+                        );
+                    }
+                }
             }
             (None, Some(_), Some(_)) => {}
             (None, None, _) => self.err(at.clone(), "needs `issuer` and `jwks` (or `providers`)"),

@@ -103,7 +103,9 @@ impl ResourceMetadata {
             None => (origin.scheme.as_str(), resource.as_str()),
         };
         let (authority, res_path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        let suffix = if res_path.is_empty() { String::new() } else { format!("/{}", res_path.trim_end_matches('/')) };
+        // RFC 9728 §3.1: the resource's path (and query) follow the well-known prefix as they
+        // are, a trailing slash included, or clients reject the document's `resource`.
+        let suffix = if res_path.is_empty() { String::new() } else { format!("/{res_path}") };
         format!("{base}://{authority}/.well-known/oauth-protected-resource{suffix}")
     }
 
@@ -188,15 +190,22 @@ impl Authn {
                 }
                 None => Err(Some("API key is not valid".to_string())),
             },
-            (AuthnKind::Basic { htpasswd, .. }, Some(encoded)) => match basic_credentials(&encoded) {
-                Some((user, password)) if htpasswd.verify(&user, &password) => {
-                    identity.basic_user = Some(user);
-                    Ok(())
+            (AuthnKind::Basic { htpasswd, .. }, Some(encoded)) => {
+                let user = match basic_credentials(&encoded) {
+                    Some((user, password)) => verify_basic(htpasswd, &user, password).await.then_some(user),
+                    None => None,
+                };
+                match user {
+                    Some(user) => {
+                        identity.basic_user = Some(user);
+                        Ok(())
+                    }
+                    None => Err(Some("user name or password is not valid".to_string())),
                 }
-                _ => Err(Some("user name or password is not valid".to_string())),
-            },
+            }
         };
-        let preserve = matches!(self.kind, AuthnKind::Jwt { preserve: true, .. });
+        // `preserveToken` keeps only a valid token: an invalid one never reaches an upstream.
+        let preserve = matches!(self.kind, AuthnKind::Jwt { preserve: true, .. }) && result.is_ok();
         if !preserve {
             self.location.remove(parts);
         }
@@ -261,6 +270,21 @@ async fn validate(validator: &Validator, remotes: &[Option<Arc<RemoteJwks>>], to
     }
 }
 
+/// At most this many bcrypt checks run at once, each on a blocking thread: a flood of Basic
+/// credentials costs CPU time but cannot stall the async workers that carry every stream.
+static BCRYPT_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+});
+
+async fn verify_basic(htpasswd: &Htpasswd, user: &str, password: String) -> bool {
+    if !htpasswd.is_slow(user) {
+        return htpasswd.verify(user, &password);
+    }
+    let Ok(_slot) = BCRYPT_SLOTS.acquire().await else { return false };
+    let (htpasswd, user) = (htpasswd.clone(), user.to_string());
+    tokio::task::spawn_blocking(move || htpasswd.verify(&user, &password)).await.unwrap_or(false)
+}
+
 fn basic_credentials(encoded: &str) -> Option<(String, String)> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
     let text = String::from_utf8(bytes).ok()?;
@@ -299,6 +323,11 @@ mod tests {
             "http://localhost:3000/.well-known/oauth-protected-resource/mcp"
         );
         assert_eq!(meta.metadata_url(&origin, "/"), "http://localhost:3000/.well-known/oauth-protected-resource");
+        assert_eq!(
+            meta.metadata_url(&origin, "/mcp/"),
+            "http://localhost:3000/.well-known/oauth-protected-resource/mcp/",
+            "the trailing slash is part of the resource"
+        );
         let mut extra = Map::new();
         extra.insert("resource".into(), json!("https://api.example.com/v1/mcp"));
         let meta = ResourceMetadata { issuer: "https://idp".into(), extra };

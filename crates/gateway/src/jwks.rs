@@ -31,6 +31,8 @@ pub struct RemoteJwks {
     /// When the last fetch started; held across the fetch so concurrent callers wait for it.
     last_fetch: Mutex<Option<Instant>>,
     fetches: AtomicU64,
+    /// Successful fetches: a caller that waited for someone else's fetch sees it change.
+    generation: AtomicU64,
     loaded: watch::Sender<bool>,
 }
 
@@ -48,6 +50,7 @@ impl RemoteJwks {
             client,
             last_fetch: Mutex::new(None),
             fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             loaded: watch::channel(false).0,
         })
     }
@@ -80,7 +83,13 @@ impl RemoteJwks {
     /// Called when a token names a kid we do not have. Returns whether new keys were fetched
     /// (so the token is worth checking again).
     pub async fn refresh_for_unknown_kid(&self) -> bool {
+        let seen = self.generation.load(Ordering::Acquire);
         let mut last = self.last_fetch.lock().await;
+        if self.generation.load(Ordering::Acquire) != seen {
+            // Keys arrived while this caller waited (another caller's fetch, or the first
+            // fetch at start-up): check the token against them before fetching again.
+            return true;
+        }
         if last.is_some_and(|t| t.elapsed() < UNKNOWN_KID_COOLDOWN) {
             return false;
         }
@@ -106,6 +115,7 @@ impl RemoteJwks {
                     info!(url = %self.url, keys = keys.len(), "JWKS loaded");
                 }
                 self.store.replace(keys);
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 self.loaded.send_replace(true);
                 true
             }

@@ -93,27 +93,30 @@ pub(crate) async fn handle(
     let cors_origin = parts.headers.get(ORIGIN).cloned();
     let listener_cors = listener.policies.cors.as_ref();
 
-    // Listener policies: CORS preflights first (browsers send them without credentials).
+    // Before any authentication: CORS preflights (browsers send them without credentials) and
+    // the RFC 9728 metadata (how a client learns where to get a token).
     if let Some(resp) = listener_cors.and_then(|c| preflight(c, &parts)) {
         return resp;
-    }
-    let mut identity = Identity::default();
-    if let Err(resp) = authenticate(&listener.policies.authn, &mut parts, &mut identity, &origin).await {
-        return decorate(resp, &[listener_cors], cors_origin.as_ref());
     }
     if let Some(resp) = protected_resource_metadata(listener, &parts, &host, &origin) {
         return resp;
     }
-
-    let Some(route) = listener.route(&parts, &host) else {
+    // The route is chosen by what the client sent, before credentials are taken off.
+    let route = listener.route(&parts, &host);
+    let route_cors = route.and_then(|r| r.policies.cors.as_ref());
+    if let Some(resp) = route_cors.and_then(|c| preflight(c, &parts)) {
+        return resp;
+    }
+    let mut identity = Identity::default();
+    if let Err(resp) = authenticate(&listener.policies.authn, &mut parts, &mut identity, &origin).await {
+        // The route's CORS too: otherwise a browser cannot read the challenge.
+        return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
+    }
+    let Some(route) = route else {
         debug!(listener = %listener.name, path = parts.uri.path(), "no route");
         return decorate(GatewayError::NoRoute.into_response(), &[listener_cors], cors_origin.as_ref());
     };
     let policies = &route.policies;
-    let route_cors = policies.cors.as_ref();
-    if let Some(resp) = route_cors.and_then(|c| preflight(c, &parts)) {
-        return resp;
-    }
     if let Err(resp) = authenticate(&policies.authn, &mut parts, &mut identity, &origin).await {
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }

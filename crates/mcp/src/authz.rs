@@ -2,14 +2,17 @@
 //! use (calls) and see (lists). The gateway implements [`Authorizer`] with CEL rules; the
 //! relay decides where to ask and how to answer.
 //!
-//! A denied call gets the same error as a call to something that does not exist, so callers
-//! cannot probe which tools exist.
+//! Enforcement fails closed. With an authorizer, every message is parsed in full and the
+//! upstream gets the gateway's own encoding of what was checked (no parser differential);
+//! a policed message whose name cannot be read, or whose keys are ambiguous under case folding
+//! (some JSON decoders match keys case-insensitively), is refused; every answer that carries a
+//! list is filtered by its shape, whatever its id, on every stream. A denied call gets the same
+//! error as a call to something that does not exist, so callers cannot probe what exists.
 
 use bytes::Bytes;
-use serde_json::Value;
-use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
 
-use crate::jsonrpc::{self, ErrorObject, Message, code};
+use crate::jsonrpc::{ErrorObject, code};
 
 /// What a rule is asked about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,90 +43,192 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
     fn lists(&self, item: &Item<'_>) -> bool;
 }
 
-/// A list method whose answer is filtered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListKind {
-    Tools,
-    Prompts,
-    Resources,
-    ResourceTemplates,
+/// A list in a result: the field holding the items, the field naming each, their kind and
+/// the method that lists them.
+const LISTS: [(&str, &str, ItemKind, &str); 4] = [
+    ("tools", "name", ItemKind::Tool, "tools/list"),
+    ("prompts", "name", ItemKind::Prompt, "prompts/list"),
+    ("resources", "uri", ItemKind::Resource, "resources/list"),
+    ("resourceTemplates", "uriTemplate", ItemKind::ResourceTemplate, "resources/templates/list"),
+];
+
+/// Methods whose items are policed, and where the item's name is.
+fn policed(method: &str) -> Option<(ItemKind, &'static str)> {
+    Some(match method {
+        "tools/call" => (ItemKind::Tool, "name"),
+        "prompts/get" => (ItemKind::Prompt, "name"),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => (ItemKind::Resource, "uri"),
+        _ => return None,
+    })
 }
 
-impl ListKind {
-    pub fn of(method: &str) -> Option<ListKind> {
-        Some(match method {
-            "tools/list" => ListKind::Tools,
-            "prompts/list" => ListKind::Prompts,
-            "resources/list" => ListKind::Resources,
-            "resources/templates/list" => ListKind::ResourceTemplates,
-            _ => return None,
-        })
-    }
+/// Every method the gateway knows the exact spelling of.
+const KNOWN_METHODS: [&str; 11] = [
+    "tools/call",
+    "tools/list",
+    "prompts/get",
+    "prompts/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "resources/list",
+    "resources/templates/list",
+    "completion/complete",
+    "initialize",
+];
 
-    /// The result field holding the items, and the item field naming each.
-    fn fields(self) -> (&'static str, &'static str, ItemKind, &'static str) {
-        match self {
-            ListKind::Tools => ("tools", "name", ItemKind::Tool, "tools/list"),
-            ListKind::Prompts => ("prompts", "name", ItemKind::Prompt, "prompts/list"),
-            ListKind::Resources => ("resources", "uri", ItemKind::Resource, "resources/list"),
-            ListKind::ResourceTemplates => {
-                ("resourceTemplates", "uriTemplate", ItemKind::ResourceTemplate, "resources/templates/list")
-            }
+/// Case folding as lenient JSON decoders do it (Go's `EqualFold`: ASCII case, `ſ`≈`s`,
+/// the Kelvin sign ≈ `k`).
+fn fold(s: &str) -> String {
+    s.chars().flat_map(char::to_lowercase).map(|c| if c == 'ſ' { 's' } else { c }).collect()
+}
+
+/// Keys of `obj` that another key equals under case folding.
+fn ambiguous_keys(obj: &Map<String, Value>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    obj.keys().any(|k| !seen.insert(fold(k)))
+}
+
+/// What to do with one client message.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Forward it.
+    Allow,
+    /// Do not forward it: it cannot be checked. Requests get this answer (notifications get
+    /// none).
+    Deny(Value),
+    /// Do not forward it: the rules hide the item. Requests get this answer, the same as for
+    /// an item that does not exist.
+    Hidden(Value),
+}
+
+/// Is `method` one whose messages name a tool, prompt or resource the rules decide on?
+pub fn is_policed(method: &str) -> bool {
+    policed(method).is_some() || method == "completion/complete"
+}
+
+/// The checks that do not depend on the target: keys ambiguous under case folding, a known
+/// method spelled in another case, a policed method whose `params` is not an object.
+/// Returns the answer for a refused message.
+pub fn screen(msg: &Value) -> Option<Value> {
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    let obj = msg.as_object()?;
+    if ambiguous_keys(obj) {
+        return Some(error(&id, code::INVALID_REQUEST, "message has keys that differ only in case".into(), None));
+    }
+    let method = obj.get("method").and_then(Value::as_str)?;
+    if !KNOWN_METHODS.contains(&method) && KNOWN_METHODS.iter().any(|k| fold(k) == fold(method)) {
+        return Some(error(&id, code::METHOD_NOT_FOUND, format!("Method not found: {method}"), None));
+    }
+    if !is_policed(method) {
+        return None;
+    }
+    let invalid = |why: &str| Some(error(&id, code::INVALID_PARAMS, format!("Invalid params: {why}"), None));
+    match obj.get("params") {
+        Some(Value::Object(params)) if ambiguous_keys(params) => invalid("keys that differ only in case"),
+        Some(Value::Object(_)) => None,
+        _ => invalid("`params` must be an object"),
+    }
+}
+
+fn error(id: &Value, code: i64, message: String, data: Option<Value>) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": ErrorObject { code, message, data }})
+}
+
+/// The answer to a call of something missing (or hidden).
+pub fn unknown(kind: ItemKind, name: &str, id: &Value) -> Value {
+    match kind {
+        ItemKind::Tool => error(id, code::INVALID_PARAMS, format!("Unknown tool: {name}"), None),
+        ItemKind::Prompt => error(id, code::INVALID_PARAMS, format!("Unknown prompt: {name}"), None),
+        ItemKind::Resource | ItemKind::ResourceTemplate => {
+            error(id, code::RESOURCE_NOT_FOUND, "Resource not found".into(), Some(json!({"uri": name})))
         }
     }
 }
 
-/// Removes the items the caller may not see from a list response (other fields, such as
-/// `nextCursor`, stay). Returns whether anything changed.
-pub fn filter_list(response: &mut Value, kind: ListKind, target: &str, authz: &dyn Authorizer) -> bool {
-    let (list_field, name_field, item_kind, method) = kind.fields();
-    let Some(items) = response.get_mut("result").and_then(|r| r.get_mut(list_field)).and_then(Value::as_array_mut)
-    else {
-        return false;
+/// Checks one parsed client message against the rules. `target` is the upstream target the
+/// message goes to; names are the upstream's (unprefixed).
+pub fn police(msg: &Value, target: &str, authz: &dyn Authorizer) -> Verdict {
+    if let Some(refused) = screen(msg) {
+        return Verdict::Deny(refused);
+    }
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    let Some(method) = msg.get("method").and_then(Value::as_str) else { return Verdict::Allow };
+    let params = msg.get("params");
+    if method == "completion/complete" {
+        return police_completion(params, &id, target, authz);
+    }
+    let Some((kind, field)) = policed(method) else { return Verdict::Allow };
+    let invalid = |why: &str| Verdict::Deny(error(&id, code::INVALID_PARAMS, format!("Invalid params: {why}"), None));
+    let Some(params) = params.and_then(Value::as_object) else { return invalid("`params` must be an object") };
+    let Some(name) = params.get(field).and_then(Value::as_str) else {
+        return invalid(&format!("`{field}` must be a string"));
     };
-    let before = items.len();
-    items.retain(|item| match item.get(name_field).and_then(Value::as_str) {
-        Some(name) => authz.lists(&Item { method, kind: item_kind, name, target, arguments: None }),
-        // An item without a name cannot be matched by any rule: not shown.
-        None => false,
-    });
-    items.len() != before
-}
-
-/// A call the caller may not make, answered like a call to something missing.
-pub fn denied_call(msg: &Message<'_>, target: &str, authz: &dyn Authorizer) -> Option<Bytes> {
-    let method = msg.method()?;
-    let (kind, field) = match method {
-        "tools/call" => (ItemKind::Tool, "name"),
-        "prompts/get" => (ItemKind::Prompt, "name"),
-        "resources/read" | "resources/subscribe" => (ItemKind::Resource, "uri"),
-        _ => return None,
-    };
-    let params: Value = msg.params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or(Value::Null);
-    // No name: the upstream answers the malformed request itself.
-    let name = params.get(field).and_then(Value::as_str)?;
-    let no_args = Value::Object(Default::default());
+    let no_args = Value::Object(Map::new());
     let arguments = match kind {
-        ItemKind::Tool => Some(params.get("arguments").unwrap_or(&no_args)),
+        ItemKind::Tool => match params.get("arguments") {
+            None => Some(&no_args),
+            Some(a @ Value::Object(o)) if !ambiguous_keys(o) => Some(a),
+            Some(Value::Object(_)) => return invalid("arguments with keys that differ only in case"),
+            Some(_) => return invalid("`arguments` must be an object"),
+        },
         _ => None,
     };
     if authz.allows(&Item { method, kind, name, target, arguments }) {
-        return None;
+        Verdict::Allow
+    } else {
+        Verdict::Hidden(unknown(kind, name, &id))
     }
-    let error = match kind {
-        ItemKind::Tool => {
-            ErrorObject { code: code::INVALID_PARAMS, message: format!("Unknown tool: {name}"), data: None }
-        }
-        ItemKind::Prompt => {
-            ErrorObject { code: code::INVALID_PARAMS, message: format!("Unknown prompt: {name}"), data: None }
-        }
-        ItemKind::Resource | ItemKind::ResourceTemplate => ErrorObject {
-            code: code::RESOURCE_NOT_FOUND,
-            message: "Resource not found".into(),
-            data: Some(serde_json::json!({ "uri": name })),
-        },
+}
+
+/// `completion/complete` names a prompt or a resource; completing a hidden one is refused
+/// like getting it.
+fn police_completion(params: Option<&Value>, id: &Value, target: &str, authz: &dyn Authorizer) -> Verdict {
+    let r = params.and_then(|p| p.get("ref"));
+    let (kind, field, method) = match r.and_then(|r| r.get("type")).and_then(Value::as_str) {
+        Some("ref/prompt") => (ItemKind::Prompt, "name", "prompts/get"),
+        Some("ref/resource") => (ItemKind::Resource, "uri", "resources/read"),
+        _ => return Verdict::Deny(error(id, code::INVALID_PARAMS, "Invalid params: unknown `ref` type".into(), None)),
     };
-    Some(jsonrpc::error_response(msg.id, &error))
+    let Some(name) = r.and_then(|r| r.get(field)).and_then(Value::as_str) else {
+        return Verdict::Deny(error(
+            id,
+            code::INVALID_PARAMS,
+            format!("Invalid params: `ref.{field}` must be a string"),
+            None,
+        ));
+    };
+    if authz.allows(&Item { method, kind, name, target, arguments: None }) {
+        Verdict::Allow
+    } else {
+        Verdict::Hidden(unknown(kind, name, id))
+    }
+}
+
+/// Removes the items the caller may not see from any list in a response's `result` (other
+/// fields, such as `nextCursor`, stay). Returns whether anything changed.
+pub fn filter_result(response: &mut Value, target: &str, authz: &dyn Authorizer) -> bool {
+    let Some(result) = response.get_mut("result").and_then(Value::as_object_mut) else { return false };
+    let mut changed = false;
+    for (list_field, name_field, kind, method) in LISTS {
+        let Some(items) = result.get_mut(list_field).and_then(Value::as_array_mut) else { continue };
+        let before = items.len();
+        items.retain(|item| match item.get(name_field).and_then(Value::as_str) {
+            Some(name) => authz.lists(&Item { method, kind, name, target, arguments: None }),
+            // An item without a name cannot be matched by any rule: not shown.
+            None => false,
+        });
+        changed |= items.len() != before;
+    }
+    changed
+}
+
+/// Filters every message of a parsed answer (one message or a batch).
+pub fn filter_all(answer: &mut Value, target: &str, authz: &dyn Authorizer) -> bool {
+    match answer {
+        Value::Array(items) => items.iter_mut().fold(false, |changed, m| filter_result(m, target, authz) | changed),
+        one => filter_result(one, target, authz),
+    }
 }
 
 /// Raw JSON values joined as a JSON array.
@@ -139,15 +244,69 @@ pub fn join_array<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Bytes {
     Bytes::from(out)
 }
 
-/// The ids of requests by list kind, parsed for comparison with response ids.
-pub type ListRequests = Vec<(Value, ListKind)>;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// If `msg` is the response to one of `lists`, which kind.
-pub fn list_kind_of(response: &Value, lists: &ListRequests) -> Option<ListKind> {
-    let id = response.get("id")?;
-    lists.iter().find(|(i, _)| i == id).map(|(_, k)| *k)
-}
+    /// Allows only the tool `echo` (and lists only it).
+    #[derive(Debug)]
+    struct EchoOnly;
+    impl Authorizer for EchoOnly {
+        fn allows(&self, item: &Item<'_>) -> bool {
+            item.name == "echo"
+        }
+        fn lists(&self, item: &Item<'_>) -> bool {
+            item.name == "echo"
+        }
+    }
 
-pub(crate) fn raw_id(id: &RawValue) -> Option<Value> {
-    serde_json::from_str(id.get()).ok()
+    fn verdict(msg: Value) -> Option<i64> {
+        match police(&msg, "t", &EchoOnly) {
+            Verdict::Allow => None,
+            Verdict::Deny(answer) | Verdict::Hidden(answer) => Some(answer["error"]["code"].as_i64().unwrap()),
+        }
+    }
+
+    #[test]
+    fn calls_that_cannot_be_read_are_refused() {
+        let call = |params: Value| json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
+        assert_eq!(verdict(call(json!({"name": "echo"}))), None);
+        assert_eq!(verdict(call(json!({"name": "get-env"}))), Some(-32602));
+        assert_eq!(verdict(call(json!({"name": ["get-env"]}))), Some(-32602), "non-string name");
+        assert_eq!(verdict(call(json!({}))), Some(-32602), "no name");
+        assert_eq!(verdict(call(json!("get-env"))), Some(-32602), "params not an object");
+        assert_eq!(verdict(call(json!({"name": "echo", "NAME": "get-env"}))), Some(-32602), "case-variant keys");
+        assert_eq!(verdict(call(json!({"name": "echo", "arguments": {"path": "/ok", "PATH": "/etc"}}))), Some(-32602));
+        assert_eq!(verdict(call(json!({"name": "echo", "arguments": "x"}))), Some(-32602));
+        let top =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "METHOD": "tools/call", "params": {"name": "get-env"}});
+        assert_eq!(verdict(top), Some(-32600));
+        let folded = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "ſame": 1, "same": 2}});
+        assert_eq!(verdict(folded), Some(-32602), "ſ folds to s");
+        let spelled = json!({"jsonrpc": "2.0", "id": 1, "method": "Tools/Call", "params": {"name": "get-env"}});
+        assert_eq!(verdict(spelled), Some(-32601), "a known method in another case");
+        let note = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "get-env"}});
+        assert_eq!(verdict(note), Some(-32602), "a notification is checked like a request");
+    }
+
+    #[test]
+    fn completions_of_hidden_items_are_refused() {
+        let c = |r: Value| json!({"jsonrpc": "2.0", "id": 1, "method": "completion/complete", "params": {"ref": r, "argument": {"name": "a", "value": ""}}});
+        assert_eq!(verdict(c(json!({"type": "ref/prompt", "name": "secret"}))), Some(-32602));
+        assert_eq!(verdict(c(json!({"type": "ref/resource", "uri": "file:///x"}))), Some(-32002));
+        assert_eq!(verdict(c(json!({"type": "ref/other"}))), Some(-32602));
+    }
+
+    #[test]
+    fn lists_are_filtered_by_shape_whatever_the_id() {
+        let mut answer = json!([
+            {"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "echo"}, {"name": "get-env"}, {"title": "nameless"}], "nextCursor": "c"}},
+            {"jsonrpc": "2.0", "id": "whatever", "result": {"prompts": [{"name": "secret"}], "resources": [{"uri": "echo"}]}},
+            {"jsonrpc": "2.0", "id": 3, "result": {"content": []}}
+        ]);
+        assert!(filter_all(&mut answer, "t", &EchoOnly));
+        assert_eq!(answer[0]["result"], json!({"tools": [{"name": "echo"}], "nextCursor": "c"}));
+        assert_eq!(answer[1]["result"], json!({"prompts": [], "resources": [{"uri": "echo"}]}));
+        assert_eq!(answer[2]["result"], json!({"content": []}));
+    }
 }

@@ -93,11 +93,22 @@ impl<'a> Message<'a> {
         if env.jsonrpc.as_deref() != Some("2.0") {
             return Err(ParseError::Invalid("`jsonrpc` must be \"2.0\""));
         }
+        let is_call = env.method.is_some();
+        if is_call && env.id.is_some_and(|id| id.get() == "null") {
+            // MCP forbids null ids; a JSON-RPC server would still run the call.
+            return Err(ParseError::Invalid("`id` must not be null"));
+        }
         let id = env.id.filter(|id| id.get() != "null");
         if let Some(id) = id {
-            let first = id.get().as_bytes().first().copied().unwrap_or(b' ');
+            let text = id.get();
+            let first = text.as_bytes().first().copied().unwrap_or(b' ');
             if !(first == b'"' || first == b'-' || first.is_ascii_digit()) {
-                return Err(ParseError::Invalid("`id` must be a string or a number"));
+                return Err(ParseError::Invalid("`id` must be a string or an integer"));
+            }
+            // `1.0` and `1e0` are the same id to most peers and a different one to a byte
+            // comparison; MCP ids are strings or integers.
+            if first != b'"' && text.contains(['.', 'e', 'E']) {
+                return Err(ParseError::Invalid("`id` must be a string or an integer"));
             }
         }
         let kind = match (&env.method, env.result.is_some() || env.error.is_some()) {
@@ -147,7 +158,16 @@ impl<'a> Body<'a> {
             if items.is_empty() {
                 return Err(ParseError::EmptyBatch);
             }
-            let messages = items.into_iter().map(Message::parse).collect::<Result<_, _>>()?;
+            let messages: Vec<Message<'a>> = items.into_iter().map(Message::parse).collect::<Result<_, _>>()?;
+            // Compared as values, so `"a"` and `"\u0061"` are the same id (as they are to peers).
+            let mut ids = std::collections::HashSet::new();
+            for id in messages.iter().filter(|m| m.kind == Kind::Request).filter_map(|m| m.id) {
+                let canonical = serde_json::from_str::<serde_json::Value>(id.get())
+                    .map_or_else(|_| id.get().to_string(), |v| v.to_string());
+                if !ids.insert(canonical) {
+                    return Err(ParseError::Invalid("two requests of the batch have the same `id`"));
+                }
+            }
             Ok(Body { messages, batch: true })
         } else {
             let raw: &'a RawValue = serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
@@ -203,7 +223,25 @@ mod tests {
         assert_eq!(one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), Ok(Kind::Notification));
         assert_eq!(one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#), Ok(Kind::Response));
         assert_eq!(one(r#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#), Ok(Kind::Response));
-        assert_eq!(one(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#), Ok(Kind::Notification));
+        assert!(
+            matches!(one(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#), Err(ParseError::Invalid(_))),
+            "null request ids are refused"
+        );
+        assert_eq!(one(r#"{"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"x"}}"#), Ok(Kind::Response));
+        for id in ["1.0", "1e0", "-0.5"] {
+            assert!(
+                matches!(one(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"x"}}"#)), Err(ParseError::Invalid(_))),
+                "{id}"
+            );
+        }
+        assert!(matches!(
+            Body::parse(r#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","id":1,"method":"b"}]"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            Body::parse(r#"[{"jsonrpc":"2.0","id":"a","method":"a"},{"jsonrpc":"2.0","id":"\u0061","method":"b"}]"#),
+            Err(ParseError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::authz::{self, Item, ItemKind, ListKind};
+use crate::authz::{self, ItemKind, Verdict};
 use crate::body::Body;
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
 use crate::jsonrpc::{ErrorObject, code};
@@ -90,23 +90,6 @@ fn error_message(id: &Value, error: ErrorObject) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": error})
 }
 
-fn unknown(kind: ItemKind, name: &str, id: &Value) -> Value {
-    let error = match kind {
-        ItemKind::Tool => {
-            ErrorObject { code: code::INVALID_PARAMS, message: format!("Unknown tool: {name}"), data: None }
-        }
-        ItemKind::Prompt => {
-            ErrorObject { code: code::INVALID_PARAMS, message: format!("Unknown prompt: {name}"), data: None }
-        }
-        ItemKind::Resource | ItemKind::ResourceTemplate => ErrorObject {
-            code: code::RESOURCE_NOT_FOUND,
-            message: "Resource not found".into(),
-            data: Some(json!({"uri": name})),
-        },
-    };
-    error_message(id, error)
-}
-
 fn failure_message(id: &Value, f: UpstreamFailure) -> Value {
     let rpc = RelayError::Upstream(f).to_rpc();
     error_message(id, rpc)
@@ -122,13 +105,17 @@ impl<'a> Mux<'a> {
         self.backend.targets.len() > 1
     }
 
-    /// A message from target `idx` as the client must see it: its requests get ids naming
-    /// the target; resource URIs in notifications get the target prefix.
+    /// A message from target `idx` as the client must see it: lists in it filtered; its
+    /// requests get ids naming the target; resource URIs in notifications get the target
+    /// prefix.
     pub(crate) fn outward(&self, idx: usize, mut m: Value) -> Value {
+        let target = &self.backend.targets[idx].name;
+        if let Some(authz) = &self.opts.authorizer {
+            authz::filter_all(&mut m, target, authz.as_ref());
+        }
         if !self.multiplexed() && !self.naming.prefix {
             return m;
         }
-        let target = &self.backend.targets[idx].name;
         if m.get("method").is_some()
             && let Some(id) = m.get("id").cloned()
         {
@@ -282,8 +269,25 @@ impl<'a> Mux<'a> {
         Ok((json!({"jsonrpc": "2.0", "id": id, "result": result}), state))
     }
 
+    /// Checks that hold whatever the target: refused messages get this answer.
+    fn screen(&self, msg: &Value) -> Option<Value> {
+        self.opts.authorizer.as_ref().and(authz::screen(msg))
+    }
+
+    /// Checks a message about to go to target `idx` (names as the upstream knows them).
+    fn police(&self, idx: usize, msg: &Value) -> Verdict {
+        match &self.opts.authorizer {
+            Some(authz) => authz::police(msg, &self.backend.targets[idx].name, authz.as_ref()),
+            None => Verdict::Allow,
+        }
+    }
+
     /// Handles one client request (not `initialize`); the response goes to `out`.
     pub(crate) async fn request_one(&self, sess: &Sess, msg: &Value, out: &Out) {
+        if let Some(refused) = self.screen(msg) {
+            out.message(&refused).await;
+            return;
+        }
         let id = msg["id"].clone();
         let method = msg["method"].as_str().unwrap_or_default();
         let response = match method {
@@ -314,23 +318,24 @@ impl<'a> Mux<'a> {
         let Some(exposed) = msg["params"][field].as_str() else {
             return error_message(
                 &id,
-                ErrorObject { code: code::INVALID_PARAMS, message: format!("missing `{field}`"), data: None },
+                ErrorObject {
+                    code: code::INVALID_PARAMS,
+                    message: format!("Invalid params: `{field}` must be a string"),
+                    data: None,
+                },
             );
         };
         let Some((idx, name)) = self.locate(sess, exposed, kind, sep, out).await else {
-            return unknown(kind, exposed, &id);
+            return authz::unknown(kind, exposed, &id);
         };
-        let target = &self.backend.targets[idx].name;
-        if let Some(authz) = &self.opts.authorizer {
-            let arguments = msg["params"].get("arguments").cloned().unwrap_or(Value::Object(Map::new()));
-            let item =
-                Item { method, kind, name: &name, target, arguments: (kind == ItemKind::Tool).then_some(&arguments) };
-            if !authz.allows(&item) {
-                return unknown(kind, exposed, &id);
-            }
-        }
         let mut forwarded = msg.clone();
         forwarded["params"][field] = Value::String(name);
+        match self.police(idx, &forwarded) {
+            Verdict::Allow => {}
+            Verdict::Deny(refused) => return refused,
+            // The client knows the item by its exposed name.
+            Verdict::Hidden(_) => return authz::unknown(kind, exposed, &id),
+        }
         match self.request(sess, idx, &forwarded, out).await {
             Ok(a) => a.response,
             Err(f) => failure_message(&id, f),
@@ -416,14 +421,9 @@ impl<'a> Mux<'a> {
                 }
                 Err(_) => continue,
             };
+            // The items are filtered already: every answer from a target is (see `request`).
             let target = &self.backend.targets[idx].name;
-            let mut result = json!({"result": {list_field: items}});
-            if let Some(authz) = &self.opts.authorizer
-                && let Some(kind) = ListKind::of(method)
-            {
-                authz::filter_list(&mut result, kind, target, authz.as_ref());
-            }
-            for mut item in result["result"][list_field].as_array().cloned().unwrap_or_default() {
+            for mut item in items {
                 if let Some(name) = item[name_field].as_str() {
                     let exposed = self.naming.expose(target, name, sep);
                     *seen.entry(exposed.clone()).or_default() += 1;
@@ -447,12 +447,25 @@ impl<'a> Mux<'a> {
             Some("ref/prompt") => ("name", Sep::Name, ItemKind::Prompt),
             _ => ("uri", Sep::Uri, ItemKind::Resource),
         };
-        let Some(exposed) = r[field].as_str() else { return self.everyone(sess, msg, out, false).await };
+        let Some(exposed) = r[field].as_str() else {
+            // No item named: nothing to route by. Under rules, refused (nothing to check).
+            if let Some(authz) = &self.opts.authorizer
+                && let Verdict::Deny(refused) | Verdict::Hidden(refused) = authz::police(msg, "", authz.as_ref())
+            {
+                return refused;
+            }
+            return self.everyone(sess, msg, out, false).await;
+        };
         let Some((idx, name)) = self.locate(sess, exposed, kind, sep, out).await else {
-            return unknown(kind, exposed, &id);
+            return authz::unknown(kind, exposed, &id);
         };
         let mut forwarded = msg.clone();
         forwarded["params"]["ref"][field] = Value::String(name);
+        match self.police(idx, &forwarded) {
+            Verdict::Allow => {}
+            Verdict::Deny(refused) => return refused,
+            Verdict::Hidden(_) => return authz::unknown(kind, exposed, &id),
+        }
         match self.request(sess, idx, &forwarded, out).await {
             Ok(a) => a.response,
             Err(f) => failure_message(&id, f),
@@ -490,6 +503,19 @@ impl<'a> Mux<'a> {
 
     /// A notification or response from the client: to its target, or to every target.
     pub(crate) async fn forward_one(&self, sess: &Sess, msg: &Value, out: &Out) {
+        if self.screen(msg).is_some() {
+            debug!("a client message was refused by authorization; dropped");
+            return;
+        }
+        if self.opts.authorizer.is_some()
+            && let Some(method) = msg.get("method").and_then(Value::as_str)
+            && authz::is_policed(method)
+        {
+            // A notification naming a policed method would still run it on a lenient
+            // upstream, and there is no answer to carry a refusal: dropped.
+            debug!(method, "a notification with a policed method was dropped");
+            return;
+        }
         let is_response = msg.get("method").is_none();
         if is_response {
             let Some((idx, original)) = msg.get("id").and_then(|id| self.inward_response(id)) else {

@@ -105,7 +105,7 @@ impl SessionCodec {
     /// Sealed ids, from a key of 64 hex digits.
     pub fn sealed(hex_key: &str) -> Result<SessionCodec, BadKey> {
         let hex = hex_key.trim();
-        if hex.len() != 64 {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(BadKey);
         }
         let mut key = [0u8; 32];

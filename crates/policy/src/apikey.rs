@@ -43,7 +43,7 @@ impl ApiKeys {
 
 fn parse_hash(s: &str) -> Result<[u8; 32], String> {
     let hex = s.strip_prefix("sha256:").ok_or("`keyHash` must look like `sha256:<64 hex digits>`")?;
-    if hex.len() != 64 {
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err("`keyHash` must have 64 hex digits after `sha256:`".into());
     }
     let mut out = [0u8; 32];

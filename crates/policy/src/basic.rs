@@ -3,6 +3,7 @@
 //! refused at load: they are too weak to accept.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -22,10 +23,13 @@ enum Hash {
     },
 }
 
-/// Parsed htpasswd entries.
+/// Parsed htpasswd entries (cheap to clone).
 #[derive(Debug, Clone, Default)]
 pub struct Htpasswd {
-    users: HashMap<String, Hash>,
+    users: Arc<HashMap<String, Hash>>,
+    /// What an unknown user's password is checked against, so that an unknown user takes as
+    /// long as a known one (no user enumeration by timing): the costliest bcrypt entry.
+    decoy: Option<Hash>,
 }
 
 impl Htpasswd {
@@ -45,7 +49,18 @@ impl Htpasswd {
                 return Err(format!("htpasswd line {n}: user `{user}` appears twice"));
             }
         }
-        Ok(Htpasswd { users })
+        let cost = |h: &Hash| match h {
+            Hash::Bcrypt(s) => s.get(4..6).and_then(|c| c.parse::<u32>().ok()).unwrap_or(0),
+            _ => 0,
+        };
+        let decoy = users.values().filter(|h| matches!(h, Hash::Bcrypt(_))).max_by_key(|h| cost(h)).cloned();
+        Ok(Htpasswd { users: Arc::new(users), decoy })
+    }
+
+    /// Whether checking `user`'s password is slow (bcrypt: milliseconds of CPU), so that it
+    /// belongs on a blocking thread rather than on the async runtime.
+    pub fn is_slow(&self, user: &str) -> bool {
+        matches!(self.users.get(user).or(self.decoy.as_ref()), Some(Hash::Bcrypt(_)))
     }
 
     pub fn len(&self) -> usize {
@@ -59,16 +74,28 @@ impl Htpasswd {
     /// Whether `password` is right for `user`.
     pub fn verify(&self, user: &str, password: &str) -> bool {
         match self.users.get(user) {
-            None => false,
-            Some(Hash::Bcrypt(h)) => bcrypt::verify(password, h).unwrap_or(false),
-            Some(Hash::Sha1(stored)) => {
-                let digest: [u8; 20] = Sha1::digest(password.as_bytes()).into();
-                bool::from(digest.ct_eq(stored))
+            None => {
+                if let Some(decoy) = &self.decoy {
+                    // The same work as for a known user; the answer is no whatever it says.
+                    let _ = check(decoy, password);
+                }
+                false
             }
-            Some(Hash::Md5Crypt { magic, salt, full }) => {
-                let computed = md5_crypt(password.as_bytes(), salt.as_bytes(), magic);
-                bool::from(computed.as_bytes().ct_eq(full.as_bytes()))
-            }
+            Some(hash) => check(hash, password),
+        }
+    }
+}
+
+fn check(hash: &Hash, password: &str) -> bool {
+    match hash {
+        Hash::Bcrypt(h) => bcrypt::verify(password, h).unwrap_or(false),
+        Hash::Sha1(stored) => {
+            let digest: [u8; 20] = Sha1::digest(password.as_bytes()).into();
+            bool::from(digest.ct_eq(stored))
+        }
+        Hash::Md5Crypt { magic, salt, full } => {
+            let computed = md5_crypt(password.as_bytes(), salt.as_bytes(), magic);
+            bool::from(computed.as_bytes().ct_eq(full.as_bytes()))
         }
     }
 }
@@ -173,6 +200,10 @@ bcrypt:$2b$05$abcdefghijklmnopqrstuuWG29KuyeAicPCJODk1zjyGvyQUU2awu
             assert!(!h.verify(user, ""), "{user}");
         }
         assert!(!h.verify("nobody", "password"));
+        assert!(h.is_slow("bcrypt") && h.is_slow("nobody"), "unknown users cost a bcrypt check too");
+        assert!(!h.is_slow("sha"));
+        let cheap = Htpasswd::parse("sha:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=").unwrap();
+        assert!(!cheap.is_slow("nobody"));
     }
 
     #[test]

@@ -89,6 +89,11 @@ impl Cors {
 
     fn allows<'a>(&self, origin: &'a HeaderValue) -> Option<&'a HeaderValue> {
         let text = origin.to_str().ok()?.to_ascii_lowercase();
+        if self.credentials && text == "null" && !self.origins.contains(&OriginRule::Exact("null".into())) {
+            // Sandboxed frames and `file:` pages send `null`; with credentials, `*` does not
+            // cover it (only an explicit `null` entry does).
+            return None;
+        }
         self.origins.iter().any(|r| r.matches(&text)).then_some(origin)
     }
 
@@ -231,5 +236,24 @@ mod tests {
             .into_parts()
             .0;
         assert!(c.preflight(&not_preflight).is_none());
+    }
+
+    #[test]
+    fn any_origin_with_credentials_reflects_but_never_null() {
+        let c = cors(&["*"], &[], &[], &[], true);
+        let out = c.preflight(&preflight("https://app.example", "POST", None)).unwrap();
+        assert_eq!(out["access-control-allow-origin"], "https://app.example");
+        assert_eq!(out["access-control-allow-credentials"], "true");
+        assert!(c.preflight(&preflight("null", "POST", None)).unwrap().is_empty(), "opaque origin refused");
+        let explicit = cors(&["null"], &[], &[], &[], true);
+        assert_eq!(
+            explicit.preflight(&preflight("null", "POST", None)).unwrap()["access-control-allow-origin"],
+            "null"
+        );
+        let no_credentials = cors(&["*"], &[], &[], &[], false);
+        assert_eq!(
+            no_credentials.preflight(&preflight("null", "POST", None)).unwrap()["access-control-allow-origin"],
+            "*"
+        );
     }
 }

@@ -57,13 +57,14 @@ pub struct Provider {
     /// Claims that must be present (default `exp`).
     pub required_claims: Vec<String>,
     pub keys: Arc<KeyStore>,
+    /// Leeway for `exp` and `nbf`, in seconds (this provider's tokens only).
+    pub clock_skew_secs: u64,
 }
 
-/// Validates tokens against one or more providers.
+/// Validates tokens against one or more providers (issuers are distinct).
 #[derive(Debug)]
 pub struct Validator {
     pub providers: Vec<Provider>,
-    pub clock_skew_secs: u64,
 }
 
 /// Why a token was refused. `Display` is safe to show to the client: it never contains the
@@ -183,7 +184,7 @@ impl Validator {
 
     fn check_claims(&self, provider: &Provider, claims: &Map<String, Value>, now: u64) -> Result<(), JwtError> {
         let now = now as f64;
-        let skew = self.clock_skew_secs as f64;
+        let skew = provider.clock_skew_secs as f64;
         for name in &provider.required_claims {
             if !claims.contains_key(name) {
                 return Err(JwtError::MissingClaim(name.clone()));

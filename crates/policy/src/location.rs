@@ -46,9 +46,10 @@ impl Location {
     pub fn extract(&self, parts: &Parts) -> Option<String> {
         match self {
             Location::Header { name, prefix } => parts.headers.get_all(name).iter().find_map(|v| {
-                let v = v.to_str().ok()?;
-                let rest = strip_prefix_ignore_case(v, prefix)?;
-                Some(rest.trim().to_string()).filter(|t| !t.is_empty())
+                let rest = after_prefix(v.as_bytes(), prefix)?;
+                // Bytes that are not UTF-8 cannot be a valid credential; kept (lossily) so that
+                // the request is refused as invalid rather than let in as anonymous.
+                Some(String::from_utf8_lossy(rest).into_owned()).filter(|t| !t.is_empty())
             }),
             Location::Query(name) => form_urlencoded::parse(parts.uri.query()?.as_bytes())
                 .find(|(k, _)| k == name)
@@ -114,7 +115,7 @@ impl Location {
                     .headers
                     .get_all(name)
                     .iter()
-                    .filter(|v| v.to_str().map_or(true, |s| strip_prefix_ignore_case(s, prefix).is_none()))
+                    .filter(|v| after_prefix(v.as_bytes(), prefix).is_none())
                     .cloned()
                     .collect();
                 parts.headers.remove(name);
@@ -155,15 +156,22 @@ impl Location {
     }
 }
 
-fn strip_prefix_ignore_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
-    if value.len() >= prefix.len()
-        && value.is_char_boundary(prefix.len())
-        && value[..prefix.len()].eq_ignore_ascii_case(prefix)
-    {
-        Some(&value[prefix.len()..])
-    } else {
-        None
+/// What follows `prefix` in a header value (trimmed), if the value starts with it. The scheme
+/// is matched case-insensitively, and a prefix ending in a space (`Bearer `) accepts any run
+/// of spaces and tabs there (RFC 9110 §11.4), so `Bearer<TAB>tok` is a credential too.
+fn after_prefix<'a>(value: &'a [u8], prefix: &str) -> Option<&'a [u8]> {
+    let scheme = prefix.trim_end().as_bytes();
+    let spaced = scheme.len() != prefix.len();
+    let head = value.get(..scheme.len())?;
+    if !head.eq_ignore_ascii_case(scheme) {
+        return None;
     }
+    let rest = &value[scheme.len()..];
+    if spaced && !scheme.is_empty() && !rest.is_empty() && !matches!(rest[0], b' ' | b'\t') {
+        // `Bearerx`: another scheme.
+        return None;
+    }
+    Some(rest.trim_ascii())
 }
 
 fn cookies(parts: &Parts) -> impl Iterator<Item = (&str, &str)> {
@@ -198,6 +206,19 @@ mod tests {
         assert!(p.headers.get("x-other").is_some());
         let p = parts("/", &[("authorization", "Bearer ")]);
         assert_eq!(Location::bearer().extract(&p), None);
+        let mut tab = parts("/", &[("authorization", "Bearer\tabc")]);
+        assert_eq!(Location::bearer().extract(&tab).as_deref(), Some("abc"), "any whitespace after the scheme");
+        Location::bearer().remove(&mut tab);
+        assert!(tab.headers.get("authorization").is_none(), "and it is removed");
+        let other = parts("/", &[("authorization", "Bearerx abc")]);
+        assert_eq!(Location::bearer().extract(&other), None, "another scheme");
+        let mut raw = parts("/", &[]);
+        raw.headers.insert("authorization", HeaderValue::from_bytes(b"Bearer \xfftok").unwrap());
+        assert!(Location::bearer().extract(&raw).is_some(), "not UTF-8: still a (bad) credential");
+        Location::bearer().remove(&mut raw);
+        assert!(raw.headers.get("authorization").is_none());
+        let key = Location::Header { name: HeaderName::from_static("x-api-key"), prefix: String::new() };
+        assert_eq!(key.extract(&parts("/", &[("x-api-key", " k1 ")])).as_deref(), Some("k1"));
     }
 
     #[test]

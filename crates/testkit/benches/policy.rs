@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use agw_config::model::{AuditMode, Rule};
 use agw_gateway::authz::McpAuthorizer;
-use agw_mcp::authz::{ListKind, filter_list};
+use agw_mcp::authz::filter_result;
 use agw_policy::jwt::{KeySet, KeyStore, Provider, Validator};
 use agw_policy::rules::{Rules, Vars, to_cel};
 use agw_testkit::jwt::{self, Alg, TestKey, claims};
@@ -23,8 +23,8 @@ fn validator(jwks: &str, iss: &str) -> Validator {
             audiences: vec![],
             required_claims: vec!["exp".into()],
             keys: Arc::new(KeyStore::new(KeySet::parse(jwks).unwrap())),
+            clock_skew_secs: 30,
         }],
-        clock_skew_secs: 30,
     }
 }
 
@@ -66,7 +66,7 @@ fn list_filtering(c: &mut Criterion) {
             let vars = Vars { jwt: Some(to_cel(&claims)), ..Vars::default() };
             let authz = McpAuthorizer::new(&rules, vars, "test-user".into(), AuditMode::Off);
             let mut value: Value = serde_json::from_slice(black_box(&body)).unwrap();
-            filter_list(&mut value, ListKind::Tools, "mcp", authz.as_ref());
+            filter_result(&mut value, "mcp", authz.as_ref());
             let out = serde_json::to_vec(&value).unwrap();
             assert_eq!(value["result"]["tools"].as_array().unwrap().len(), 3);
             out

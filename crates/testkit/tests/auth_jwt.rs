@@ -366,3 +366,25 @@ async fn clock_skew_is_configurable() {
     let gw = Gateway::start(&mcp_route(&upstream.url(), &strict)).await.unwrap();
     assert_eq!(post_with(&gw, Some(&just_expired)).await.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn clock_skew_is_per_provider() {
+    let upstream = Recorder::start().await.unwrap();
+    let k = keys();
+    // The lenient provider comes first; its skew must not apply to the strict one.
+    let policy = format!(
+        "      policies:\n        jwtAuth:\n          mode: strict\n          providers:\n          - issuer: https://legacy.test\n            jwks: '{}'\n            jwtValidationOptions:\n              clockSkew: 24h\n          - issuer: https://strict.test\n            jwks: '{}'\n            jwtValidationOptions:\n              clockSkew: 1s\n",
+        jwt::jwks(&[&k.ed], false),
+        jwt::jwks(&[&k.ec256], false)
+    );
+    let gw = Gateway::start(&mcp_route(&upstream.url(), &policy)).await.unwrap();
+    let expired = |iss: &str, key: &TestKey| {
+        let mut c = claims(iss, "x");
+        c["exp"] = json!(c["iat"].as_u64().unwrap() - 3600);
+        format!("Bearer {}", key.token(&c))
+    };
+    let legacy = expired("https://legacy.test", &k.ed);
+    let strict = expired("https://strict.test", &k.ec256);
+    assert_eq!(post_with(&gw, Some(&legacy)).await.status, StatusCode::OK, "within the legacy provider's 24h");
+    assert_eq!(post_with(&gw, Some(&strict)).await.status, StatusCode::UNAUTHORIZED, "the strict provider's 1s");
+}

@@ -100,12 +100,16 @@ async fn remote_jwks_rotation_outage_and_fetch_storms() {
     })
     .await;
 
-    // Rotation: the key server now publishes the new key too; a token with the new kid makes
-    // the gateway refetch once, without a restart.
+    // Rotation: the key server now publishes the new key too; tokens with the new kid make
+    // the gateway refetch once, without a restart. Requests that arrive together all wait for
+    // that one fetch and all get in.
     keys.set(Some(jwt::jwks(&[&old, &new], false)));
     tokio::time::sleep(Duration::from_millis(10_100)).await; // past the unknown-kid cool-down
     let before = keys.hits();
-    assert_eq!(init_with(&gw, &[("authorization", &new_token)]).await.status, StatusCode::OK);
+    let header = [("authorization", new_token.as_str())];
+    let together = futures_util::future::join_all((0..8).map(|_| init_with(&gw, &header)));
+    let statuses: Vec<StatusCode> = together.await.iter().map(|ex| ex.status).collect();
+    assert_eq!(statuses, vec![StatusCode::OK; 8], "concurrent requests with a freshly rotated kid");
     assert_eq!(keys.hits(), before + 1, "exactly one fetch for the new kid");
 
     // Random kids cannot make the gateway hammer the key server.
@@ -318,4 +322,39 @@ async fn typescript_sdk_client_with_a_bearer_token() {
     let (ok, stdout, _) = node::run_script_env("sdk-client.mjs", &[&gw.url("/mcp")], &[]).await;
     assert!(!ok);
     assert!(stdout.contains("401"), "the SDK reports the 401: {stdout}");
+}
+
+/// With listener-level authentication, a route's CORS preflights and its RFC 9728 metadata
+/// still come first, and the listener's 401 is readable by the route's allowed origins.
+#[tokio::test]
+async fn listener_authentication_comes_after_route_preflights_and_metadata() {
+    let upstream = Recorder::start().await.unwrap();
+    let key = TestKey::generate("k1", Alg::ES256);
+    let jwks = jwt::jwks(&[&key], false);
+    let yaml = format!(
+        "binds:\n- port: 0\n  listeners:\n  - policies:\n      jwtAuth:\n        mode: strict\n        issuer: https://idp.test\n        jwks: '{jwks}'\n    routes:\n    - name: mcp\n      matches:\n      - path:\n          pathPrefix: /mcp\n      policies:\n        cors:\n          allowOrigins: ['https://app.example']\n          allowHeaders: ['*']\n        mcpAuthentication:\n          mode: optional\n          issuer: https://idp.test\n          jwks: '{jwks}'\n      backends:\n      - mcp:\n          targets:\n          - name: upstream\n            mcp:\n              host: {}\n",
+        upstream.url()
+    );
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let preflight = raw(
+        "OPTIONS",
+        &gw.url("/mcp"),
+        &[("origin", "https://app.example"), ("access-control-request-method", "POST")],
+    )
+    .await;
+    assert_eq!(preflight.0, StatusCode::OK, "the route's preflight is answered before the listener's jwtAuth");
+    assert_eq!(preflight.1["access-control-allow-origin"], "https://app.example");
+
+    let doc: Value =
+        serde_json::from_slice(&get(&gw.url("/.well-known/oauth-protected-resource/mcp"), &[]).await).unwrap();
+    assert_eq!(doc["authorization_servers"], serde_json::json!(["https://idp.test"]));
+
+    let refused = init_with(&gw, &[("origin", "https://app.example")]).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.header("access-control-allow-origin"), Some("https://app.example"));
+
+    // The listener takes the token off the request once it is checked (the route's optional
+    // mcpAuthentication then sees none).
+    let token = format!("Bearer {}", key.token(&claims("https://idp.test", "x")));
+    assert_eq!(init_with(&gw, &[("authorization", &token)]).await.status, StatusCode::OK);
 }

@@ -28,6 +28,8 @@ async fn catalogue() -> serve::Server {
                 "resources/list" => json!({"resources": [{"uri": "file:///public/readme.md", "name": "readme"}, {"uri": "file:///etc/secrets", "name": "secrets"}]}),
                 "resources/templates/list" => json!({"resourceTemplates": [{"uriTemplate": "file:///public/{name}", "name": "pub"}, {"uriTemplate": "file:///private/{name}", "name": "priv"}]}),
                 "tools/call" => json!({"content": [{"type": "text", "text": format!("called {} with {}", m["params"]["name"], m["params"]["arguments"])}]}),
+                // Not a list method, but its answer holds a list: filtered all the same.
+                "x/tools" => json!({"tools": [{"name": "a"}, {"name": "b"}]}),
                 "prompts/get" => json!({"messages": [{"role": "user", "content": {"type": "text", "text": "hello"}}]}),
                 "resources/read" => json!({"contents": [{"uri": m["params"]["uri"], "text": "content"}]}),
                 _ => json!({}),
@@ -101,6 +103,7 @@ async fn lists_are_filtered_and_pagination_still_works() {
         }
     }
     assert_eq!(pages, 3, "cursors survive filtering");
+    assert_eq!(names(&c.request("x/tools", json!({})).await.unwrap(), "tools", "name"), ["a"], "by shape, not method");
     // `b` is never allowed; `c` is listed because some arguments could allow it.
     assert_eq!(all, ["a", "c", "d", "e"]);
     assert_eq!(names(&c.request("prompts/list", json!({})).await.unwrap(), "prompts", "name"), ["public-greeting"]);

@@ -362,3 +362,39 @@ async fn failure_modes() {
     let tools = c.tool_names().await.unwrap();
     assert!(tools.contains(&"live_echo".to_string()) && !tools.iter().any(|t| t.starts_with("dead_")), "{tools:?}");
 }
+
+/// Rules see the upstream's own names and the target; everything a target sends is filtered,
+/// whichever request it answers; refusals use the names the client knows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_apply_per_target_behind_one_endpoint() {
+    let a = reference_named("a").await;
+    let b = reference_named("b").await;
+    let targets = format!("{}{}", http_target("a", &a.url("/mcp")), http_target("b", &b.url("/mcp")));
+    let yaml = route(&targets, "").replace(
+        "    - backends:\n",
+        "    - policies:\n        mcpAuthorization:\n          rules:\n          - 'mcp.tool.target == \"a\" && mcp.tool.name == \"echo\"'\n          - 'mcp.tool.target == \"b\" && mcp.tool.name == \"add\"'\n      backends:\n",
+    );
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let mut c = McpClient::new(gw.url("/mcp"));
+    c.initialize().await.unwrap();
+    let mut tools = c.tool_names().await.unwrap();
+    tools.sort();
+    assert_eq!(tools, ["a_echo", "b_add"]);
+    let echo = c.call_tool("a_echo", json!({"message": "hi"})).await.unwrap();
+    assert_eq!(first_text(&echo), Some("Echo: hi"));
+    let hidden = c.call_tool("b_echo", json!({"message": "hi"})).await.unwrap();
+    assert_eq!(hidden["error"], json!({"code": -32602, "message": "Unknown tool: b_echo"}));
+    let sneaky = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "a_echo", "NAME": "b_echo", "arguments": {}}});
+    let ex = c.post(&sneaky).await.unwrap();
+    assert!(
+        ex.response(&json!(9)).is_some_and(|r| r["error"]["code"] == -32602 || r["error"]["code"] == -32600),
+        "{:?}",
+        ex.messages
+    );
+    let no_name = c.request_with("tools/call", json!({"name": 5}), None).await.unwrap().1;
+    assert_eq!(no_name["error"]["code"], -32602);
+    let surrogate = r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"b_echo","x":"\ud800"}}"#;
+    let ex = c.post_bytes(surrogate, None).await.unwrap();
+    assert_eq!(ex.status, StatusCode::BAD_REQUEST, "a message that cannot be read in full is refused");
+    assert_eq!(ex.messages[0]["error"]["code"], -32700);
+}

@@ -127,3 +127,73 @@ async fn typescript_sdk_client_behind_mcp_proxy_as_in_the_tutorial() {
     assert!(progress.len() >= 2 && progress == [1, 2, 3][..progress.len()], "progress {progress:?}");
     assert!(out["long_running"].as_str().unwrap().contains("Long running operation completed"));
 }
+
+/// Authorization in front of server-everything (Streamable HTTP, with an event store) holds
+/// against the tricks that get past a gateway that checks one parse and forwards another:
+/// values its parser refuses, ids spelled differently, replayed streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_holds_against_server_everything() {
+    use agw_testkit::client::McpClient;
+    use serde_json::json;
+    let (_everything, url) = node::server_everything_http().await;
+    let rules =
+        "      policies:\n        mcpAuthorization:\n          rules:\n          - 'mcp.tool.name == \"echo\"'\n";
+    let gw = Gateway::start(&mcp_route(&url, rules)).await.unwrap();
+    let mut c = McpClient::new(gw.url("/mcp"));
+    c.initialize().await.unwrap();
+    let listed = |v: &Value| -> Vec<String> {
+        v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    };
+
+    // Each would run `get-env` (the upstream's whole environment) if forwarded as sent.
+    let env_leaks = |ex: &agw_testkit::client::Exchange| String::from_utf8_lossy(&ex.body).contains("PATH");
+    for call in [
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get-env","arguments":{},"x":"\ud800"}}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get-env","arguments":{},"_meta":{"n":1e999}}}"#.to_string(),
+        format!(
+            r#"{{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{{"name":"get-env","arguments":{{}},"_meta":{{"x":{}{}}}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        ),
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":["get-env"],"arguments":{}}}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"get-env","arguments":{}}}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","NAME":"get-env","arguments":{"message":"x"}}}"#.to_string(),
+    ] {
+        let ex = c.post_bytes(call.clone(), None).await.unwrap();
+        assert!(!env_leaks(&ex), "forwarded: {call}");
+        assert!(
+            ex.messages.iter().any(|m| m.get("error").is_some()) || ex.status.is_client_error(),
+            "refused with an error: {call} → {} {:?}",
+            ex.status,
+            ex.messages
+        );
+    }
+    // A notification would run the tool without an answer to carry a refusal: not forwarded.
+    let note = r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"get-env","arguments":{}}}"#;
+    assert!(!env_leaks(&c.post_bytes(note, None).await.unwrap()));
+
+    // Ids MCP forbids (`1.0`) are refused rather than answered unfiltered as `1`.
+    let float_id = c.post_bytes(r#"{"jsonrpc":"2.0","id":7.0,"method":"tools/list"}"#, None).await.unwrap();
+    assert!(float_id.messages.iter().all(|m| m.get("result").is_none()), "{:?}", float_id.messages);
+    let dup = r#"[{"jsonrpc":"2.0","id":8,"method":"ping"},{"jsonrpc":"2.0","id":8,"method":"tools/list"}]"#;
+    let dup = c.post_bytes(dup, None).await.unwrap();
+    assert!(dup.messages.iter().all(|m| m.get("result").is_none()), "duplicate ids: {:?}", dup.messages);
+
+    // A replay with Last-Event-ID is filtered like the original answer.
+    let ping = c.post(&json!({"jsonrpc": "2.0", "id": 10, "method": "ping"})).await.unwrap();
+    let body = String::from_utf8_lossy(&ping.body).to_string();
+    let event_id =
+        body.lines().find_map(|l| l.strip_prefix("id:")).map(str::trim).expect("server-everything numbers its events");
+    let list = c.post(&json!({"jsonrpc": "2.0", "id": 11, "method": "tools/list"})).await.unwrap();
+    assert_eq!(listed(list.response(&json!(11)).unwrap()), ["echo"]);
+    // (A guard against a stream that never replays, not a speed check.)
+    let replay = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        c.get_stream(&[("last-event-id", event_id)], |msgs| msgs.iter().any(|m| m["id"] == json!(11))),
+    )
+    .await
+    .expect("the replay arrives")
+    .unwrap();
+    let replayed = replay.messages.iter().find(|m| m["id"] == json!(11)).expect("the list answer is replayed");
+    assert_eq!(listed(replayed), ["echo"], "the replayed list is filtered");
+}

@@ -159,6 +159,13 @@ impl Builder {
     }
 
     fn cors(&mut self, at: &FieldPath, c: &model::Cors) -> Option<Cors> {
+        if c.allow_credentials && c.allow_origins.iter().any(|o| o.trim() == "*") {
+            self.warn(
+                at.key("allowOrigins"),
+                "`*` with `allowCredentials: true` lets any web site make credentialed requests; list the origins \
+                 (the opaque origin `null` is never allowed with credentials)",
+            );
+        }
         Cors::new(c).map_err(|e| self.err(at.clone(), e)).ok()
     }
 
@@ -188,18 +195,17 @@ impl Builder {
         };
         let mut built = Vec::new();
         let mut remotes = Vec::new();
-        let mut skew = DEFAULT_CLOCK_SKEW_SECS;
         for (p_at, p) in providers {
             let (keys, remote) = self.jwks(&p_at.key("jwks"), &p.jwks)?;
             let options = p.jwt_validation_options.as_ref();
-            if let Some(s) = options.and_then(|o| o.clock_skew) {
-                skew = s.get().as_secs();
-            }
             built.push(Provider {
                 issuer: p.issuer.clone(),
                 audiences: p.audiences.clone().unwrap_or_default(),
                 required_claims: options.and_then(|o| o.required_claims.clone()).unwrap_or_else(|| vec!["exp".into()]),
                 keys,
+                clock_skew_secs: options
+                    .and_then(|o| o.clock_skew)
+                    .map_or(DEFAULT_CLOCK_SKEW_SECS, |d| d.get().as_secs()),
             });
             remotes.push(remote);
         }
@@ -207,7 +213,7 @@ impl Builder {
             mode: j.mode.unwrap_or(AuthMode::Optional),
             location,
             kind: AuthnKind::Jwt {
-                validator: Validator { providers: built, clock_skew_secs: skew },
+                validator: Validator { providers: built },
                 remotes,
                 resource: None,
                 preserve: j.preserve_token.unwrap_or(false),
@@ -236,8 +242,10 @@ impl Builder {
                 audiences: m.audiences.clone().unwrap_or_default(),
                 required_claims: options.and_then(|o| o.required_claims.clone()).unwrap_or_else(|| vec!["exp".into()]),
                 keys,
+                clock_skew_secs: options
+                    .and_then(|o| o.clock_skew)
+                    .map_or(DEFAULT_CLOCK_SKEW_SECS, |d| d.get().as_secs()),
             }],
-            clock_skew_secs: options.and_then(|o| o.clock_skew).map_or(DEFAULT_CLOCK_SKEW_SECS, |d| d.get().as_secs()),
         };
         let extra: Map<String, serde_json::Value> =
             m.resource_metadata.iter().flatten().map(|(k, v)| (snake_case(k), v.clone())).collect();

@@ -29,7 +29,8 @@ impl Mux<'_> {
     }
 
     /// Sends a request to target `idx` and waits for its response; messages the target sends
-    /// meanwhile are written to `out` (rewritten for the client).
+    /// meanwhile are written to `out` (rewritten for the client). Any list in the response is
+    /// filtered by the caller's rules, whatever was asked.
     pub(super) async fn request(
         &self,
         sess: &Sess,
@@ -37,7 +38,7 @@ impl Mux<'_> {
         msg: &Value,
         out: &Out,
     ) -> Result<Answer, UpstreamFailure> {
-        match &self.backend.targets[idx].upstream {
+        let mut answer = match &self.backend.targets[idx].upstream {
             Upstream::Http(http) => {
                 self.ensure_http_session(sess, idx, http, out).await?;
                 self.http_request(sess, idx, http, msg, out).await
@@ -46,7 +47,11 @@ impl Mux<'_> {
                 let conn = self.conn(sess, idx).await?;
                 self.conn_request(sess, idx, &conn, msg, out).await
             }
+        }?;
+        if let Some(authz) = &self.opts.authorizer {
+            crate::authz::filter_result(&mut answer.response, &self.backend.targets[idx].name, authz.as_ref());
         }
+        Ok(answer)
     }
 
     /// Sends a notification or a response (nothing comes back).

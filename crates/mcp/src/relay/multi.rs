@@ -40,8 +40,14 @@ where
     if is_init && parsed.batch {
         return Err(RelayError::InitializeInBatch);
     }
-    let values =
-        parsed.messages.iter().map(|m| serde_json::from_str(m.raw.get()).expect("parsed JSON re-reads")).collect();
+    // The envelope scan accepts what a full parse may not (a lone surrogate, `1e999`, deep
+    // nesting): such a message is refused, not forwarded half-read.
+    let values = parsed
+        .messages
+        .iter()
+        .map(|m| serde_json::from_str(m.raw.get()))
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(|e| RelayError::Parse(jsonrpc::ParseError::Json(e.to_string())))?;
     Ok((values, is_init))
 }
 

@@ -16,7 +16,7 @@ use super::{
     Backend, CallOptions, Relay, Target, accepted, check_json_rpc, effective_limit, empty_response, error_response,
     forward_headers, json_response, log_failure, media_type, sse_response, stream,
 };
-use crate::authz::{self, Authorizer, ListKind, ListRequests};
+use crate::authz::{self, Authorizer, Verdict};
 use crate::body::{self, Body, BoxError, ReadError, read_limited};
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
 use crate::jsonrpc::{self, Kind};
@@ -32,39 +32,48 @@ struct Plan {
     pending: Vec<Box<RawValue>>,
     /// The gateway's own answers to refused calls.
     denied: Vec<Bytes>,
-    /// Forwarded list requests, whose answers are filtered.
-    lists: ListRequests,
 }
 
 impl Plan {
-    fn new(msgs: &jsonrpc::Body<'_>, bytes: &Bytes, target: &str, authz: Option<&dyn Authorizer>) -> Plan {
+    /// Without an authorizer the body goes upstream as it came. With one, every message is
+    /// parsed in full, checked, and what goes upstream is the gateway's own encoding of the
+    /// messages it allowed (so the upstream runs exactly what was checked).
+    fn new(
+        msgs: &jsonrpc::Body<'_>,
+        bytes: &Bytes,
+        target: &str,
+        authz: Option<&dyn Authorizer>,
+    ) -> Result<Plan, RelayError> {
         let Some(authz) = authz else {
             let pending = msgs.requests().filter_map(|m| m.id.map(ToOwned::to_owned)).collect();
-            return Plan { forward: Some(bytes.clone()), pending, denied: Vec::new(), lists: Vec::new() };
+            return Ok(Plan { forward: Some(bytes.clone()), pending, denied: Vec::new() });
         };
         let mut kept = Vec::new();
         let mut denied = Vec::new();
-        let mut lists = Vec::new();
         for m in &msgs.messages {
-            if m.kind == Kind::Request {
-                if let Some(answer) = authz::denied_call(m, target, authz) {
-                    denied.push(answer);
-                    continue;
+            let v: Value = serde_json::from_str(m.raw.get())
+                .map_err(|e| RelayError::Parse(jsonrpc::ParseError::Json(e.to_string())))?;
+            match authz::police(&v, target, authz) {
+                Verdict::Allow => kept.push((m.kind, v)),
+                // A refused notification is dropped: it would still run the call upstream.
+                Verdict::Deny(answer) | Verdict::Hidden(answer) if m.kind == Kind::Request => {
+                    denied.push(Bytes::from(answer.to_string()))
                 }
-                if let (Some(kind), Some(id)) = (m.method().and_then(ListKind::of), m.id.and_then(authz::raw_id)) {
-                    lists.push((id, kind));
-                }
+                Verdict::Deny(_) | Verdict::Hidden(_) => {}
             }
-            kept.push(m);
         }
-        let pending =
-            kept.iter().filter(|m| m.kind == Kind::Request).filter_map(|m| m.id.map(ToOwned::to_owned)).collect();
-        let forward = match (kept.len(), denied.is_empty()) {
-            (0, _) => None,
-            (_, true) => Some(bytes.clone()),
-            _ => Some(authz::join_array(kept.iter().map(|m| m.raw.get().as_bytes()))),
+        let pending = kept
+            .iter()
+            .filter(|(kind, _)| *kind == Kind::Request)
+            .filter_map(|(_, v)| RawValue::from_string(v["id"].to_string()).ok())
+            .collect();
+        let encoded: Vec<Vec<u8>> = kept.iter().map(|(_, v)| serde_json::to_vec(v).expect("JSON serialises")).collect();
+        let forward = match (encoded.as_slice(), msgs.batch) {
+            ([], _) => None,
+            ([one], false) => Some(Bytes::from(one.clone())),
+            (all, _) => Some(authz::join_array(all.iter().map(|b| &b[..]))),
         };
-        Plan { forward, pending, denied, lists }
+        Ok(Plan { forward, pending, denied })
     }
 
     /// The answer when nothing needs the upstream's: the refused calls' errors.
@@ -75,20 +84,13 @@ impl Plan {
         }
     }
 
-    /// Filters list answers and adds the refused calls' errors to a JSON answer.
-    fn rewrite_json(&self, bytes: Bytes, target: &str, authz: Option<&dyn Authorizer>) -> Bytes {
-        let Some(authz) = authz.filter(|_| !self.lists.is_empty() || !self.denied.is_empty()) else { return bytes };
-        let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else { return bytes };
-        let mut changed = false;
-        let messages: Vec<&mut Value> = match &mut value {
-            Value::Array(items) => items.iter_mut().collect(),
-            one => vec![one],
-        };
-        for m in messages {
-            if let Some(kind) = authz::list_kind_of(m, &self.lists) {
-                changed |= authz::filter_list(m, kind, target, authz);
-            }
-        }
+    /// Filters lists in a JSON answer and adds the refused calls' errors. An answer that
+    /// cannot be read in full is not passed on (it could hide a list): each pending request
+    /// gets an error instead.
+    fn rewrite_json(&self, bytes: Bytes, target: &str, authz: Option<&dyn Authorizer>) -> Result<Bytes, String> {
+        let Some(authz) = authz else { return Ok(bytes) };
+        let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("answer cannot be checked: {e}"))?;
+        let mut changed = authz::filter_all(&mut value, target, authz);
         if !self.denied.is_empty() {
             let mut all = match value {
                 Value::Array(items) => items,
@@ -98,7 +100,7 @@ impl Plan {
             value = Value::Array(all);
             changed = true;
         }
-        if changed { Bytes::from(serde_json::to_vec(&value).expect("JSON re-serialises")) } else { bytes }
+        Ok(if changed { Bytes::from(serde_json::to_vec(&value).expect("JSON re-serialises")) } else { bytes })
     }
 }
 
@@ -127,7 +129,7 @@ impl Relay {
         }
         let state = if is_init { None } else { Some(self.session(&parts.headers, backend)?) };
         let target = &backend.targets[0];
-        let plan = Plan::new(&msgs, &bytes, &target.name, opts.authorizer.as_deref());
+        let plan = Plan::new(&msgs, &bytes, &target.name, opts.authorizer.as_deref())?;
         let Some(forward) = plan.forward.clone() else {
             // Every request was refused here; nothing goes upstream.
             return Ok(json_response(StatusCode::OK, plan.answer_alone(msgs.batch)));
@@ -192,7 +194,6 @@ impl Relay {
                 Some("text/event-stream") => {
                     let rewrite = stream::Rewrite {
                         prefix: plan.denied.iter().map(|d| Event::encode_message(d, None)).collect(),
-                        lists: plan.lists.clone(),
                         authorizer: opts.authorizer.clone(),
                     };
                     let events = stream::relay_events(
@@ -208,7 +209,10 @@ impl Relay {
                 Some("application/json") => {
                     let bytes = self.read_upstream(target, resp.into_body(), opts).await?;
                     check_json_rpc(&bytes).map_err(|e| fail(FailureKind::Garbage(e)))?;
-                    json_response(StatusCode::OK, plan.rewrite_json(bytes, &target.name, opts.authorizer.as_deref()))
+                    let bytes = plan
+                        .rewrite_json(bytes, &target.name, opts.authorizer.as_deref())
+                        .map_err(|e| fail(FailureKind::Garbage(e)))?;
+                    json_response(StatusCode::OK, bytes)
                 }
                 other => {
                     return Err(fail(FailureKind::Garbage(format!("unexpected content type {other:?}"))));
@@ -247,7 +251,8 @@ impl Relay {
         let resp = self.send(target, out, &opts).await?;
         let status = resp.status();
         if status == StatusCode::OK && media_type(resp.headers()).as_deref() == Some("text/event-stream") {
-            let rewrite = stream::Rewrite { prefix: Vec::new(), lists: Vec::new(), authorizer: None };
+            // Filtered too: a replay (`Last-Event-ID`) can carry answers to list requests.
+            let rewrite = stream::Rewrite { prefix: Vec::new(), authorizer: opts.authorizer.clone() };
             return Ok(sse_response(stream::relay_events(
                 target.name.clone(),
                 resp.into_body(),
@@ -260,7 +265,7 @@ impl Relay {
         if status == StatusCode::NOT_FOUND && state.upstream_session(&target.name).is_some() {
             return Err(RelayError::SessionUnknown);
         }
-        if status.is_client_error() || status.is_success() {
+        if status.is_client_error() || (status.is_success() && opts.authorizer.is_none()) {
             return Ok(self.pass_through(target, resp, &opts).await?);
         }
         Err(UpstreamFailure { target: target.name.clone(), kind: FailureKind::Status(status) }.into())

@@ -1,9 +1,12 @@
 //! Forwarding an upstream SSE stream to the client, event by event, as it arrives.
 //!
-//! Events are passed on byte for byte. The relay only watches them: it notes which of the
-//! client's requests have been answered, so that if the upstream fails mid-stream each
-//! unanswered request still gets a JSON-RPC error instead of silence. A stream the upstream
-//! ends cleanly is just ended: under SSE polling the client resumes it with `Last-Event-ID`.
+//! Events are passed on byte for byte unless authorization has to change one. The relay
+//! watches them: it notes which of the client's requests have been answered, so that if the
+//! upstream fails mid-stream each unanswered request still gets a JSON-RPC error instead of
+//! silence. With an authorizer, every message event is read in full and any list in it is
+//! filtered, whatever request it answers (replayed and standalone streams included); an
+//! event that cannot be read is not passed on. A stream the upstream ends cleanly is just
+//! ended: under SSE polling the client resumes it with `Last-Event-ID`.
 
 use std::time::Duration;
 
@@ -19,17 +22,16 @@ use tracing::warn;
 
 use std::sync::Arc;
 
-use crate::authz::{self, Authorizer, ListRequests};
+use crate::authz::{self, Authorizer};
 use crate::body::{Body, BoxError};
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
 use crate::jsonrpc::{self, Kind};
 use crate::sse::{Decoder, Event};
 
-/// Changes to make while relaying: answers to put first, and list answers to filter.
+/// Changes to make while relaying: answers to put first, and the rules lists are filtered by.
 pub(crate) struct Rewrite {
     /// Complete events sent before anything from the upstream.
     pub(crate) prefix: Vec<Bytes>,
-    pub(crate) lists: ListRequests,
     pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
 }
 
@@ -119,38 +121,33 @@ impl State {
     /// Notes answered requests; refuses events that are not JSON-RPC; returns a replacement
     /// for an event that had to change (a filtered list).
     fn inspect(&mut self, event: &Event) -> Result<Option<Bytes>, String> {
-        if !event.is_message() || self.pending.is_empty() {
+        let policed = self.rewrite.authorizer.is_some();
+        if !event.is_message() || (self.pending.is_empty() && !policed) {
             return Ok(None);
         }
         let body = jsonrpc::Body::parse(&event.data).map_err(|e| format!("event is not JSON-RPC: {e}"))?;
-        let mut answers_a_list = false;
         for msg in body.messages.iter().filter(|m| m.kind == Kind::Response) {
             if let Some(id) = msg.id.and_then(|id| serde_json::from_str::<Value>(id.get()).ok()) {
-                answers_a_list |= self.rewrite.lists.iter().any(|(l, _)| *l == id);
-                self.pending.retain(|p| *p != id);
+                // One answer settles one request.
+                if let Some(at) = self.pending.iter().position(|p| *p == id) {
+                    self.pending.swap_remove(at);
+                }
             }
         }
-        match (&self.rewrite.authorizer, answers_a_list) {
-            (Some(authz), true) => Ok(self.filter_event(event, authz.as_ref())),
-            _ => Ok(None),
+        match &self.rewrite.authorizer {
+            Some(authz) => {
+                self.filter_event(event, authz.as_ref()).map_err(|e| format!("event cannot be checked: {e}"))
+            }
+            None => Ok(None),
         }
     }
 
-    fn filter_event(&self, event: &Event, authz: &dyn Authorizer) -> Option<Bytes> {
-        let mut value: Value = serde_json::from_str(&event.data).ok()?;
-        let mut changed = false;
-        let messages: Vec<&mut Value> = match &mut value {
-            Value::Array(items) => items.iter_mut().collect(),
-            one => vec![one],
-        };
-        for m in messages {
-            if let Some(kind) = authz::list_kind_of(m, &self.rewrite.lists) {
-                changed |= authz::filter_list(m, kind, &self.target, authz);
-            }
-        }
-        changed.then(|| {
+    fn filter_event(&self, event: &Event, authz: &dyn Authorizer) -> Result<Option<Bytes>, serde_json::Error> {
+        let mut value: Value = serde_json::from_str(&event.data)?;
+        let changed = authz::filter_all(&mut value, &self.target, authz);
+        Ok(changed.then(|| {
             Event::encode_message(&serde_json::to_vec(&value).expect("JSON re-serialises"), event.id.as_deref())
-        })
+        }))
     }
 
     /// Ends the stream with an error event for every unanswered request.

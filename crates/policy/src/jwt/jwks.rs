@@ -150,6 +150,29 @@ impl KeySet {
     }
 }
 
+/// RSA keys from 2048 to 4096 bits (shorter ones are forgeable, longer ones the verifier
+/// refuses), with a sensible public exponent.
+fn check_rsa(n: &str, e: &str) -> Result<(), String> {
+    let decode = |v: &str, name: &str| {
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v.trim_end_matches('='))
+            .map_err(|_| format!("`{name}` is not base64url"))
+    };
+    let n = decode(n, "n")?;
+    let bits = match n.iter().position(|b| *b != 0) {
+        Some(i) => (n.len() - i) * 8 - n[i].leading_zeros() as usize,
+        None => 0,
+    };
+    if !(2048..=4096).contains(&bits) {
+        return Err(format!("RSA key has {bits} bits; 2048 to 4096 are accepted"));
+    }
+    let e = decode(e, "e")?;
+    let e = e.iter().skip_while(|b| **b == 0).copied().collect::<Vec<u8>>();
+    if e.is_empty() || e.len() > 8 || e.last().is_some_and(|b| b % 2 == 0) || e == [1] {
+        return Err("RSA key has an unusable exponent `e`".into());
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_alg(name: &str) -> Option<Algorithm> {
     Some(match name {
         "RS256" => Algorithm::RS256,
@@ -173,8 +196,9 @@ fn key_from(raw: RawKey) -> Result<Key, String> {
     let need = |v: &Option<String>, name: &str| v.clone().ok_or(format!("`{name}` missing"));
     let (kind, decoding) = match (raw.kty.as_str(), raw.crv.as_deref()) {
         ("RSA", _) => {
-            let key = DecodingKey::from_rsa_components(&need(&raw.n, "n")?, &need(&raw.e, "e")?)
-                .map_err(|e| e.to_string())?;
+            let (n, e) = (need(&raw.n, "n")?, need(&raw.e, "e")?);
+            check_rsa(&n, &e)?;
+            let key = DecodingKey::from_rsa_components(&n, &e).map_err(|e| e.to_string())?;
             (KeyKind::Rsa, key)
         }
         ("EC", Some(crv @ ("P-256" | "P-384"))) => {
@@ -233,6 +257,7 @@ mod tests {
         let text = r#"{"keys":[
             {"kty":"oct","kid":"h","k":"c2VjcmV0"},
             {"kty":"RSA","kid":"enc","use":"enc","n":"AQAB","e":"AQAB"},
+            {"kty":"RSA","kid":"tiny","n":"AQAB","e":"AQAB"},
             {"kty":"EC","kid":"k1","crv":"secp256k1","x":"AA","y":"AA"},
             {"kty":"EC","kid":"short","crv":"P-256","x":"AA","y":"AA"},
             {"kty":"EC","crv":"P-256","x":"XZHF8Em5LbpqfgewAalpSEH4Ka2I2xjcxxUt2j6-lCo","y":"g3DFz45A7EOUMgmsNXatrXw1t-PG5xsbkxUs851RxSE"},
@@ -241,7 +266,7 @@ mod tests {
         let err = KeySet::parse(text).unwrap_err();
         let JwksError::NoKeys(why) = err else { panic!("{err:?}") };
         for expected in
-            ["symmetric", "not a signature key", "unsupported curve", "needs 32", "no `kid`", "does not fit"]
+            ["symmetric", "not a signature key", "unsupported curve", "needs 32", "no `kid`", "does not fit", "17 bits"]
         {
             assert!(why.contains(expected), "{expected} in {why}");
         }

@@ -17,8 +17,8 @@ fn validator(audiences: &[&str]) -> Validator {
             audiences: audiences.iter().map(|s| s.to_string()).collect(),
             required_claims: vec!["exp".into()],
             keys: Arc::new(KeyStore::new(KeySet::parse(PUB_KEY).unwrap())),
+            clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
         }],
-        clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
     }
 }
 

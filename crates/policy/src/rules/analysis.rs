@@ -131,10 +131,9 @@ pub(super) fn eval3(e: &IdedExpr, ctx: &Context<'_, '_>) -> Outcome {
                 return match eval3(cond, ctx) {
                     Outcome::True => eval3(then, ctx),
                     Outcome::False => eval3(otherwise, ctx),
-                    Outcome::Unknown => match (eval3(then, ctx), eval3(otherwise, ctx)) {
-                        (a, b) if a == b => a,
-                        _ => Outcome::Unknown,
-                    },
+                    // Even when both branches agree, a condition that reads arguments can also
+                    // fail (a missing key), which is neither branch.
+                    Outcome::Unknown => Outcome::Unknown,
                     err => err,
                 };
             }

@@ -311,7 +311,10 @@ fn listings_with_unknown_arguments() {
 
     let r = rules(&[allow(r#"!(mcp.tool.arguments.x == 1) ? mcp.tool.name == "a" : mcp.tool.name == "a""#)]);
     assert!(listing(None, "a").listed(&r));
-    assert!(!listing(None, "b").listed(&r), "both branches false");
+    // A condition on arguments can fail (no `x`), which is neither branch: unknown, so listed.
+    assert!(listing(None, "b").listed(&r), "an unknown condition makes the choice unknown");
+    let r = rules(&[allow(r#"mcp.tool.name == "a""#), deny("mcp.tool.arguments.x == 1 ? true : true")]);
+    assert!(listing(None, "a").listed(&r), "the deny errors without `x`, so `a` can be called: listed");
 
     // Prompts have no arguments: a tool-argument rule is simply not true for them.
     let r = rules(&[allow(r#"mcp.tool.name == "c" && mcp.tool.arguments.mode == "safe""#)]);
