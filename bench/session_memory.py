@@ -63,7 +63,7 @@ def measure(kind, n):
     else:
         target = f"          - name: ex\n            stdio:\n              cmd: {EXAMPLE}\n              args: ['--stdio']\n"
     port = free_port()
-    config = (f"config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  logging:\n    level: warn\n"
+    config = (f"config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  logging:\n    level: warn\n"
               f"  session:\n    key: {KEY}\n  mcp:\n    maxSessions: {n + 100}\n"
               f"binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n{target}")
     gw = subprocess.Popen([GW, "--config", config], stderr=subprocess.DEVNULL)

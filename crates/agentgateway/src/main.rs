@@ -8,10 +8,19 @@ use std::process::ExitCode;
 use agw_config::Loaded;
 use agw_config::model::LogFormat;
 use clap::{Parser, Subcommand};
+use std::sync::{Arc, Mutex};
 use tracing::{error, info};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 
 mod policy;
+
+/// mimalloc instead of the system allocator: a proxied call allocates and frees many small
+/// buffers on two threads, which glibc's malloc serves markedly slower (see
+/// docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXIT_RUNTIME: u8 = 1;
 pub(crate) const EXIT_CONFIG: u8 = 2;
@@ -121,18 +130,24 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     drop(runtime);
-    if let Err(msg) = init_logging(&loaded) {
-        eprintln!("{msg}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let log_control = match init_logging(&loaded) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let options = agw_gateway::Options { log_level: Some(log_control), config_path: cli.file.clone() };
+    // The gateway runs one event loop per worker thread (`config.workerThreads`); this one is
+    // the first of them and also runs the admin server and background jobs.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    runtime.block_on(run(loaded))
+    runtime.block_on(run(loaded, options))
 }
 
 fn load(cli: &Cli) -> Result<Loaded, String> {
@@ -143,24 +158,53 @@ fn load(cli: &Cli) -> Result<Loaded, String> {
     }
 }
 
-fn init_logging(loaded: &Loaded) -> Result<(), String> {
-    let logging = loaded.config.config.as_ref().and_then(|c| c.logging.clone()).unwrap_or_default();
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(env) if !env.is_empty() => EnvFilter::try_new(env).map_err(|e| format!("RUST_LOG: {e}"))?,
-        _ => {
-            let level = logging.level.as_deref().unwrap_or("info");
-            EnvFilter::try_new(level).map_err(|e| format!("{}: config.logging.level: {e}", loaded.file))?
-        }
-    };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match logging.format.unwrap_or_default() {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
-    }
-    Ok(())
+/// The log filter, changeable at run time through the admin server's `/logging`.
+struct LogControl {
+    handle: reload::Handle<EnvFilter, Registry>,
+    current: Mutex<String>,
 }
 
-async fn run(loaded: Loaded) -> ExitCode {
+impl agw_gateway::LogLevel for LogControl {
+    fn get(&self) -> String {
+        self.current.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, filter: &str) -> Result<(), String> {
+        let parsed = EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+        self.handle.reload(parsed).map_err(|e| e.to_string())?;
+        if let Ok(mut c) = self.current.lock() {
+            *c = filter.to_string();
+        }
+        Ok(())
+    }
+}
+
+fn init_logging(loaded: &Loaded) -> Result<Arc<LogControl>, String> {
+    let logging = loaded.config.config.as_ref().and_then(|c| c.logging.clone()).unwrap_or_default();
+    let text = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.is_empty() => env,
+        _ => logging.level.clone().unwrap_or_else(|| "info".into()),
+    };
+    let filter = EnvFilter::try_new(&text).map_err(|e| match std::env::var("RUST_LOG") {
+        Ok(env) if !env.is_empty() => format!("RUST_LOG: {e}"),
+        _ => format!("{}: config.logging.level: {e}", loaded.file),
+    })?;
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    match logging.format.unwrap_or_default() {
+        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_writer(std::io::stderr)).init(),
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+    Ok(Arc::new(LogControl { handle, current: Mutex::new(text) }))
+}
+
+async fn run(loaded: Loaded, options: agw_gateway::Options) -> ExitCode {
     // Handlers first: a signal that arrives while ports are being bound must still mean
     // "drain and exit 0", not the default "die".
     let signals = match Signals::install() {
@@ -170,7 +214,7 @@ async fn run(loaded: Loaded) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let running = match agw_gateway::start(&loaded).await {
+    let running = match agw_gateway::start_with(&loaded, options).await {
         Ok(r) => r,
         Err(agw_gateway::StartError::Config(e)) => {
             eprintln!("{e}");

@@ -1,15 +1,10 @@
 //! The command line: flags, exit codes, messages, start-up and shutdown of the real binary.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentgateway");
+use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::{BIN, Logs, repo, sigterm, start, start_until, tempdir};
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).current_dir(repo()).output().expect("binary runs")
@@ -98,73 +93,13 @@ fn validate_only_accepts_the_example_and_reports_errors_with_positions() {
     assert!(text(&out.stderr).contains("/no/such/file.yaml:1:1: cannot read config file"));
 }
 
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("agw-cli-{}-{:?}", std::process::id(), std::thread::current().id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// The binary's log lines, collected as they come (so the pipe never fills up).
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl Logs {
-    fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// Waits until a line contains `needle` (at most 20 s).
-    fn wait_for(&self, needle: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let lines = self.lines();
-            if lines.iter().any(|l| l.contains(needle)) {
-                return lines;
-            }
-            assert!(Instant::now() < deadline, "`{needle}` not logged; got {lines:#?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Starts the binary and reads its log until `needle` appears.
-fn start_until(args: &[&str], needle: &str) -> (Child, Vec<String>) {
-    let (child, logs) = start(args);
-    let lines = logs.wait_for(needle);
-    (child, lines)
-}
-
-fn start(args: &[&str]) -> (Child, Logs) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .env("NO_COLOR", "1")
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let logs = Logs::default();
-    let sink = logs.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.0.lock().unwrap().push(line);
-        }
-    });
-    (child, logs)
-}
-
-fn sigterm(child: &Child) {
-    Command::new("kill").args(["-s", "TERM", "--", &child.id().to_string()]).status().unwrap();
-}
-
 #[test]
 fn starts_logs_the_tutorial_lines_and_stops_on_sigterm() {
     // The tutorial's exact start-up lines need the default admin port, 15000.
     if std::net::TcpListener::bind("127.0.0.1:15000").is_err() {
         panic!("port 15000 is in use (another gateway running?); this test needs it free");
     }
-    let config = "config:\n  readinessAddr: 127.0.0.1:0\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - host: localhost:1\n";
+    let config = "config:\n  readinessAddr: 127.0.0.1:0\n  statsAddr: 127.0.0.1:0\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - host: localhost:1\n";
     let (mut child, lines) = start_until(&["--config", config], "Admin UI available at");
     assert!(lines.iter().any(|l| l.contains("Listening on 0.0.0.0:")), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains("Admin UI available at http://localhost:15000/ui/")), "{lines:#?}");
@@ -178,7 +113,7 @@ fn a_port_in_use_is_a_runtime_failure() {
     let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let config = format!(
-        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - host: localhost:1\n"
+        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - host: localhost:1\n"
     );
     let out = run(&["--config", &config]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
@@ -187,7 +122,7 @@ fn a_port_in_use_is_a_runtime_failure() {
 
 #[test]
 fn json_logs_when_configured() {
-    let config = "config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 'off'\n  logging:\n    format: json\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - host: localhost:1\n";
+    let config = "config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  logging:\n    format: json\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - host: localhost:1\n";
     let (child, lines) = start_until(&["--config", config], "Listening on");
     let line = lines.iter().find(|l| l.contains("Listening on")).unwrap();
     let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
@@ -284,7 +219,7 @@ fn audit_events_name_the_decision_never_the_token() {
         rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
     let pub_key = repo().join("examples/tutorial/pub-key");
     let config = format!(
-        "config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 'off'\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - policies:\n        jwtAuth:\n          issuer: agentgateway.dev\n          jwks:\n            file: {}\n        mcpAuthorization:\n          rules:\n          - 'mcp.tool.name == \"echo\"'\n      backends:\n      - mcp:\n          targets:\n          - name: mcp\n            mcp:\n              host: {}\n",
+        "config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 'off'\n  statsAddr: 'off'\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - policies:\n        jwtAuth:\n          issuer: agentgateway.dev\n          jwks:\n            file: {}\n        mcpAuthorization:\n          rules:\n          - 'mcp.tool.name == \"echo\"'\n      backends:\n      - mcp:\n          targets:\n          - name: mcp\n            mcp:\n              host: {}\n",
         pub_key.display(),
         upstream.url("/mcp")
     );
@@ -328,7 +263,7 @@ fn two_gateway_processes_share_sessions_through_the_sealed_id() {
         rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
     agw_testkit::node::require_installed();
     let config = format!(
-        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  session:\n    key: 5f0c1ea2b7e34d7a9c0d4e8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n          - name: ref\n            mcp:\n              host: {}\n          - name: local\n            stdio:\n              cmd: node\n              args: ['{}', stdio]\n",
+        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  session:\n    key: 5f0c1ea2b7e34d7a9c0d4e8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n          - name: ref\n            mcp:\n              host: {}\n          - name: local\n            stdio:\n              cmd: node\n              args: ['{}', stdio]\n",
         upstream.url("/mcp"),
         agw_testkit::node::server_everything_js()
     );

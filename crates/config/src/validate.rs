@@ -52,18 +52,14 @@ impl Validator {
 
     fn settings(&mut self, at: &FieldPath, s: &Settings) {
         self.unsupported(at, s.unsupported());
-        for (name, addr) in [("adminAddr", &s.admin_addr), ("readinessAddr", &s.readiness_addr)] {
+        for (name, addr) in
+            [("adminAddr", &s.admin_addr), ("readinessAddr", &s.readiness_addr), ("statsAddr", &s.stats_addr)]
+        {
             if let Some(addr) = addr
                 && let Err(msg) = check_addr(addr)
             {
                 self.err(at.key(name), msg);
             }
-        }
-        if s.stats_addr.as_deref().is_some_and(|a| a != "off") {
-            self.err(
-                at.key("statsAddr"),
-                "not supported yet (metrics arrive with the operations work); remove it or set `off`",
-            );
         }
         if let Some(logging) = &s.logging {
             let at = at.key("logging");
@@ -79,6 +75,9 @@ impl Validator {
                 at.key("session").key("key"),
                 "a session key is 64 hex digits (32 bytes), e.g. from `openssl rand -hex 32`",
             );
+        }
+        if s.worker_threads.is_some_and(|n| !(1..=1024).contains(&n)) {
+            self.err(at.key("workerThreads"), "between 1 and 1024");
         }
     }
 

@@ -1,4 +1,5 @@
-//! The admin server (`/ui/`, `/config_dump`) and the readiness server (`/healthz/ready`).
+//! The admin server (`/ui/`, `/config_dump`, `/logging`), the readiness server
+//! (`/healthz/ready`) and the metrics server (`/metrics`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Shared;
+
+mod api;
 
 const UI_PAGE: &str = include_str!("admin/ui.html");
 
@@ -51,7 +54,26 @@ where
 pub(crate) async fn serve_admin(tcp: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
     serve(tcp, shutdown, move |req| {
         let shared = shared.clone();
-        async move { admin(&shared, req) }
+        async move {
+            if req.uri().path().starts_with("/ui/api/") { api::handle(&shared, req).await } else { admin(&shared, req) }
+        }
+    })
+    .await
+}
+
+pub(crate) async fn serve_stats(tcp: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    serve(tcp, shutdown, move |req| {
+        let shared = shared.clone();
+        async move {
+            match (req.method(), req.uri().path()) {
+                (&Method::GET, "/metrics") => {
+                    let metrics = shared.relay.metrics();
+                    metrics.local_sessions.set(i64::try_from(shared.relay.locals().len()).unwrap_or(i64::MAX));
+                    with_type(StatusCode::OK, metrics.encode(), "text/plain; version=0.0.4; charset=utf-8")
+                }
+                _ => text(StatusCode::NOT_FOUND, "not found\n"),
+            }
+        }
     })
     .await
 }
@@ -72,6 +94,9 @@ pub(crate) async fn serve_readiness(tcp: TcpListener, shutdown: watch::Receiver<
 }
 
 fn admin(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path() == "/logging" {
+        return logging(shared, &req);
+    }
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
@@ -89,6 +114,48 @@ fn admin(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `GET /logging` shows the log filter; `POST /logging?level=<filter>` replaces it (e.g.
+/// `debug`, or `info,access=off`). A browser page on another origin cannot change it.
+fn logging(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
+    let Some(control) = &shared.log_level else {
+        return text(StatusCode::NOT_IMPLEMENTED, "the log level cannot be changed in this process\n");
+    };
+    match *req.method() {
+        Method::GET => with_type(StatusCode::OK, format!("{}\n", control.get()), "text/plain; charset=utf-8"),
+        Method::POST | Method::PUT => {
+            if !same_origin(req) {
+                return text(StatusCode::FORBIDDEN, "cross-origin requests may not change the log level\n");
+            }
+            let level = req
+                .uri()
+                .query()
+                .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "level").map(|(_, v)| v));
+            let Some(level) = level else {
+                return text(StatusCode::BAD_REQUEST, "give the new filter as ?level=, e.g. ?level=debug\n");
+            };
+            match control.set(&level) {
+                Ok(()) => {
+                    tracing::info!(filter = %level, "log level changed");
+                    with_type(StatusCode::OK, format!("{}\n", control.get()), "text/plain; charset=utf-8")
+                }
+                Err(e) => with_type(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid log filter: {e}\n"),
+                    "text/plain; charset=utf-8",
+                ),
+            }
+        }
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+    }
+}
+
+/// No `Origin`, or the admin server's own (`Host`).
+pub(super) fn same_origin(req: &Request<Incoming>) -> bool {
+    let Some(origin) = req.headers().get(http::header::ORIGIN) else { return true };
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    origin.to_str().ok().and_then(|o| o.split_once("://")).is_some_and(|(_, authority)| authority == host)
 }
 
 fn text(status: StatusCode, s: &'static str) -> Response<Body> {

@@ -9,6 +9,7 @@ use agw_config::model::AuthMode;
 use agw_mcp::body::{self, Body};
 use agw_policy::apikey::ApiKeys;
 use agw_policy::basic::Htpasswd;
+use agw_policy::jwt::cache::TokenCache;
 use agw_policy::jwt::{Claims, JwtError, Validator};
 use agw_policy::location::Location;
 use base64::Engine;
@@ -57,6 +58,8 @@ pub struct Authn {
 pub enum AuthnKind {
     Jwt {
         validator: Validator,
+        /// Results of recent validations, by token hash.
+        cache: TokenCache,
         /// Per provider: the remote JWKS to refresh on an unknown kid.
         remotes: Vec<Option<Arc<RemoteJwks>>>,
         /// Set for `mcpAuthentication`: 401s point at the protected-resource metadata.
@@ -142,6 +145,10 @@ pub struct Denial {
     pub challenge: String,
     pub error: &'static str,
     pub description: String,
+    /// The policy that refused: `jwtAuth`, `apiKey` or `basicAuth` (for metrics).
+    pub policy: &'static str,
+    /// A short, fixed reason (for metrics): `missing`, `invalid`, or the JWT check that failed.
+    pub reason: &'static str,
 }
 
 impl Denial {
@@ -171,16 +178,20 @@ impl Authn {
     /// credential was valid), `Err` is the 401.
     pub async fn check(&self, parts: &mut Parts, identity: &mut Identity, origin: &Origin) -> Result<(), Denial> {
         let credential = self.location.extract(parts);
+        let mut reason = "missing";
         let result = match (&self.kind, credential) {
             (_, None) => Err(None),
-            (AuthnKind::Jwt { validator, remotes, preserve, .. }, Some(token)) => {
-                match validate(validator, remotes, &token).await {
+            (AuthnKind::Jwt { validator, remotes, preserve, cache, .. }, Some(token)) => {
+                match validate(validator, cache, remotes, &token).await {
                     Ok(claims) => {
                         identity.jwt = Some(claims);
                         identity.token = Some(Token { value: token, preserved: *preserve });
                         Ok(())
                     }
-                    Err(e) => Err(Some(e.to_string())),
+                    Err(e) => {
+                        reason = e.reason();
+                        Err(Some(e.to_string()))
+                    }
                 }
             }
             (AuthnKind::ApiKey(keys), Some(key)) => match keys.check(&key) {
@@ -188,7 +199,10 @@ impl Authn {
                     identity.api_key = Some(meta.clone());
                     Ok(())
                 }
-                None => Err(Some("API key is not valid".to_string())),
+                None => {
+                    reason = "invalid";
+                    Err(Some("API key is not valid".to_string()))
+                }
             },
             (AuthnKind::Basic { htpasswd, .. }, Some(encoded)) => {
                 let user = match basic_credentials(&encoded) {
@@ -200,7 +214,10 @@ impl Authn {
                         identity.basic_user = Some(user);
                         Ok(())
                     }
-                    None => Err(Some("user name or password is not valid".to_string())),
+                    None => {
+                        reason = "invalid";
+                        Err(Some("user name or password is not valid".to_string()))
+                    }
                 }
             }
         };
@@ -215,12 +232,12 @@ impl Authn {
             Err(None) if self.mode == AuthMode::Optional => Ok(()),
             Err(problem) => {
                 debug!(problem = problem.as_deref().unwrap_or("missing credential"), "authentication refused");
-                Err(self.denial(problem, parts, origin))
+                Err(self.denial(problem, reason, parts, origin))
             }
         }
     }
 
-    fn denial(&self, problem: Option<String>, parts: &Parts, origin: &Origin) -> Denial {
+    fn denial(&self, problem: Option<String>, reason: &'static str, parts: &Parts, origin: &Origin) -> Denial {
         match &self.kind {
             AuthnKind::Jwt { resource, .. } => {
                 let mut params = Vec::new();
@@ -238,36 +255,53 @@ impl Authn {
                     },
                     error: if problem.is_some() { "invalid_token" } else { "missing_token" },
                     description: problem.unwrap_or_else(|| "a bearer token is required".into()),
+                    policy: "jwtAuth",
+                    reason,
                 }
             }
             AuthnKind::ApiKey(_) => Denial {
                 challenge: "Bearer".into(),
                 error: if problem.is_some() { "invalid_api_key" } else { "missing_api_key" },
                 description: problem.unwrap_or_else(|| "an API key is required".into()),
+                policy: "apiKey",
+                reason,
             },
             AuthnKind::Basic { realm, .. } => Denial {
                 challenge: format!("Basic realm={}", quoted(realm)),
                 error: if problem.is_some() { "invalid_credentials" } else { "missing_credentials" },
                 description: problem.unwrap_or_else(|| "a user name and password are required".into()),
+                policy: "basicAuth",
+                reason,
             },
         }
     }
 }
 
-async fn validate(validator: &Validator, remotes: &[Option<Arc<RemoteJwks>>], token: &str) -> Result<Claims, JwtError> {
-    match validator.validate(token, now()) {
-        Err(JwtError::UnknownKid { provider }) => {
-            let Some(Some(remote)) = remotes.get(provider) else {
-                return Err(JwtError::UnknownKid { provider });
-            };
-            if remote.refresh_for_unknown_kid().await {
-                validator.validate(token, now())
-            } else {
-                Err(JwtError::UnknownKid { provider })
-            }
-        }
-        other => other,
+async fn validate(
+    validator: &Validator,
+    cache: &TokenCache,
+    remotes: &[Option<Arc<RemoteJwks>>],
+    token: &str,
+) -> Result<Claims, JwtError> {
+    let now = now();
+    // Read before validating: if keys change meanwhile, the entry is tagged with the older
+    // generation and simply never matches.
+    let mut generation = validator.key_generation();
+    if let Some(known) = cache.get(token, now, generation) {
+        return known;
     }
+    let result = match validator.validate(token, now) {
+        Err(JwtError::UnknownKid { provider }) => match remotes.get(provider) {
+            Some(Some(remote)) if remote.refresh_for_unknown_kid().await => {
+                generation = validator.key_generation();
+                validator.validate(token, now)
+            }
+            _ => Err(JwtError::UnknownKid { provider }),
+        },
+        other => other,
+    };
+    cache.put(validator, token, &result, now, generation);
+    result
 }
 
 /// At most this many bcrypt checks run at once, each on a blocking thread: a flood of Basic

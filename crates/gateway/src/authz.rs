@@ -7,28 +7,47 @@ use std::sync::{Arc, OnceLock};
 
 use agw_config::model::AuditMode;
 use agw_mcp::authz::{Authorizer, Item, ItemKind};
-use agw_policy::rules::{self, Decision, McpItem, Prepared, Rules, Vars, to_cel};
+use agw_mcp::metrics::Metrics;
+use agw_policy::rules::{self, Decision, McpItem, Prepared, Rules, Uses, Vars, to_cel};
 use http::request::Parts;
 use serde_json::{Map, Value, json};
 use tracing::info;
 
 use crate::auth::Identity;
 
-/// The variables every rule sees for this request (`mcp` is added per item).
-pub fn request_vars(parts: &Parts, host: &str, peer: SocketAddr, identity: &Identity) -> Vars {
-    let mut headers = Map::new();
-    for name in parts.headers.keys() {
-        let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
-        headers.insert(name.as_str().to_string(), Value::String(values.join(", ")));
-    }
-    let request = json!({"method": parts.method.as_str(), "path": parts.uri.path(), "host": host, "headers": headers});
+/// The variables the rules see for this request (`mcp` is added per item). Only the ones
+/// the rules read (`uses`) are computed.
+pub fn request_vars(parts: &Parts, host: &str, peer: SocketAddr, identity: &Identity, uses: Uses) -> Vars {
+    let request = uses.reads("request").then(|| {
+        let mut headers = Map::new();
+        for name in parts.headers.keys() {
+            let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+            headers.insert(name.as_str().to_string(), Value::String(values.join(", ")));
+        }
+        to_cel(&json!({"method": parts.method.as_str(), "path": parts.uri.path(), "host": host, "headers": headers}))
+    });
     Vars {
-        jwt: identity.jwt.as_ref().map(|c| to_cel(&Value::Object((**c).clone()))),
-        request: Some(to_cel(&request)),
-        source: Some(to_cel(&json!({"address": peer.ip().to_string(), "port": peer.port()}))),
-        api_key: identity.api_key.as_ref().map(to_cel),
-        basic_auth: identity.basic_user.as_ref().map(|u| to_cel(&json!({"username": u}))),
+        jwt: identity.jwt.as_ref().filter(|_| uses.reads("jwt")).map(|c| c.to_cel()),
+        request,
+        source: uses.reads("source").then(|| to_cel(&json!({"address": peer.ip().to_string(), "port": peer.port()}))),
+        api_key: identity.api_key.as_ref().filter(|_| uses.reads("apiKey")).map(to_cel),
+        basic_auth: identity
+            .basic_user
+            .as_ref()
+            .filter(|_| uses.reads("basicAuth"))
+            .map(|u| to_cel(&json!({"username": u}))),
     }
+}
+
+/// The authenticated caller's name for the access log: the JWT `sub`, else the Basic user.
+pub fn authenticated_subject(identity: &Identity) -> Option<String> {
+    identity
+        .jwt
+        .as_ref()
+        .and_then(|c| c.get("sub"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| identity.basic_user.clone())
 }
 
 /// Who to name in audit events: the JWT subject, else the Basic user, else anonymous.
@@ -64,11 +83,19 @@ pub struct McpAuthorizer {
     shown: AtomicUsize,
     /// The list method and target, once something was listed.
     listed: OnceLock<(String, String)>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl McpAuthorizer {
-    pub fn new(rules: &Rules, vars: Vars, subject: String, audit: AuditMode) -> Arc<McpAuthorizer> {
+    pub fn new(
+        rules: &Rules,
+        vars: Vars,
+        subject: String,
+        audit: AuditMode,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Arc<McpAuthorizer> {
         Arc::new(McpAuthorizer {
+            metrics,
             rules: rules.prepare(vars),
             subject,
             audit,
@@ -109,6 +136,9 @@ impl Authorizer for McpAuthorizer {
     fn allows(&self, item: &Item<'_>) -> bool {
         let d = self.rules.decide(&mcp_item(item));
         self.audit_call(item, &d);
+        if let Some(m) = &self.metrics {
+            m.decision("mcp", d.allowed);
+        }
         d.allowed
     }
 
@@ -134,8 +164,16 @@ impl Drop for McpAuthorizer {
 }
 
 /// HTTP-level `authorization`: `Err(rule)` when refused.
-pub fn check_http(rules: &Rules, vars: &Vars, subject: &str, parts: &Parts, audit: AuditMode) -> Result<(), Decision> {
+pub fn check_http(
+    rules: &Rules,
+    vars: &Vars,
+    subject: &str,
+    parts: &Parts,
+    audit: AuditMode,
+    metrics: &Metrics,
+) -> Result<(), Decision> {
     let d = rules.decide(vars);
+    metrics.decision("http", d.allowed);
     if audit == AuditMode::All || (audit == AuditMode::Denied && !d.allowed) {
         info!(
             target: "audit",

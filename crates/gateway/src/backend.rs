@@ -63,12 +63,12 @@ where
                 extra.insert(name, value);
             }
             policies.request_headers.apply(&mut extra);
-            let opts = CallOptions {
-                deadline: policies.request_timeout.map(|d| (arrived + d, d)),
-                backend_timeout: policies.backend_timeout,
-                extra_headers: extra,
+            let opts = CallOptions::new(
+                policies.request_timeout.map(|d| (arrived + d, d)),
+                policies.backend_timeout,
+                extra,
                 authorizer,
-            };
+            );
             relay.serve(mcp.clone(), req, opts).await
         }
         Backend::Host { authority } => {

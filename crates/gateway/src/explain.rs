@@ -44,6 +44,9 @@ pub struct Case {
     /// For `policy test`: `allow` or `deny`.
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// The token itself (the admin page's playground), instead of a file.
+    #[serde(skip)]
+    pub token_text: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -104,10 +107,14 @@ fn claims(route: &Route, case: &Case, base: &Path) -> Result<(Option<Map<String,
         let sub = c.get("sub").and_then(Value::as_str).unwrap_or("?");
         return Ok((Some(c.clone()), format!("claims given (sub={sub})")));
     }
-    let Some(file) = &case.token else { return Ok((None, "anonymous (no token)".into())) };
-    let path = base.join(file);
-    let token =
-        std::fs::read_to_string(&path).map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+    let token = match (&case.token_text, &case.token) {
+        (Some(t), _) => t.clone(),
+        (None, Some(file)) => {
+            let path = base.join(file);
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read token file {}: {e}", path.display()))?
+        }
+        (None, None) => return Ok((None, "anonymous (no token)".into())),
+    };
     let token = token.trim();
     let validator = route.policies.authn.iter().find_map(|a| match &a.kind {
         AuthnKind::Jwt { validator, .. } => Some(validator),
@@ -117,7 +124,7 @@ fn claims(route: &Route, case: &Case, base: &Path) -> Result<(Option<Map<String,
         Some(v) => match v.validate(token, now()) {
             Ok(c) => {
                 let sub = c.get("sub").and_then(Value::as_str).unwrap_or("?").to_string();
-                Ok((Some((*c).clone()), format!("token verified by the route's jwtAuth (sub={sub})")))
+                Ok((Some(c.map().clone()), format!("token verified by the route's jwtAuth (sub={sub})")))
             }
             Err(JwtError::UnknownKid { .. }) => Err("the token's key id is not in the route's JWKS (remote JWKS are not fetched by this command; use `claims`)".into()),
             Err(e) => Err(format!("the route's jwtAuth refuses the token: {e}")),

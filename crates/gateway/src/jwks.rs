@@ -55,6 +55,11 @@ impl RemoteJwks {
         })
     }
 
+    /// Counts the keys in the store as loaded (a reload handing over the previous keys).
+    pub fn mark_loaded(&self) {
+        self.loaded.send_replace(true);
+    }
+
     /// How many fetches were attempted (for tests and metrics).
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)

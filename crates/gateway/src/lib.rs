@@ -11,6 +11,7 @@ mod error;
 pub mod explain;
 pub mod jwks;
 mod listener;
+mod reload;
 pub mod resolve;
 pub mod route;
 
@@ -19,8 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agw_config::Loaded;
-use agw_config::model::{DEFAULT_ADMIN_ADDR, DEFAULT_READINESS_ADDR};
+use agw_config::model::{DEFAULT_ADMIN_ADDR, DEFAULT_READINESS_ADDR, DEFAULT_STATS_ADDR};
 use agw_mcp::local::LocalSessions;
+use agw_mcp::metrics::Metrics;
 use agw_mcp::session::SessionCodec;
 use agw_mcp::{HttpClient, Limits, Relay};
 use arc_swap::ArcSwap;
@@ -42,6 +44,26 @@ pub(crate) struct Shared {
     pub(crate) runtime: ArcSwap<Runtime>,
     pub(crate) relay: Relay,
     pub(crate) client: HttpClient,
+    pub(crate) log_level: Option<Arc<dyn LogLevel>>,
+    /// The port each bind really listens on, by its configured port (they differ for 0).
+    pub(crate) ports: std::sync::Mutex<std::collections::HashMap<u16, u16>>,
+}
+
+/// Changes the log filter at run time (the admin server's `/logging`).
+pub trait LogLevel: Send + Sync {
+    /// The current filter, e.g. `info,access=off`.
+    fn get(&self) -> String;
+    /// Replaces the filter; `Err` with the reason when it does not parse.
+    fn set(&self, filter: &str) -> Result<(), String>;
+}
+
+/// What the command line hands the gateway beyond the config.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Lets `/logging` change the log level.
+    pub log_level: Option<Arc<dyn LogLevel>>,
+    /// The config file, watched and reloaded when it (or a file it names) changes.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Why the gateway could not start.
@@ -63,6 +85,7 @@ pub struct Running {
     pub bind_addrs: Vec<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
     pub readiness_addr: Option<SocketAddr>,
+    pub stats_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     locals: Arc<LocalSessions>,
@@ -85,11 +108,15 @@ impl Running {
 
 /// Binds every port of the config and starts serving.
 pub async fn start(loaded: &Loaded) -> Result<Running, StartError> {
+    start_with(loaded, Options::default()).await
+}
+
+/// [`start`], with hooks from the command line.
+pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, StartError> {
     let runtime = resolve(loaded)?;
     for w in &runtime.warnings {
         tracing::warn!("{w}");
     }
-    let remote_jwks = runtime.remote_jwks.clone();
     let settings = loaded.config.config.clone().unwrap_or_default();
     let drain = settings.connection_termination_deadline.map_or(resolve::DEFAULT_DRAIN, |d| d.get());
     let client = HttpClient::new(Duration::from_secs(10));
@@ -107,29 +134,89 @@ pub async fn start(loaded: &Loaded) -> Result<Running, StartError> {
         mcp.session_ttl.map_or(DEFAULT_SESSION_TTL, |d| d.get()),
         mcp.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
     ));
+    let metrics = Arc::new(Metrics::new());
     let shared = Arc::new(Shared {
-        relay: Relay::new(client.clone(), Limits::default(), codec, locals.clone()),
+        relay: Relay::new(client.clone(), Limits::default(), codec, locals.clone(), metrics),
         client,
         runtime: ArcSwap::from_pointee(runtime),
+        log_level: options.log_level,
+        ports: Default::default(),
     });
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(sweep_sessions(locals.clone(), stop.clone()));
-    // Key servers may be down at start-up: fetching happens in the background and requests
-    // get 401 until keys arrive.
-    for remote in remote_jwks {
-        tasks.spawn(remote.run(stop.clone()));
-    }
 
+    // Thread per core: every worker has its own event loop and its own accept queue on each
+    // port (SO_REUSEPORT), so a request is served on one thread from accept to answer, with
+    // no hand-offs between threads. The first worker is the calling runtime.
+    let workers =
+        settings.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut bind_addrs = Vec::new();
-    for (index, bind) in loaded.config.binds.iter().enumerate() {
+    // Each port stops on its own (a reload can drop it) or with everything else.
+    let mut port_stops = std::collections::HashMap::new();
+    let mut per_worker: Vec<Vec<(u16, watch::Receiver<bool>, TcpListener)>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for bind in &loaded.config.binds {
         let addr = format!("0.0.0.0:{}", bind.port);
-        let tcp = listen(&addr).await?;
-        let local = tcp.local_addr().map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
+        let first = listen_shared(&addr)?;
+        let local = first.local_addr().map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
         info!("Listening on {local}");
         bind_addrs.push(local);
-        tasks.spawn(listener::serve_bind(tcp, index, shared.clone(), stop.clone(), drain));
+        if let Ok(mut p) = shared.ports.lock() {
+            p.insert(bind.port, local.port());
+        }
+        let (tx, rx) = watch::channel(false);
+        port_stops.insert(bind.port, tx);
+        per_worker[0].push((bind.port, rx.clone(), first));
+        for w in per_worker.iter_mut().skip(1) {
+            // The same port (resolved, if it was 0) for every worker.
+            w.push((bind.port, rx.clone(), listen_shared(&local.to_string())?));
+        }
     }
+    let mut per_worker = per_worker.into_iter();
+    for (port, stop, tcp) in per_worker.next().unwrap_or_default() {
+        tasks.spawn(listener::serve_bind(tcp, port, shared.clone(), stop, drain));
+    }
+    for (n, listeners) in per_worker.enumerate() {
+        let shared = shared.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        // Listeners are registered with the runtime that serves them: handed over as std
+        // sockets.
+        let std_listeners: Vec<(u16, watch::Receiver<bool>, std::net::TcpListener)> =
+            listeners.into_iter().filter_map(|(p, s, l)| l.into_std().ok().map(|l| (p, s, l))).collect();
+        std::thread::Builder::new()
+            .name(format!("agw-worker-{}", n + 1))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start a worker thread's event loop");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut serving = JoinSet::new();
+                    for (port, stop, l) in std_listeners {
+                        if let Ok(tcp) = TcpListener::from_std(l) {
+                            serving.spawn(listener::serve_bind(tcp, port, shared.clone(), stop, drain));
+                        }
+                    }
+                    while serving.join_next().await.is_some() {}
+                });
+                // Dropping the runtime here ends what is left on it (finished requests' tasks).
+                drop(rt);
+                let _ = done_tx.send(());
+            })
+            .map_err(|source| StartError::Bind { addr: "worker thread".into(), source })?;
+        tasks.spawn(async move {
+            let _ = done_rx.await;
+        });
+    }
+
+    // Key servers may be down at start-up: fetching happens in the background and requests
+    // get 401 until keys arrive. The reloader runs the key refreshers of each config version.
+    let ports = reload::Ports { stops: port_stops, tasks: JoinSet::new(), drain };
+    tasks.spawn(reload::run(options.config_path.clone(), Some(loaded.clone()), shared.clone(), ports, stop.clone()));
 
     let admin_addr = match optional_addr(settings.admin_addr.as_deref(), DEFAULT_ADMIN_ADDR) {
         Some(addr) => {
@@ -152,7 +239,17 @@ pub async fn start(loaded: &Loaded) -> Result<Running, StartError> {
         }
         None => None,
     };
-    Ok(Running { bind_addrs, admin_addr, readiness_addr, shutdown, tasks, locals })
+    let stats_addr = match optional_addr(settings.stats_addr.as_deref(), DEFAULT_STATS_ADDR) {
+        Some(addr) => {
+            let tcp = listen(addr).await?;
+            let local = tcp.local_addr().map_err(|source| StartError::Bind { addr: addr.into(), source })?;
+            info!("Metrics on http://{local}/metrics");
+            tasks.spawn(admin::serve_stats(tcp, shared.clone(), stop.clone()));
+            Some(local)
+        }
+        None => None,
+    };
+    Ok(Running { bind_addrs, admin_addr, readiness_addr, stats_addr, shutdown, tasks, locals })
 }
 
 /// Ends idle sessions now and then (killing their stdio children).
@@ -178,4 +275,17 @@ fn optional_addr<'a>(configured: Option<&'a str>, default: &'a str) -> Option<&'
 
 async fn listen(addr: &str) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: addr.to_string(), source })
+}
+
+/// A listener that other workers of this gateway can open on the same port (`SO_REUSEPORT`;
+/// the kernel spreads connections over them).
+pub(crate) fn listen_shared(addr: &str) -> Result<TcpListener, StartError> {
+    let err = |source| StartError::Bind { addr: addr.to_string(), source };
+    let sock_addr: SocketAddr = addr.parse().map_err(|_| err(std::io::Error::other("not an address")))?;
+    let socket = if sock_addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+        .map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.set_reuseport(true).map_err(err)?;
+    socket.bind(sock_addr).map_err(err)?;
+    socket.listen(1024).map_err(err)
 }

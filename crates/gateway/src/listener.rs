@@ -9,6 +9,7 @@ use std::time::Duration;
 use agw_config::model::AuditMode;
 use agw_mcp::authz::Authorizer;
 use agw_mcp::body::{self, Body};
+use agw_mcp::metrics::{AuthnLabels, HttpLabels, McpCall, Metrics, RouteLabels};
 use agw_policy::cors::Cors;
 use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, ORIGIN};
 use http::request::Parts;
@@ -30,15 +31,18 @@ use crate::error::GatewayError;
 use crate::resolve::Policies;
 use crate::route::{self, Listener};
 
-/// Serves one bind until `shutdown` fires, then lets open requests finish within `drain`.
+/// Serves one bind (`port` as configured) until `shutdown` fires, then lets open requests
+/// finish within `drain`.
 pub(crate) async fn serve_bind(
     tcp: TcpListener,
-    bind_index: usize,
+    port: u16,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
     let graceful = GracefulShutdown::new();
+    // Metrics and logs name the port really listened on (the config may say 0).
+    let actual = tcp.local_addr().map_or(port, |a| a.port());
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let (stream, peer) = tokio::select! {
@@ -57,7 +61,7 @@ pub(crate) async fn serve_bind(
         let shared = shared.clone();
         let service = service_fn(move |req| {
             let shared = shared.clone();
-            async move { Ok::<_, Infallible>(handle(&shared, bind_index, peer, req).await) }
+            async move { Ok::<_, Infallible>(handle(&shared, port, actual, peer, req).await) }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let conn = graceful.watch(conn);
@@ -69,19 +73,84 @@ pub(crate) async fn serve_bind(
     }
     drop(tcp);
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        info!(bind = bind_index, "drain time over; closing remaining connections");
+        info!(port, "drain time over; closing remaining connections");
     }
 }
 
-/// One request, from arrival to response.
+/// Where a request went, noted on the way for the access log and metrics.
+#[derive(Debug, Default)]
+struct Trail {
+    port: u16,
+    listener: Option<String>,
+    route: Option<String>,
+    /// The JWT `sub` (or Basic user) of an authenticated caller.
+    subject: Option<String>,
+}
+
+/// One request, from arrival to response, counted and logged.
 pub(crate) async fn handle(
     shared: &Shared,
-    bind_index: usize,
+    port: u16,
+    actual_port: u16,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    // The path only: a query string can hold a credential (`jwtAuth` query location).
+    let path = req.uri().path().to_string();
+    let mut trail = Trail { port: actual_port, ..Trail::default() };
+    let resp = route_request(shared, port, peer, req, &mut trail).await;
+    let took = started.elapsed();
+    let status = resp.status().as_u16();
+    let metrics = shared.relay.metrics();
+    let listener = trail.listener.unwrap_or_default();
+    let route = trail.route.unwrap_or_default();
+    metrics
+        .requests
+        .get_or_create(&HttpLabels {
+            bind: trail.port,
+            listener: listener.clone(),
+            route: route.clone(),
+            method: method.as_str().to_string(),
+            status,
+        })
+        .inc();
+    metrics
+        .request_duration
+        .get_or_create(&RouteLabels { bind: trail.port, listener: listener.clone(), route: route.clone() })
+        .observe(took.as_secs_f64());
+    let mcp = resp.extensions().get::<McpCall>();
+    info!(
+        target: "access",
+        bind = trail.port,
+        listener,
+        route,
+        peer = %peer,
+        http.method = method.as_str(),
+        http.path = path,
+        http.status = status,
+        duration_ms = (took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        mcp.method = mcp.map(|c| c.method.as_str()),
+        mcp.target = mcp.and_then(|c| c.target.as_deref()),
+        mcp.tool = mcp.and_then(|c| c.tool.as_deref()),
+        mcp.requests = mcp.map(|c| c.requests).filter(|n| *n > 1),
+        jwt.sub = trail.subject.as_deref(),
+        "request"
+    );
+    resp
+}
+
+async fn route_request(
+    shared: &Shared,
+    port: u16,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    trail: &mut Trail,
+) -> Response<Body> {
     let runtime = shared.runtime.load_full();
-    let Some(bind) = runtime.binds.get(bind_index) else {
+    // A port that a reload removed answers like a stopping gateway while it drains.
+    let Some(bind) = runtime.binds.iter().find(|b| b.port == port) else {
         return GatewayError::ShuttingDown.into_response();
     };
     let (mut parts, body) = req.into_parts();
@@ -89,6 +158,7 @@ pub(crate) async fn handle(
     let Some(listener) = Listener::select(&bind.listeners, &host) else {
         return GatewayError::NoListener.into_response();
     };
+    trail.listener = Some(listener.name.clone());
     let origin = auth::request_origin(&parts.headers, false, runtime.trust_forwarded);
     let cors_origin = parts.headers.get(ORIGIN).cloned();
     let listener_cors = listener.policies.cors.as_ref();
@@ -103,12 +173,14 @@ pub(crate) async fn handle(
     }
     // The route is chosen by what the client sent, before credentials are taken off.
     let route = listener.route(&parts, &host);
+    trail.route = route.map(|r| r.name.clone());
     let route_cors = route.and_then(|r| r.policies.cors.as_ref());
     if let Some(resp) = route_cors.and_then(|c| preflight(c, &parts)) {
         return resp;
     }
     let mut identity = Identity::default();
-    if let Err(resp) = authenticate(&listener.policies.authn, &mut parts, &mut identity, &origin).await {
+    let metrics = shared.relay.metrics();
+    if let Err(resp) = authenticate(&listener.policies.authn, &mut parts, &mut identity, &origin, metrics).await {
         // The route's CORS too: otherwise a browser cannot read the challenge.
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }
@@ -117,23 +189,20 @@ pub(crate) async fn handle(
         return decorate(GatewayError::NoRoute.into_response(), &[listener_cors], cors_origin.as_ref());
     };
     let policies = &route.policies;
-    if let Err(resp) = authenticate(&policies.authn, &mut parts, &mut identity, &origin).await {
+    if let Err(resp) = authenticate(&policies.authn, &mut parts, &mut identity, &origin, metrics).await {
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }
-    let authorizer = match authorize(listener, policies, &parts, &host, peer, &identity, runtime.audit) {
+    trail.subject = authz::authenticated_subject(&identity);
+    let authorizer = match authorize(listener, policies, &parts, (&host, peer), &identity, (runtime.audit, metrics)) {
         Ok(a) => a,
         Err(e) => return decorate(e.into_response(), &[route_cors, listener_cors], cors_origin.as_ref()),
     };
 
-    let method = parts.method.clone();
-    let path = parts.uri.path().to_string();
     parts.extensions.insert(identity);
     let req = Request::from_parts(parts, body);
     let mut resp = backend::call(&route.backend, policies, &shared.relay, &shared.client, peer, authorizer, req).await;
     policies.response_headers.apply(resp.headers_mut());
-    let resp = decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
-    debug!(listener = %listener.name, route = %route.name, %method, path, status = resp.status().as_u16(), "request");
-    resp
+    decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
 }
 
 /// HTTP-level `authorization` (listener and route rules together: 403 when refused), and the
@@ -142,10 +211,9 @@ fn authorize(
     listener: &Listener,
     policies: &Policies,
     parts: &Parts,
-    host: &str,
-    peer: SocketAddr,
+    (host, peer): (&str, SocketAddr),
     identity: &Identity,
-    audit: AuditMode,
+    (audit, metrics): (AuditMode, &Arc<Metrics>),
 ) -> Result<Option<Arc<dyn Authorizer>>, GatewayError> {
     let http_rules = match (&listener.policies.authorization, &policies.authorization) {
         (None, None) => None,
@@ -155,17 +223,21 @@ fn authorize(
     if http_rules.is_none() && policies.mcp_authorization.is_none() {
         return Ok(None);
     }
-    let vars = authz::request_vars(parts, host, peer, identity);
+    let uses = match (&http_rules, &policies.mcp_authorization) {
+        (Some(h), Some(m)) => h.uses().union(m.uses()),
+        (Some(r), None) | (None, Some(r)) => r.uses(),
+        (None, None) => return Ok(None),
+    };
+    let vars = authz::request_vars(parts, host, peer, identity, uses);
     let subject = authz::subject(identity);
     if let Some(rules) = &http_rules
-        && authz::check_http(rules, &vars, &subject, parts, audit).is_err()
+        && authz::check_http(rules, &vars, &subject, parts, audit, metrics).is_err()
     {
         return Err(GatewayError::Forbidden);
     }
-    Ok(policies
-        .mcp_authorization
-        .as_ref()
-        .map(|rules| authz::McpAuthorizer::new(rules, vars, subject, audit) as Arc<dyn Authorizer>))
+    Ok(policies.mcp_authorization.as_ref().map(|rules| {
+        authz::McpAuthorizer::new(rules, vars, subject, audit, Some(metrics.clone())) as Arc<dyn Authorizer>
+    }))
 }
 
 async fn authenticate(
@@ -173,9 +245,13 @@ async fn authenticate(
     parts: &mut Parts,
     identity: &mut Identity,
     origin: &Origin,
+    metrics: &Metrics,
 ) -> Result<(), Response<Body>> {
     for policy in policies {
-        policy.check(parts, identity, origin).await.map_err(|d| d.into_response())?;
+        policy.check(parts, identity, origin).await.map_err(|d| {
+            metrics.authentication_failures.get_or_create(&AuthnLabels { policy: d.policy, reason: d.reason }).inc();
+            d.into_response()
+        })?;
     }
     Ok(())
 }

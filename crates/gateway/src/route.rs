@@ -151,6 +151,17 @@ enum ValueCond {
     Regex(Regex),
 }
 
+impl Match {
+    /// A path this match accepts, for the admin page (`/mcp` when any path will do).
+    pub fn example_path(&self) -> String {
+        match &self.path {
+            PathCond::Exact(p) => p.clone(),
+            PathCond::Prefix(p) if !p.is_empty() => p.clone(),
+            PathCond::Prefix(_) | PathCond::Regex(_) | PathCond::Any => "/mcp".into(),
+        }
+    }
+}
+
 impl ValueCond {
     fn matches(&self, v: &str) -> bool {
         match self {

@@ -223,6 +223,75 @@ pub fn filter_result(response: &mut Value, target: &str, authz: &dyn Authorizer)
     changed
 }
 
+/// Whether an answer (one message or a batch) may need filtering: whether some message's
+/// `result` has a list field. Keys are read as JSON strings (escapes resolved), values are
+/// only skipped, so this costs a fraction of a full parse; when it says no, there is nothing
+/// a filter would remove. An answer that is not JSON is an error.
+pub fn may_hold_list(answer: &[u8]) -> Result<bool, String> {
+    use serde::Deserialize;
+    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::borrow::Cow;
+
+    /// `result`: true when it is an object with a list field.
+    struct ListKeys(bool);
+    impl<'de> Deserialize<'de> for ListKeys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = ListKeys;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON value")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ListKeys, A::Error> {
+                    let mut found = false;
+                    while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                        found |= LISTS.iter().any(|(field, ..)| *field == key);
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    Ok(ListKeys(found))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListKeys, A::Error> {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    Ok(ListKeys(false))
+                }
+                fn visit_bool<E>(self, _: bool) -> Result<ListKeys, E> {
+                    Ok(ListKeys(false))
+                }
+                fn visit_i64<E>(self, _: i64) -> Result<ListKeys, E> {
+                    Ok(ListKeys(false))
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<ListKeys, E> {
+                    Ok(ListKeys(false))
+                }
+                fn visit_f64<E>(self, _: f64) -> Result<ListKeys, E> {
+                    Ok(ListKeys(false))
+                }
+                fn visit_str<E>(self, _: &str) -> Result<ListKeys, E> {
+                    Ok(ListKeys(false))
+                }
+                fn visit_unit<E>(self) -> Result<ListKeys, E> {
+                    Ok(ListKeys(false))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    #[derive(Deserialize)]
+    struct Msg {
+        #[serde(default)]
+        result: Option<ListKeys>,
+    }
+    let holds = |m: &Msg| m.result.as_ref().is_some_and(|r| r.0);
+    let bad = |e: serde_json::Error| format!("answer cannot be checked: {e}");
+    if answer.trim_ascii_start().first() == Some(&b'[') {
+        let all: Vec<Msg> = serde_json::from_slice(answer).map_err(bad)?;
+        Ok(all.iter().any(holds))
+    } else {
+        let one: Msg = serde_json::from_slice(answer).map_err(bad)?;
+        Ok(holds(&one))
+    }
+}
+
 /// Filters every message of a parsed answer (one message or a batch).
 pub fn filter_all(answer: &mut Value, target: &str, authz: &dyn Authorizer) -> bool {
     match answer {
@@ -295,6 +364,22 @@ mod tests {
         assert_eq!(verdict(c(json!({"type": "ref/prompt", "name": "secret"}))), Some(-32602));
         assert_eq!(verdict(c(json!({"type": "ref/resource", "uri": "file:///x"}))), Some(-32002));
         assert_eq!(verdict(c(json!({"type": "ref/other"}))), Some(-32602));
+    }
+
+    #[test]
+    fn a_quick_look_finds_every_list_a_filter_would_see() {
+        let yes = |s: &str| may_hold_list(s.as_bytes()).unwrap();
+        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#));
+        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"t\u006fols":[]}}"#), "escaped keys");
+        assert!(yes(
+            r#"[{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","id":2,"result":{"resourceTemplates":[]}}]"#
+        ));
+        assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"tools"}]}}"#));
+        assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":"tools"}"#), "a result that is not an object");
+        assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#));
+        assert!(may_hold_list(br#"{"result":{},"result":{"tools":[]}}"#).is_err(), "two results: refused");
+        assert!(may_hold_list(b"<html>").is_err());
+        assert!(may_hold_list(br#"{"result":{"\ud800":1}}"#).is_err(), "a key that is not a string");
     }
 
     #[test]

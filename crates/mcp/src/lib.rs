@@ -6,6 +6,7 @@ pub mod body;
 pub mod error;
 pub mod jsonrpc;
 pub mod local;
+pub mod metrics;
 pub mod mux;
 pub mod relay;
 pub mod session;

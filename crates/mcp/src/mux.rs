@@ -187,9 +187,11 @@ impl<'a> Mux<'a> {
     async fn open_conn(&self, idx: usize, local: &LocalSession) -> Result<Conn, UpstreamFailure> {
         let target = &self.backend.targets[idx];
         match &target.upstream {
-            Upstream::Stdio(spec) => StdioConn::spawn(&target.name, spec, local.events_tx.clone())
-                .map(Conn::Stdio)
-                .map_err(|e| self.fail(idx, FailureKind::Connect(e.to_string()))),
+            Upstream::Stdio(spec) => {
+                StdioConn::spawn(&target.name, spec, local.events_tx.clone(), self.relay.metrics.stdio_children.clone())
+                    .map(Conn::Stdio)
+                    .map_err(|e| self.fail(idx, FailureKind::Connect(e.to_string())))
+            }
             Upstream::Sse(url) => SseConn::open(
                 &target.name,
                 url,

@@ -27,6 +27,7 @@ use crate::body::{self, Body, BoxError};
 use crate::error::{RelayError, UpstreamFailure};
 use crate::jsonrpc;
 use crate::local::LocalSessions;
+use crate::metrics::{McpCall, McpLabels, Metrics};
 use crate::mux::naming::PrefixMode;
 use crate::session::{SessionCodec, SessionState};
 use crate::upstream::{HttpClient, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Upstream};
@@ -98,6 +99,19 @@ pub struct CallOptions {
     pub extra_headers: HeaderMap,
     /// Decides which tools, prompts and resources the caller may see and use.
     pub authorizer: Option<Arc<dyn Authorizer>>,
+    /// Filled in by the relay as it reads the body; ends up in the response's extensions.
+    pub(crate) observed: std::sync::OnceLock<McpCall>,
+}
+
+impl CallOptions {
+    pub fn new(
+        deadline: Option<(Instant, Duration)>,
+        backend_timeout: Option<Duration>,
+        extra_headers: HeaderMap,
+        authorizer: Option<Arc<dyn Authorizer>>,
+    ) -> CallOptions {
+        CallOptions { deadline, backend_timeout, extra_headers, authorizer, observed: std::sync::OnceLock::new() }
+    }
 }
 
 /// Client headers that are forwarded to upstreams. Everything else (cookies, credentials,
@@ -122,15 +136,45 @@ pub struct Relay {
     pub(crate) limits: Limits,
     /// Sessions whose state this gateway holds (stateful upstreams, legacy SSE clients).
     pub(crate) locals: Arc<LocalSessions>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Relay {
-    pub fn new(client: HttpClient, limits: Limits, codec: SessionCodec, locals: Arc<LocalSessions>) -> Relay {
-        Relay { client, codec, limits, locals }
+    pub fn new(
+        client: HttpClient,
+        limits: Limits,
+        codec: SessionCodec,
+        locals: Arc<LocalSessions>,
+        metrics: Arc<Metrics>,
+    ) -> Relay {
+        Relay { client, codec, limits, locals, metrics }
     }
 
     pub fn locals(&self) -> &Arc<LocalSessions> {
         &self.locals
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Counts one client request (metrics) and notes the first of a body (access log).
+    /// `name` is the `params.name` of a `tools/call`.
+    pub(crate) fn observe(&self, opts: &CallOptions, method: &str, name: Option<&str>, target: Option<&str>, n: usize) {
+        self.metrics
+            .mcp_requests
+            .get_or_create(&McpLabels {
+                method: method.to_string(),
+                target: target.unwrap_or_default().to_string(),
+                tool: name.unwrap_or_default().to_string(),
+            })
+            .inc();
+        let _ = opts.observed.set(McpCall {
+            method: method.to_string(),
+            target: target.map(str::to_string),
+            tool: name.map(str::to_string),
+            requests: n,
+        });
     }
 
     /// Answers one client request for `backend`.
@@ -166,7 +210,11 @@ impl Relay {
                 _ => Err(RelayError::MethodNotAllowed),
             }
         };
-        result.unwrap_or_else(|e| error_response(&e, &[]))
+        let mut response = result.unwrap_or_else(|e| error_response(&e, &[]));
+        if let Some(call) = opts.observed.into_inner() {
+            response.extensions_mut().insert(call);
+        }
+        response
     }
 
     /// The session a request names: decoded, and bound to this backend.
@@ -182,6 +230,31 @@ impl Relay {
             return Err(RelayError::SessionUnknown);
         }
         Ok(state)
+    }
+}
+
+/// The tool name of a `tools/call` (`params.name`), read from raw params.
+pub(crate) fn tool_name(method: Option<&str>, params: Option<&RawValue>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: Option<String>,
+    }
+    if method != Some("tools/call") {
+        return None;
+    }
+    serde_json::from_str::<Named>(params?.get()).ok()?.name
+}
+
+/// The target a prefixed name belongs to (`<target>_<tool>`), when the backend has several.
+pub(crate) fn target_of<'a>(backend: &'a Backend, name: Option<&str>) -> Option<&'a str> {
+    match backend.targets.as_slice() {
+        [one] => Some(one.name.as_str()),
+        many => {
+            let name = name?;
+            many.iter()
+                .find(|t| name.strip_prefix(t.name.as_str()).is_some_and(|rest| rest.starts_with('_')))
+                .map(|t| t.name.as_str())
+        }
     }
 }
 

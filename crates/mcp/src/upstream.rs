@@ -29,11 +29,24 @@ const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, tex
 const ACCEPT_SSE: HeaderValue = HeaderValue::from_static("text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
+type Pool = Client<HttpsConnector<HttpConnector>, Body>;
+
 /// A pooled HTTP/1.1 client (plain HTTP, and HTTPS verified against the system's root
 /// certificates) shared by every upstream of the gateway.
+///
+/// Each thread gets its own connection pool: a connection's task then runs on the thread
+/// that uses it, so a request and its upstream call never hand off between threads.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Body>,
+    /// Tells this client's pools apart from other clients' in the per-thread table.
+    id: u64,
+    connector: HttpsConnector<HttpConnector>,
+}
+
+static NEXT_CLIENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    static POOLS: std::cell::RefCell<std::collections::HashMap<u64, Pool>> = Default::default();
 }
 
 impl HttpClient {
@@ -60,16 +73,28 @@ impl HttpClient {
             }
         };
         let connector = builder.https_or_http().enable_http1().wrap_connector(http);
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(connector);
-        HttpClient { inner }
+        HttpClient { id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), connector }
+    }
+
+    /// This thread's pool.
+    fn pool(&self) -> Pool {
+        POOLS.with(|pools| {
+            pools
+                .borrow_mut()
+                .entry(self.id)
+                .or_insert_with(|| {
+                    Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(Duration::from_secs(90))
+                        .pool_max_idle_per_host(64)
+                        .build(self.connector.clone())
+                })
+                .clone()
+        })
     }
 
     /// Sends a request; the error says whether the failure was connecting or later.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, SendError> {
-        self.inner.request(req).await.map_err(|e| {
+        self.pool().request(req).await.map_err(|e| {
             let detail = error_chain(&e);
             if e.is_connect() { SendError::Connect(detail) } else { SendError::Other(detail) }
         })

@@ -6,9 +6,11 @@
 //! `alg`), signature, then claims (`exp`, `nbf`, `aud`, required claims). Header fields that
 //! name keys (`jwk`, `jku`, `x5u`, `x5c`) are never used: keys come only from the configured JWKS.
 
+pub mod cache;
 pub mod jwks;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use base64::Engine;
@@ -26,17 +28,55 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 30;
 
 /// A validated token's claims, shared cheaply (they become `jwt` in rules).
-pub type Claims = Arc<Map<String, Value>>;
+pub type Claims = Arc<TokenClaims>;
+
+/// The claims of a validated token, with their CEL form made once (a cached token's claims
+/// are converted for its first request only).
+#[derive(Debug)]
+pub struct TokenClaims {
+    map: Map<String, Value>,
+    cel: std::sync::OnceLock<cel::Value>,
+}
+
+impl TokenClaims {
+    pub fn new(map: Map<String, Value>) -> TokenClaims {
+        TokenClaims { map, cel: std::sync::OnceLock::new() }
+    }
+
+    pub fn map(&self) -> &Map<String, Value> {
+        &self.map
+    }
+
+    /// The claims as the CEL value `jwt`.
+    pub fn to_cel(&self) -> cel::Value {
+        self.cel.get_or_init(|| cel::to_value(&self.map).unwrap_or(cel::Value::Null)).clone()
+    }
+}
+
+impl std::ops::Deref for TokenClaims {
+    type Target = Map<String, Value>;
+    fn deref(&self) -> &Map<String, Value> {
+        &self.map
+    }
+}
+
+impl PartialEq for TokenClaims {
+    fn eq(&self, other: &TokenClaims) -> bool {
+        self.map == other.map
+    }
+}
 
 /// The current keys of one issuer. Remote JWKS replace them in place when refreshed.
 #[derive(Debug, Default)]
 pub struct KeyStore {
     current: ArcSwap<KeySet>,
+    /// Bumped on every replacement (cached validation results name the keys they used).
+    generation: AtomicU64,
 }
 
 impl KeyStore {
     pub fn new(keys: KeySet) -> KeyStore {
-        KeyStore { current: ArcSwap::from_pointee(keys) }
+        KeyStore { current: ArcSwap::from_pointee(keys), generation: AtomicU64::new(0) }
     }
 
     pub fn keys(&self) -> Arc<KeySet> {
@@ -45,6 +85,11 @@ impl KeyStore {
 
     pub fn replace(&self, keys: KeySet) {
         self.current.store(Arc::new(keys));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 }
 
@@ -104,6 +149,23 @@ pub enum JwtError {
     BadClaim(&'static str),
 }
 
+impl JwtError {
+    /// A short, fixed name for metrics (`agentgateway_authentication_failures_total`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JwtError::TooLarge | JwtError::Malformed(_) => "malformed",
+            JwtError::UnsupportedAlgorithm | JwtError::UnsupportedCritical | JwtError::KeyMismatch => "unsupported",
+            JwtError::MissingKid | JwtError::UnknownKid { .. } => "unknown_key",
+            JwtError::UntrustedIssuer => "issuer",
+            JwtError::BadSignature => "signature",
+            JwtError::Expired => "expired",
+            JwtError::NotYetValid => "not_yet_valid",
+            JwtError::WrongAudience => "audience",
+            JwtError::MissingClaim(_) | JwtError::BadClaim(_) => "claims",
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Header {
     alg: String,
@@ -125,6 +187,17 @@ fn as_number(v: &Value, name: &'static str) -> Result<f64, JwtError> {
 }
 
 impl Validator {
+    /// Changes whenever any provider's keys change (it only grows).
+    pub fn key_generation(&self) -> u64 {
+        self.providers.iter().map(|p| p.keys.generation()).sum()
+    }
+
+    /// The clock skew of the provider that issued `claims`.
+    pub fn skew_for(&self, claims: &Map<String, Value>) -> u64 {
+        let iss = claims.get("iss").and_then(Value::as_str);
+        self.providers.iter().find(|p| Some(p.issuer.as_str()) == iss).map_or(0, |p| p.clock_skew_secs)
+    }
+
     /// Validates `token` at time `now` (seconds since the Unix epoch).
     pub fn validate(&self, token: &str, now: u64) -> Result<Claims, JwtError> {
         if token.len() > MAX_TOKEN_BYTES {
@@ -179,7 +252,7 @@ impl Validator {
             Ok(false) | Err(_) => return Err(JwtError::BadSignature),
         }
         self.check_claims(provider, &claims, now)?;
-        Ok(Arc::new(claims))
+        Ok(Arc::new(TokenClaims::new(claims)))
     }
 
     fn check_claims(&self, provider: &Provider, claims: &Map<String, Value>, now: u64) -> Result<(), JwtError> {

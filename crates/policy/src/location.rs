@@ -49,7 +49,11 @@ impl Location {
                 let rest = after_prefix(v.as_bytes(), prefix)?;
                 // Bytes that are not UTF-8 cannot be a valid credential; kept (lossily) so that
                 // the request is refused as invalid rather than let in as anonymous.
-                Some(String::from_utf8_lossy(rest).into_owned()).filter(|t| !t.is_empty())
+                let text = match std::str::from_utf8(rest) {
+                    Ok(s) => s.to_string(),
+                    Err(_) => String::from_utf8_lossy(rest).into_owned(),
+                };
+                Some(text).filter(|t| !t.is_empty())
             }),
             Location::Query(name) => form_urlencoded::parse(parts.uri.query()?.as_bytes())
                 .find(|(k, _)| k == name)

@@ -20,7 +20,7 @@ use agw_config::model::Rule as RawRule;
 use cel::objects::Value;
 use cel::{Context, Env, Program};
 
-use analysis::{eval3, free_variables, name_guard, reads_arguments, reads_mcp};
+use analysis::{eval3, free_variables, guard_is_whole, name_guard, reads_arguments, reads_mcp};
 
 /// The variables rules may use.
 pub const VARIABLES: [&str; 6] = ["jwt", "mcp", "request", "source", "apiKey", "basicAuth"];
@@ -58,6 +58,11 @@ pub struct Rule {
     reads_mcp: bool,
     /// The only item names the rule can be true for, when its syntax says so.
     guard: Option<(ItemKind, HashSet<String>)>,
+    /// The rule is nothing but its guard (`mcp.tool.name == "echo"`): true for exactly
+    /// those items, without running CEL.
+    guard_is_whole: bool,
+    /// The variables the rule reads ([`Uses`]).
+    uses: Uses,
     program: Program,
 }
 
@@ -128,7 +133,29 @@ impl Reason {
 /// An ordered list of compiled rules (listener and route lists are concatenated).
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
-    rules: Vec<Arc<Rule>>,
+    /// Shared: preparing rules for a request clones this list, which is then one count.
+    rules: Arc<[Arc<Rule>]>,
+    /// The variables any rule reads: only those are bound for an evaluation.
+    uses: Uses,
+}
+
+/// A set of [`VARIABLES`], as bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Uses(u8);
+
+impl Uses {
+    fn of<'a>(names: impl IntoIterator<Item = &'a str>) -> Uses {
+        Uses(names.into_iter().filter_map(|n| VARIABLES.iter().position(|v| *v == n)).fold(0, |m, i| m | 1 << i))
+    }
+
+    /// Whether `name` (one of [`VARIABLES`]) is read.
+    pub fn reads(self, name: &str) -> bool {
+        VARIABLES.iter().position(|v| *v == name).is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    pub fn union(self, other: Uses) -> Uses {
+        Uses(self.0 | other.0)
+    }
 }
 
 impl Rules {
@@ -142,12 +169,24 @@ impl Rules {
                 Err(message) => errors.push(CompileError { index, message }),
             }
         }
-        if errors.is_empty() { Ok(Rules { rules }) } else { Err(errors) }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let uses = rules.iter().fold(Uses::default(), |u, r| u.union(r.uses));
+        Ok(Rules { rules: rules.into(), uses })
     }
 
     /// This list followed by `other` (a deny anywhere wins, requires AND, allows OR).
     pub fn merged(&self, other: &Rules) -> Rules {
-        Rules { rules: self.rules.iter().chain(other.rules.iter()).cloned().collect() }
+        Rules {
+            rules: self.rules.iter().chain(other.rules.iter()).cloned().collect(),
+            uses: self.uses.union(other.uses),
+        }
+    }
+
+    /// The variables these rules read: a caller need not compute the others.
+    pub fn uses(&self) -> Uses {
+        self.uses
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,14 +208,14 @@ impl Rules {
 
     /// Decides a request that is not about an MCP item (HTTP `authorization`).
     pub fn decide(&self, vars: &Vars) -> Decision {
-        let ctx = vars.context(None);
+        let ctx = vars.context(None, self.uses);
         decide_with(&self.rules, |_, r| Outcome::from_result(r.program.execute(&ctx)))
     }
 
     /// Every rule's outcome, then the decision (for `policy explain`). No shortcuts: each
     /// rule is evaluated in full, so errors show as errors.
     pub fn explain(&self, vars: &Vars, item: Option<&McpItem<'_>>) -> (Vec<Outcome>, Decision) {
-        let ctx = vars.context(item);
+        let ctx = vars.context(item, self.uses);
         let outcomes: Vec<Outcome> = self.rules.iter().map(|r| Outcome::from_result(r.program.execute(&ctx))).collect();
         let decision = decide_with(&self.rules, |i, _| outcomes[i].clone());
         (outcomes, decision)
@@ -221,17 +260,21 @@ impl Prepared {
         three_valued: bool,
     ) -> Outcome {
         let rule = &self.rules.rules[i];
-        if let Some((kind, names)) = &rule.guard
-            && (*kind != item.kind || !names.contains(item.name))
-        {
-            return Outcome::False;
+        if let Some((kind, names)) = &rule.guard {
+            if *kind != item.kind || !names.contains(item.name) {
+                return Outcome::False;
+            }
+            if rule.guard_is_whole {
+                return Outcome::True;
+            }
         }
+        let uses = self.rules.uses;
         if !rule.reads_mcp {
             return self.constant[i]
-                .get_or_init(|| Outcome::from_result(rule.program.execute(&self.vars.context(None))))
+                .get_or_init(|| Outcome::from_result(rule.program.execute(&self.vars.context(None, uses))))
                 .clone();
         }
-        let ctx = ctx.get_or_insert_with(|| self.vars.context(Some(item)));
+        let ctx = ctx.get_or_insert_with(|| self.vars.context(Some(item), uses));
         if three_valued && rule.uses_arguments {
             eval3(rule.program.expression(), ctx)
         } else {
@@ -323,6 +366,8 @@ fn compile_one(r: &RawRule) -> Result<Rule, String> {
         uses_arguments: reads_arguments(expr),
         reads_mcp: reads_mcp(expr),
         guard: name_guard(expr),
+        guard_is_whole: guard_is_whole(expr),
+        uses: Uses::of(free.iter().copied()),
         program,
     })
 }
@@ -354,11 +399,14 @@ fn empty_map() -> Value {
 }
 
 impl Vars {
-    /// A CEL context with every variable bound (missing ones as empty maps, so `has(jwt.sub)`
-    /// is false rather than an error).
-    fn context(&self, item: Option<&McpItem<'_>>) -> Context<'static, 'static> {
+    /// A CEL context with the variables the rules read bound (missing ones as empty maps, so
+    /// `has(jwt.sub)` is false rather than an error). Binding converts a value for the
+    /// interpreter, so unread ones are left out.
+    fn context(&self, item: Option<&McpItem<'_>>, uses: Uses) -> Context<'static, 'static> {
         let mut ctx = Context::with_env(env());
-        ctx.add_variable_from_value("mcp", item.map_or_else(empty_map, mcp_value));
+        if uses.reads("mcp") {
+            ctx.add_variable_from_value("mcp", item.map_or_else(empty_map, mcp_value));
+        }
         for (name, v) in [
             ("jwt", &self.jwt),
             ("request", &self.request),
@@ -366,7 +414,9 @@ impl Vars {
             ("apiKey", &self.api_key),
             ("basicAuth", &self.basic_auth),
         ] {
-            ctx.add_variable_from_value(name, v.clone().unwrap_or_else(empty_map));
+            if uses.reads(name) {
+                ctx.add_variable_from_value(name, v.clone().unwrap_or_else(empty_map));
+            }
         }
         ctx
     }

@@ -38,6 +38,13 @@ fn jwt_verify(c: &mut Criterion) {
     c.bench_function("jwt verify ES256 (tutorial token)", |b| {
         b.iter(|| es256.validate(black_box(token), now()).unwrap())
     });
+    // What a request with a token seen before pays: a hash and a lookup.
+    let cache = agw_policy::jwt::cache::TokenCache::default();
+    let generation = es256.key_generation();
+    cache.put(&es256, token, &es256.validate(token, now()), now(), generation);
+    c.bench_function("jwt ES256, cached (token seen before)", |b| {
+        b.iter(|| cache.get(black_box(token), now(), generation).unwrap().unwrap())
+    });
     let key = TestKey::generate("rsa", Alg::RS256);
     let rs256 = validator(&jwt::jwks(&[&key], false), "https://idp.test");
     let token = key.token(&claims("https://idp.test", "x"));
@@ -64,7 +71,7 @@ fn list_filtering(c: &mut Criterion) {
     c.bench_function("filter a 1,000-tool tools/list under the tutorial's rules", |b| {
         b.iter(|| {
             let vars = Vars { jwt: Some(to_cel(&claims)), ..Vars::default() };
-            let authz = McpAuthorizer::new(&rules, vars, "test-user".into(), AuditMode::Off);
+            let authz = McpAuthorizer::new(&rules, vars, "test-user".into(), AuditMode::Off, None);
             let mut value: Value = serde_json::from_slice(black_box(&body)).unwrap();
             filter_result(&mut value, "mcp", authz.as_ref());
             let out = serde_json::to_vec(&value).unwrap();

@@ -11,25 +11,41 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
     pub readiness: Option<SocketAddr>,
+    pub stats: Option<SocketAddr>,
 }
 
 impl Gateway {
-    /// Starts a gateway from `yaml`. Unless the YAML sets its own `config:` block, admin and
-    /// readiness listen on free loopback ports so that tests can run in parallel.
+    /// Starts a gateway from `yaml`. Unless the YAML sets its own `config:` block, admin,
+    /// readiness and metrics listen on free loopback ports so that tests can run in parallel.
     pub async fn start(yaml: &str) -> anyhow::Result<Gateway> {
-        let text = if yaml.lines().any(|l| l.starts_with("config:")) {
-            yaml.to_string()
-        } else {
-            format!("config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 127.0.0.1:0\n{yaml}")
-        };
-        let loaded = agw_config::load_str("test.yaml", &text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let running = agw_gateway::start(&loaded).await?;
+        let loaded = agw_config::load_str("test.yaml", &with_free_ports(yaml)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Gateway::run(loaded, agw_gateway::Options::default()).await
+    }
+
+    /// Starts a gateway from a config file, which it watches and reloads. Write the file with
+    /// [`with_free_ports`] applied.
+    pub async fn start_file(path: &std::path::Path) -> anyhow::Result<Gateway> {
+        let loaded = agw_config::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let options = agw_gateway::Options { config_path: Some(path.to_path_buf()), ..Default::default() };
+        Gateway::run(loaded, options).await
+    }
+
+    async fn run(loaded: agw_config::Loaded, options: agw_gateway::Options) -> anyhow::Result<Gateway> {
+        let running = agw_gateway::start_with(&loaded, options).await?;
         Ok(Gateway {
             addr: *running.bind_addrs.first().ok_or_else(|| anyhow::anyhow!("config has no binds"))?,
             admin: running.admin_addr,
             readiness: running.readiness_addr,
+            stats: running.stats_addr,
             running: Some(running),
         })
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let addr = self.stats.ok_or_else(|| anyhow::anyhow!("metrics are off"))?;
+        let resp = http_get(&format!("http://{addr}/metrics")).await?;
+        Ok(resp)
     }
 
     /// `http://127.0.0.1:<port><path>` on the first bind.
@@ -52,6 +68,34 @@ impl Drop for Gateway {
             tokio::spawn(r.shutdown());
         }
     }
+}
+
+/// `yaml` with admin, readiness and metrics on free loopback ports, unless it has its own
+/// `config:` block.
+pub fn with_free_ports(yaml: &str) -> String {
+    if yaml.lines().any(|l| l.starts_with("config:")) {
+        yaml.to_string()
+    } else {
+        format!("config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 127.0.0.1:0\n  statsAddr: 127.0.0.1:0\n{yaml}")
+    }
+}
+
+/// The value of one series in Prometheus text (`name{labels}` exactly as printed), or 0.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A plain HTTP GET on loopback, body as text.
+async fn http_get(url: &str) -> anyhow::Result<String> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let resp = client.get(url.parse()?).await?;
+    anyhow::ensure!(resp.status().is_success(), "GET {url}: {}", resp.status());
+    Ok(String::from_utf8(resp.into_body().collect().await?.to_bytes().to_vec())?)
 }
 
 /// A bind on a free port with one MCP route to `upstream_url`, plus `route_extra` (YAML

@@ -5,6 +5,7 @@ pub mod client;
 pub mod faulty;
 pub mod harness;
 pub mod jwt;
+pub mod load;
 pub mod node;
 pub mod recorder;
 pub mod reference;

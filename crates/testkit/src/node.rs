@@ -59,10 +59,10 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        // `kill -KILL -<n>` is ambiguous to procps (`-<n>` can read as a signal, and then the
-        // group defaults to -1: every process). Spell it out, and never for pid 0 or 1.
-        if let Some(pid) = self.child.id().filter(|p| *p > 1) {
-            let _ = std::process::Command::new("kill").args(["-s", "KILL", "--", &format!("-{pid}")]).status();
+        // The system call, not `kill(1)`: procps reads `-<n>` as a signal number when n is
+        // small (as pids are in a PID namespace). Never for pid 0 or 1.
+        if let Some(pid) = self.child.id().filter(|p| *p > 1).and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }

@@ -179,7 +179,9 @@ async fn mcp_authentication_serves_metadata_and_challenges() {
     )
     .unwrap();
     assert_eq!(doc["resource"], format!("http://{host}/mcp"));
-    let trusted = format!("config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  trustForwardedHeaders: true\n{yaml}");
+    let trusted = format!(
+        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  trustForwardedHeaders: true\n{yaml}"
+    );
     let gw2 = Gateway::start(&trusted).await.unwrap();
     let url2 = format!("http://127.0.0.1:{}/.well-known/oauth-protected-resource/mcp", gw2.addr.port());
     let doc: Value = serde_json::from_slice(

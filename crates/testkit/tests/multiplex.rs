@@ -145,7 +145,7 @@ async fn any_replica_resumes_a_sealed_session() {
     let b = reference_named("b").await;
     let targets = format!("{}{}", http_target("a", &a.url("/mcp")), http_target("b", &b.url("/mcp")));
     let yaml = format!(
-        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  session:\n    key: {KEY}\n{}",
+        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  session:\n    key: {KEY}\n{}",
         route(&targets, "")
     );
     let gw1 = Gateway::start(&yaml).await.unwrap();
@@ -219,7 +219,7 @@ async fn stdio_children_live_as_long_as_their_sessions() {
     assert_eq!(example_children(), 0);
     let targets = stdio_target("local", EXAMPLE_SERVER, &["--stdio", "--name", "child"]);
     let yaml = format!(
-        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  mcp:\n    sessionTtl: 1s\n{}",
+        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  mcp:\n    sessionTtl: 1s\n{}",
         route(&targets, "")
     );
     let gw = Gateway::start(&yaml).await.unwrap();

@@ -58,9 +58,10 @@ pub struct Settings {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_address: Option<Unsupported>,
-    /// Not supported yet.
+    /// Threads serving traffic, each with its own event loop, accept queue (`SO_REUSEPORT`)
+    /// and upstream connection pool. Default: one per CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker_threads: Option<Unsupported>,
+    pub worker_threads: Option<usize>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_min_termination_deadline: Option<Unsupported>,
@@ -89,7 +90,6 @@ impl Settings {
             ("localXdsPath", &self.local_xds_path),
             ("xdsAddress", &self.xds_address),
             ("caAddress", &self.ca_address),
-            ("workerThreads", &self.worker_threads),
             ("connectionMinTerminationDeadline", &self.connection_min_termination_deadline),
             ("metrics", &self.metrics),
             ("backend", &self.backend),

@@ -12,6 +12,7 @@ use agw_config::model::{
 use agw_policy::apikey::ApiKeys;
 use agw_policy::basic::Htpasswd;
 use agw_policy::cors::Cors;
+use agw_policy::jwt::cache::TokenCache;
 use agw_policy::jwt::{DEFAULT_CLOCK_SKEW_SECS, KeySet, KeyStore, Provider, Validator};
 use agw_policy::location::Location;
 use agw_policy::rules::Rules;
@@ -214,6 +215,7 @@ impl Builder {
             location,
             kind: AuthnKind::Jwt {
                 validator: Validator { providers: built },
+                cache: TokenCache::default(),
                 remotes,
                 resource: None,
                 preserve: j.preserve_token.unwrap_or(false),
@@ -253,7 +255,13 @@ impl Builder {
         let authn = Authn {
             mode: m.mode.unwrap_or(AuthMode::Strict),
             location,
-            kind: AuthnKind::Jwt { validator, remotes: vec![remote], resource: Some(meta.clone()), preserve: false },
+            kind: AuthnKind::Jwt {
+                validator,
+                cache: TokenCache::default(),
+                remotes: vec![remote],
+                resource: Some(meta.clone()),
+                preserve: false,
+            },
         };
         Some((authn, meta))
     }

@@ -38,7 +38,8 @@ impl Mux<'_> {
         msg: &Value,
         out: &Out,
     ) -> Result<Answer, UpstreamFailure> {
-        let mut answer = match &self.backend.targets[idx].upstream {
+        let started = std::time::Instant::now();
+        let answer = match &self.backend.targets[idx].upstream {
             Upstream::Http(http) => {
                 self.ensure_http_session(sess, idx, http, out).await?;
                 self.http_request(sess, idx, http, msg, out).await
@@ -47,7 +48,9 @@ impl Mux<'_> {
                 let conn = self.conn(sess, idx).await?;
                 self.conn_request(sess, idx, &conn, msg, out).await
             }
-        }?;
+        };
+        self.relay.metrics.upstream_call(&self.backend.targets[idx].name, started.elapsed());
+        let mut answer = answer?;
         if let Some(authz) = &self.opts.authorizer {
             crate::authz::filter_result(&mut answer.response, &self.backend.targets[idx].name, authz.as_ref());
         }

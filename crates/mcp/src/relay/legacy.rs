@@ -78,6 +78,7 @@ impl Relay {
         let local = self.locals.get(&key).ok_or(RelayError::SessionUnknown)?;
         let Some(legacy) = &local.legacy else { return Err(RelayError::SessionUnknown) };
         let (messages, is_init) = read_messages(self, body).await?;
+        super::multi::observe_values(self, backend, opts, &messages);
         let out = Out::new(legacy.out.clone());
         let (relay, backend, opts) = (self.clone(), backend.clone(), opts.clone());
         let headers = forward_headers(&parts.headers, &opts.extra_headers);

@@ -51,6 +51,22 @@ where
     Ok((values, is_init))
 }
 
+/// Counts the requests of a body (metrics, access log).
+pub(super) fn observe_values(relay: &Relay, backend: &Backend, opts: &CallOptions, messages: &[Value]) {
+    let n = messages.iter().filter(|m| is_request(m)).count();
+    for m in messages.iter().filter(|m| is_request(m)) {
+        let method = m["method"].as_str().unwrap_or_default();
+        let name = m["params"]["name"].as_str();
+        let tool = if method == "tools/call" { name } else { None };
+        let target = match method {
+            "tools/call" | "prompts/get" => super::target_of(backend, name),
+            _ if backend.targets.len() == 1 => super::target_of(backend, None),
+            _ => None,
+        };
+        relay.observe(opts, method, tool, target, n);
+    }
+}
+
 fn is_request(m: &Value) -> bool {
     m.get("method").is_some() && m.get("id").is_some_and(|id| !id.is_null())
 }
@@ -87,6 +103,7 @@ impl Relay {
         B::Error: Into<BoxError>,
     {
         let (messages, is_init) = read_messages(self, body).await?;
+        observe_values(self, &backend, opts, &messages);
         let headers = forward_headers(&parts.headers, &opts.extra_headers);
         if is_init {
             let mux = Mux::new(self, &backend, opts, headers);

@@ -89,6 +89,9 @@ impl Plan {
     /// gets an error instead.
     fn rewrite_json(&self, bytes: Bytes, target: &str, authz: Option<&dyn Authorizer>) -> Result<Bytes, String> {
         let Some(authz) = authz else { return Ok(bytes) };
+        if self.denied.is_empty() && !authz::may_hold_list(&bytes)? {
+            return Ok(bytes);
+        }
         let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("answer cannot be checked: {e}"))?;
         let mut changed = authz::filter_all(&mut value, target, authz);
         if !self.denied.is_empty() {
@@ -129,6 +132,12 @@ impl Relay {
         }
         let state = if is_init { None } else { Some(self.session(&parts.headers, backend)?) };
         let target = &backend.targets[0];
+        let n = msgs.requests().count();
+        for m in msgs.requests() {
+            let method = m.method().unwrap_or_default();
+            let tool = super::tool_name(Some(method), m.params);
+            self.observe(opts, method, tool.as_deref(), Some(&target.name), n);
+        }
         let plan = Plan::new(&msgs, &bytes, &target.name, opts.authorizer.as_deref())?;
         let Some(forward) = plan.forward.clone() else {
             // Every request was refused here; nothing goes upstream.
@@ -173,6 +182,7 @@ impl Relay {
         let status = resp.status();
         let fail = |kind| UpstreamFailure { target: target.name.clone(), kind };
         let session_header = if let Some(backend_key) = init.filter(|_| status.is_success()) {
+            self.metrics.sessions_started.inc();
             let upstream = resp.headers().get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
             let state = SessionState {
                 targets: vec![TargetSession { name: target.name.clone(), session: upstream }],
@@ -311,6 +321,7 @@ impl Relay {
                 kind: FailureKind::Io("not a Streamable HTTP target".into()),
             });
         };
+        let started = std::time::Instant::now();
         let fut = self.client.send(http.request(out));
         let (limit, at) = effective_limit(opts);
         let result = match at {
@@ -322,6 +333,7 @@ impl Relay {
             },
             None => fut.await,
         };
+        self.metrics.upstream_call(&target.name, started.elapsed());
         result.map_err(|e| UpstreamFailure {
             target: target.name.clone(),
             kind: match e {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use prometheus_client::metrics::gauge::Gauge;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -39,6 +40,10 @@ pub struct StdioConn {
     child: tokio::sync::Mutex<Option<Child>>,
     /// Set once the child is reaped: its process group id may then belong to someone else.
     reaped: std::sync::atomic::AtomicBool,
+    /// Live children of the gateway (`agentgateway_stdio_children`); decremented once, when
+    /// this connection is closed or dropped.
+    live: Gauge,
+    counted: std::sync::atomic::AtomicBool,
 }
 
 impl StdioConn {
@@ -47,6 +52,7 @@ impl StdioConn {
         target: &str,
         spec: &StdioTarget,
         events: mpsc::Sender<ServerEvent>,
+        live: Gauge,
     ) -> Result<Arc<StdioConn>, ConnError> {
         let mut cmd = Command::new(&spec.cmd);
         cmd.args(&spec.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -57,6 +63,7 @@ impl StdioConn {
         let mut child = cmd.spawn().map_err(|e| ConnError::Write(format!("cannot start `{}`: {e}", spec.cmd)))?;
         let pgid = child.id().and_then(|p| i32::try_from(p).ok());
         info!(target, cmd = %spec.cmd, pid = pgid, "stdio upstream started");
+        live.inc();
         let router = Arc::new(Router::new(target.to_string(), events));
         let (stdin_tx, mut stdin_rx) = mpsc::channel::<Bytes>(64);
 
@@ -125,6 +132,8 @@ impl StdioConn {
             pgid,
             child: tokio::sync::Mutex::new(Some(child)),
             reaped: std::sync::atomic::AtomicBool::new(false),
+            live,
+            counted: std::sync::atomic::AtomicBool::new(true),
         }))
     }
 
@@ -144,6 +153,13 @@ impl StdioConn {
             let _ = child.wait().await;
             self.reaped.store(true, std::sync::atomic::Ordering::SeqCst);
         }
+        self.uncount();
+    }
+
+    fn uncount(&self) {
+        if self.counted.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.live.dec();
+        }
     }
 
     fn kill_group(&self) {
@@ -160,6 +176,7 @@ impl Drop for StdioConn {
     fn drop(&mut self) {
         // `close` is the normal way out; this covers a session dropped without it.
         self.kill_group();
+        self.uncount();
     }
 }
 

@@ -85,3 +85,50 @@ fn errors_never_contain_the_token() {
         }
     }
 }
+
+#[test]
+fn cached_results_expire_and_follow_the_keys() {
+    use cache::{MAX_VALID_FOR, REFUSAL_FOR, TokenCache};
+    let v = validator(&[]);
+    let cache = TokenCache::default();
+    let t = EXAMPLE1.trim();
+    let now = ISSUED + 100;
+    let gen0 = v.key_generation();
+    assert!(cache.get(t, now, gen0).is_none());
+    let ok = v.validate(t, now);
+    cache.put(&v, t, &ok, now, gen0);
+    assert_eq!(cache.get(t, now + 1, gen0).unwrap().unwrap()["sub"], "test-user");
+    assert!(cache.get(t, now + MAX_VALID_FOR, gen0).is_none(), "trusted for a bounded time only");
+
+    // Near `exp`, the entry ends with the token (plus the skew), not later.
+    let late = EXPIRES - 10;
+    cache.put(&v, t, &v.validate(t, late), late, gen0);
+    assert!(cache.get(t, EXPIRES + DEFAULT_CLOCK_SKEW_SECS - 1, gen0).is_some());
+    assert!(cache.get(t, EXPIRES + DEFAULT_CLOCK_SKEW_SECS, gen0).is_none(), "an expired token is not served");
+
+    // New keys: nothing cached under the old ones counts.
+    v.providers[0].keys.replace(KeySet::parse(PUB_KEY).unwrap());
+    assert_ne!(v.key_generation(), gen0);
+    assert!(cache.get(t, now + 1, v.key_generation()).is_none());
+
+    // Refusals are remembered briefly; ones that time or a refresh can change are not.
+    // Another character in the middle of the signature: still base64url, no longer valid.
+    let at = t.rfind('.').unwrap() + 10;
+    let swapped = if &t[at..at + 1] == "A" { "B" } else { "A" };
+    let forged = format!("{}{swapped}{}", &t[..at], &t[at + 1..]);
+    let generation = v.key_generation();
+    let bad = v.validate(&forged, now);
+    assert_eq!(bad, Err(JwtError::BadSignature));
+    let malformed = "x.y.z";
+    cache.put(&v, malformed, &v.validate(malformed, now), now, generation);
+    cache.put(&v, &forged, &bad, now, generation);
+    assert_eq!(cache.get(&forged, now + 1, generation), Some(bad));
+    assert!(cache.get(&forged, now + REFUSAL_FOR, generation).is_none());
+    let early = ISSUED - DEFAULT_CLOCK_SKEW_SECS - 10;
+    let not_yet = v.validate(t, early);
+    assert_eq!(not_yet, Err(JwtError::NotYetValid));
+    let fresh = TokenCache::default();
+    fresh.put(&v, t, &not_yet, early, generation);
+    assert!(fresh.is_empty(), "`nbf` refusals are not cached");
+    assert!(cache.get("x.y.z", now, generation).is_none(), "cheap refusals are not cached");
+}

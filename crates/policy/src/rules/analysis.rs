@@ -163,6 +163,14 @@ pub(super) fn name_guard(e: &IdedExpr) -> Option<(ItemKind, HashSet<String>)> {
     guard
 }
 
+/// Whether every top-level `&&` conjunct is a name guard: then the rule is true exactly for
+/// the guard's items (of its kind), and false for every other.
+pub(super) fn guard_is_whole(e: &IdedExpr) -> bool {
+    let mut conjuncts = Vec::new();
+    flatten_and(e, &mut conjuncts);
+    conjuncts.iter().all(|c| conjunct_guard(c).is_some())
+}
+
 fn flatten_and<'a>(e: &'a IdedExpr, out: &mut Vec<&'a IdedExpr>) {
     match &e.expr {
         Expr::Call(c) if c.func_name == LOGICAL_AND && c.args.len() == 2 => {

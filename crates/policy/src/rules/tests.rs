@@ -340,3 +340,33 @@ fn compile_errors_name_the_rule_and_column() {
     // Comprehension variables are bound, not unknown.
     assert!(Rules::compile(&[allow(r#"jwt.roles.exists(r, r == "admin")"#)]).is_ok());
 }
+
+#[test]
+fn only_the_variables_rules_read_are_needed() {
+    let t = tutorial();
+    assert!(t.uses().reads("jwt") && t.uses().reads("mcp"));
+    assert!(!t.uses().reads("request") && !t.uses().reads("source") && !t.uses().reads("apiKey"));
+    let http = rules(&[allow(r#"request.headers["x-team"] == "blue""#)]);
+    assert!(http.uses().reads("request") && !http.uses().reads("jwt"));
+    assert!(t.uses().union(http.uses()).reads("request"));
+    // A rule bound to variables it does not read decides the same with them left out.
+    let sparse = Vars { jwt: Some(to_cel(&json!({"sub": "test-user"}))), ..Vars::default() };
+    let item = McpItem { method: "tools/call", kind: ItemKind::Tool, name: "add", target: "mcp", arguments: None };
+    assert!(t.prepare(sparse).decide(&item).allowed);
+}
+
+#[test]
+fn rules_that_are_only_name_checks_skip_cel_and_agree_with_it() {
+    // `guard_is_whole`: decided by the name alone; the full evaluation (explain) agrees.
+    let r =
+        rules(&[allow(r#"mcp.tool.name == "echo""#), allow(r#"mcp.tool.name in ["a", "b"] && mcp.tool.name == "b""#)]);
+    for (kind, name, allowed, rule) in [
+        (ItemKind::Tool, "echo", true, Some(0)),
+        (ItemKind::Tool, "b", true, Some(1)),
+        (ItemKind::Tool, "a", false, None),
+        (ItemKind::Prompt, "echo", false, None),
+    ] {
+        let d = vars(None, kind, name, Some(json!({}))).decide(&r);
+        assert_eq!((d.allowed, d.rule), (allowed, rule), "{kind:?} {name}");
+    }
+}

@@ -1,0 +1,144 @@
+//! Operations with the real binary: access log lines, the log level changed at run time,
+//! and a graceful shutdown that lets a long call finish.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use agw_testkit::client::McpClient;
+use agw_testkit::harness::metric;
+use serde_json::{Value, json};
+use support::{Logs, repo, sigterm, start};
+
+fn token(name: &str) -> String {
+    std::fs::read_to_string(repo().join("examples/tutorial").join(name)).unwrap().trim().to_string()
+}
+
+/// The tutorial's route in front of `upstream`, JSON logs, admin and metrics on free ports.
+fn config(upstream: &str) -> String {
+    format!(
+        "config:\n  adminAddr: 127.0.0.1:0\n  statsAddr: 127.0.0.1:0\n  readinessAddr: 'off'\n  logging:\n    format: json\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - name: tutorial\n      policies:\n        jwtAuth:\n          issuer: agentgateway.dev\n          audiences: [test.agentgateway.dev]\n          jwks:\n            file: {}\n        mcpAuthorization:\n          rules:\n          - 'mcp.tool.name == \"echo\"'\n          - 'jwt.sub == \"test-user\" && mcp.tool.name == \"add\"'\n          - 'mcp.tool.name == \"printEnv\" && jwt.nested.key == \"value\"'\n          - 'mcp.tool.name == \"sleep\"'\n      backends:\n      - mcp:\n          targets:\n          - name: mcp\n            mcp:\n              host: {upstream}\n",
+        repo().join("examples/tutorial/pub-key").display()
+    )
+}
+
+/// The address after `prefix` in a start-up line (`http://127.0.0.1:PORT/...`).
+fn logged_port(logs: &Logs, prefix: &str) -> u16 {
+    let lines = logs.wait_for(prefix);
+    let line = lines.iter().find(|l| l.contains(prefix)).unwrap();
+    let rest = &line[line.find(prefix).unwrap() + prefix.len()..];
+    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
+}
+
+fn access_lines(logs: &Logs) -> Vec<Value> {
+    logs.lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "access")
+        .collect()
+}
+
+async fn http(method: &str, url: &str, origin: Option<&str>) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let mut req = http::Request::builder().method(method).uri(url);
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    let resp = client.request(req.body(http_body_util::Empty::new()).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned())
+}
+
+#[test]
+fn access_log_lines_name_the_call_never_the_token_and_the_level_changes_at_run_time() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream =
+        rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
+    let (mut child, logs) = start(&["--config", &config(&upstream.url("/mcp"))]);
+    let port = logged_port(&logs, "Listening on 0.0.0.0:");
+    let admin = logged_port(&logs, "Admin UI available at http://127.0.0.1:");
+    let token = token("example1.key");
+    let url = format!("http://127.0.0.1:{port}/mcp?probe=1");
+
+    rt.block_on(async {
+        let mut c = McpClient::new(&url).with_header("authorization", &format!("Bearer {token}"));
+        c.initialize().await.unwrap();
+        assert!(c.call_tool("echo", json!({"message": "hi"})).await.unwrap().get("result").is_some());
+
+        // Quieter: `access` lines are info, so none for the next call.
+        let logging = format!("http://127.0.0.1:{admin}/logging");
+        let (status, _) = http("POST", &format!("{logging}?level=evil"), Some("http://attacker.example")).await;
+        assert_eq!(status, 403, "a page on another origin cannot change the level");
+        let (status, body) = http("POST", &format!("{logging}?level=not%20a%20filter%5B"), None).await;
+        assert_eq!(status, 400, "{body}");
+        let (status, body) = http("POST", &format!("{logging}?level=warn"), None).await;
+        assert_eq!((status, body.trim()), (200, "warn"));
+        assert_eq!(http("GET", &logging, None).await.1.trim(), "warn");
+        assert!(c.call_tool("add", json!({"a": 1, "b": 2})).await.unwrap().get("result").is_some());
+        let (status, _) = http("POST", &format!("{logging}?level=info"), None).await;
+        assert_eq!(status, 200);
+        assert!(c.call_tool("printEnv", json!({})).await.unwrap().get("result").is_some());
+    });
+    logs.wait_for("\"mcp.tool\":\"printEnv\"");
+    sigterm(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    let access = access_lines(&logs);
+    let echo = access.iter().find(|v| v["mcp.tool"] == "echo").unwrap_or_else(|| panic!("{access:#?}"));
+    assert_eq!(echo["route"], "tutorial");
+    assert_eq!(echo["http.method"], "POST");
+    assert_eq!(echo["http.path"], "/mcp", "the path, never the query");
+    assert_eq!(echo["http.status"], 200);
+    assert_eq!(echo["mcp.method"], "tools/call");
+    assert_eq!(echo["mcp.target"], "mcp");
+    assert_eq!(echo["jwt.sub"], "test-user");
+    assert!(echo["duration_ms"].as_f64().is_some(), "{echo}");
+    assert!(access.iter().any(|v| v["mcp.method"] == "initialize"), "{access:#?}");
+    assert!(!access.iter().any(|v| v["mcp.tool"] == "add"), "logged while the level was warn: {access:#?}");
+    let all = logs.lines().join("\n");
+    for part in token.split('.') {
+        assert!(!all.contains(part), "the token leaked into the log");
+    }
+}
+
+#[test]
+fn sigterm_lets_a_call_in_flight_finish_then_exits_0() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream =
+        rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
+    let (mut child, logs) = start(&["--config", &config(&upstream.url("/mcp"))]);
+    let port = logged_port(&logs, "Listening on 0.0.0.0:");
+    let stats = logged_port(&logs, "Metrics on http://127.0.0.1:");
+    let token = token("example2.key");
+    let url = format!("http://127.0.0.1:{port}/mcp");
+
+    let answer = rt.block_on(async {
+        let mut c = McpClient::new(&url).with_header("authorization", &format!("Bearer {token}"));
+        c.initialize().await.unwrap();
+        let call = tokio::spawn(async move { c.call_tool("sleep", json!({"ms": 1500})).await });
+        // The gateway counts a request when it reads it, before it goes upstream.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, text) = http("GET", &format!("http://127.0.0.1:{stats}/metrics"), None).await;
+            if metric(&text, "agentgateway_mcp_requests_total{method=\"tools/call\",target=\"mcp\",tool=\"sleep\"}")
+                == 1.0
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the call never arrived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sigterm(&child);
+        logs.wait_for("draining and shutting down");
+        // New connections are refused while the call drains.
+        let refused = McpClient::new(&url).post(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).await;
+        assert!(refused.is_err(), "a new request was accepted during shutdown");
+        call.await.unwrap()
+    });
+    let answer = answer.unwrap();
+    assert_eq!(agw_testkit::client::first_text(&answer), Some("Slept 1500 ms"), "{answer}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    logs.wait_for("shutdown complete");
+}

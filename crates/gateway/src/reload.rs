@@ -1,0 +1,210 @@
+//! Hot reload: the config file and the files it names (JWKS, htpasswd) are watched, and a
+//! valid change is applied without a restart.
+//!
+//! Watching is a poll of the files' metadata every [`POLL`]: cheap (a few `stat` calls), and it
+//! sees every way a file gets replaced — editors that write a new file and rename it,
+//! Kubernetes ConfigMaps that swap a symlink, `cp`, `sed -i` — with no platform notifier to go
+//! wrong. A change is read once it has been stable for one poll, so a half-written file is not
+//! taken for a broken one.
+//!
+//! What a reload changes: listeners, routes, policies, backends, targets and key files. Open
+//! sessions on routes that still exist continue (session ids name the backend, and state lives
+//! in the id or in the session table, which a reload does not touch). Ports that appear are
+//! opened (on the first worker thread), ports that disappear stop accepting and drain. The
+//! `config:` block (admin addresses, workers, session key, logging, …) is read at start-up only;
+//! a change to it is reported and takes effect on restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use agw_config::Loaded;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::Shared;
+use crate::jwks::RemoteJwks;
+use crate::listener;
+use crate::resolve::{self, Runtime};
+
+/// How often the files are checked.
+pub(crate) const POLL: Duration = Duration::from_millis(200);
+
+/// The ports being served and how to stop each.
+pub(crate) struct Ports {
+    pub(crate) stops: HashMap<u16, watch::Sender<bool>>,
+    /// Serving tasks started by reloads (those from start-up live in the caller's set).
+    pub(crate) tasks: JoinSet<()>,
+    pub(crate) drain: Duration,
+}
+
+/// What identifies a version of a file: change any of it and the file changed.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((meta.modified().ok()?, meta.len(), ino))
+}
+
+/// The config file and every file it names (keys named `file` anywhere in it).
+fn watched_files(config_path: &Path, loaded: Option<&Loaded>) -> Vec<PathBuf> {
+    let mut files = vec![config_path.to_path_buf()];
+    if let Some(loaded) = loaded
+        && let Ok(value) = serde_json::to_value(&loaded.config)
+    {
+        collect_files(&value, &mut files);
+    }
+    files
+}
+
+fn collect_files(v: &serde_json::Value, out: &mut Vec<PathBuf>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    serde_json::Value::String(s) if k == "file" => out.push(PathBuf::from(s)),
+                    other => collect_files(other, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_files(i, out)),
+        _ => {}
+    }
+}
+
+fn stamps(files: &[PathBuf]) -> BTreeMap<PathBuf, Stamp> {
+    files.iter().map(|f| (f.clone(), stamp(f))).collect()
+}
+
+/// Runs until `stop` fires: watches `path` (when there is one) and applies changes; then stops
+/// the key refreshers and every port this task started.
+pub(crate) async fn run(
+    path: Option<PathBuf>,
+    initial: Option<Loaded>,
+    shared: Arc<Shared>,
+    mut ports: Ports,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (mut generation, mut refreshers) = start_refreshers(&shared.runtime.load().remote_jwks);
+    let settings = initial.as_ref().and_then(|l| l.config.config.clone()).unwrap_or_default();
+    let mut files = path.as_deref().map(|p| watched_files(p, initial.as_ref())).unwrap_or_default();
+    let mut seen = stamps(&files);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.changed() => break,
+        }
+        let Some(path) = &path else { continue };
+        let now = stamps(&files);
+        if now == seen {
+            continue;
+        }
+        // Let a writer finish: read once the files have stayed the same for one poll.
+        tokio::time::sleep(POLL).await;
+        let settled = stamps(&files);
+        if settled != now {
+            continue;
+        }
+        seen = settled;
+        let metrics = shared.relay.metrics().clone();
+        match load(path) {
+            Ok((loaded, runtime)) => {
+                if loaded.config.config.clone().unwrap_or_default() != settings {
+                    warn!(file = %path.display(), "the `config:` block changed; it takes effect on restart");
+                }
+                for w in &runtime.warnings {
+                    warn!("{w}");
+                }
+                let old = shared.runtime.load_full();
+                keep_remote_keys(&old.remote_jwks, &runtime.remote_jwks);
+                let runtime = Arc::new(runtime);
+                apply_ports(&old, &runtime, &shared, &mut ports);
+                shared.runtime.store(runtime.clone());
+                // The old key refreshers stop; the new ones start from the keys kept above.
+                let _ = generation.send(true);
+                while refreshers.join_next().await.is_some() {}
+                (generation, refreshers) = start_refreshers(&runtime.remote_jwks);
+                files = watched_files(path, Some(&loaded));
+                seen = stamps(&files);
+                metrics.reloads.get_or_create(&agw_mcp::metrics::ReloadLabels { result: "success" }).inc();
+                info!(file = %path.display(), "config reloaded");
+            }
+            Err(errors) => {
+                metrics.reloads.get_or_create(&agw_mcp::metrics::ReloadLabels { result: "failure" }).inc();
+                error!("config not reloaded; the running config stays:\n{errors}");
+            }
+        }
+    }
+    let _ = generation.send(true);
+    for tx in ports.stops.values() {
+        let _ = tx.send(true);
+    }
+    while refreshers.join_next().await.is_some() {}
+    while ports.tasks.join_next().await.is_some() {}
+}
+
+fn load(path: &Path) -> Result<(Loaded, Runtime), String> {
+    let loaded = agw_config::load_file(path).map_err(|e| e.to_string())?;
+    let runtime = resolve::resolve(&loaded).map_err(|e| e.to_string())?;
+    Ok((loaded, runtime))
+}
+
+fn start_refreshers(remotes: &[Arc<RemoteJwks>]) -> (watch::Sender<bool>, JoinSet<()>) {
+    let (tx, rx) = watch::channel(false);
+    let mut set = JoinSet::new();
+    for r in remotes {
+        set.spawn(r.clone().run(rx.clone()));
+    }
+    (tx, set)
+}
+
+/// A reload must not send every caller to a 401 while remote keys are fetched again: new
+/// key sets start with the keys of the same URL.
+fn keep_remote_keys(old: &[Arc<RemoteJwks>], new: &[Arc<RemoteJwks>]) {
+    for n in new {
+        if let Some(o) = old.iter().find(|o| o.url == n.url) {
+            n.store.replace((*o.store.keys()).clone());
+            n.mark_loaded();
+        }
+    }
+}
+
+/// Opens the ports the new config adds and stops the ones it drops.
+fn apply_ports(old: &Runtime, new: &Runtime, shared: &Arc<Shared>, ports: &mut Ports) {
+    for bind in &new.binds {
+        if ports.stops.contains_key(&bind.port) {
+            continue;
+        }
+        let addr = format!("0.0.0.0:{}", bind.port);
+        match crate::listen_shared(&addr) {
+            Ok(tcp) => {
+                info!("Listening on {}", tcp.local_addr().map_or(addr.clone(), |a| a.to_string()));
+                if let (Ok(mut p), Ok(local)) = (shared.ports.lock(), tcp.local_addr()) {
+                    p.insert(bind.port, local.port());
+                }
+                let (tx, rx) = watch::channel(false);
+                ports.stops.insert(bind.port, tx);
+                ports.tasks.spawn(listener::serve_bind(tcp, bind.port, shared.clone(), rx, ports.drain));
+            }
+            Err(e) => error!("{e}; the routes of this port are not served"),
+        }
+    }
+    let kept: Vec<u16> = new.binds.iter().map(|b| b.port).collect();
+    for bind in &old.binds {
+        if !kept.contains(&bind.port)
+            && let Some(tx) = ports.stops.remove(&bind.port)
+        {
+            info!(port = bind.port, "port removed from the config; it stops accepting and drains");
+            if let Ok(mut p) = shared.ports.lock() {
+                p.remove(&bind.port);
+            }
+            let _ = tx.send(true);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Prometheus metrics of one running gateway (served on `statsAddr` at `/metrics`).
+//!
+//! Every gateway instance has its own registry, so two gateways in one process (tests) do
+//! not count each other's traffic. Names and labels are listed in `docs/operations.md`.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// What the relay learned about one client request (the first JSON-RPC request of its body),
+/// for the access log and traces. The relay puts it in the response's extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct McpCall {
+    pub method: String,
+    /// The target it went to; `None` when fanned out to every target.
+    pub target: Option<String>,
+    /// The tool of a `tools/call`, as the client named it.
+    pub tool: Option<String>,
+    /// JSON-RPC requests in the body (more than one in a batch).
+    pub requests: usize,
+}
+
+/// HTTP requests, by where they arrived and how they ended.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub bind: u16,
+    pub listener: String,
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+/// Request duration, by route.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub bind: u16,
+    pub listener: String,
+    pub route: String,
+}
+
+/// One JSON-RPC request from a client.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct McpLabels {
+    pub method: String,
+    /// The target the request went to (empty when it was fanned out or refused).
+    pub target: String,
+    /// The tool of a `tools/call` as the client named it (empty for other methods).
+    pub tool: String,
+}
+
+/// An authorization decision.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `http` (the `authorization` policy) or `mcp` (`mcpAuthorization`).
+    pub kind: &'static str,
+    /// `allow` or `deny`.
+    pub result: &'static str,
+}
+
+/// An authentication failure.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthnLabels {
+    /// `jwtAuth`, `apiKey` or `basicAuth`.
+    pub policy: &'static str,
+    /// A short, fixed reason: `missing`, `invalid`, `expired`, …
+    pub reason: &'static str,
+}
+
+/// One upstream call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub target: String,
+}
+
+/// A config reload.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~52 s, doubling.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+/// The metrics of one gateway.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<HttpLabels, Counter>,
+    pub request_duration: HistogramFamily<RouteLabels>,
+    pub mcp_requests: Family<McpLabels, Counter>,
+    pub authorization: Family<DecisionLabels, Counter>,
+    pub authentication_failures: Family<AuthnLabels, Counter>,
+    pub upstream_duration: HistogramFamily<TargetLabels>,
+    pub sessions_started: Counter,
+    pub local_sessions: Gauge,
+    pub stdio_children: Gauge,
+    pub reloads: Family<ReloadLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("agentgateway");
+        let requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "HTTP requests, by bind port, listener, route, method and status",
+            requests.clone(),
+        );
+        let request_duration = HistogramFamily::<RouteLabels>::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its response headers",
+            request_duration.clone(),
+        );
+        let mcp_requests = Family::<McpLabels, Counter>::default();
+        registry.register(
+            "mcp_requests",
+            "JSON-RPC requests from MCP clients, by method, target and tool",
+            mcp_requests.clone(),
+        );
+        let authorization = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "authorization_decisions",
+            "Authorization decisions on calls and reads (listings are not counted), by kind and result",
+            authorization.clone(),
+        );
+        let authentication_failures = Family::<AuthnLabels, Counter>::default();
+        registry.register(
+            "authentication_failures",
+            "Requests refused by authentication, by policy and reason",
+            authentication_failures.clone(),
+        );
+        let upstream_duration = HistogramFamily::<TargetLabels>::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_request_duration_seconds",
+            "Time from sending a request to an MCP target to its response headers (HTTP) or answer (stdio)",
+            upstream_duration.clone(),
+        );
+        let sessions_started = Counter::default();
+        registry.register(
+            "mcp_sessions_started",
+            "MCP sessions initialized through the gateway",
+            sessions_started.clone(),
+        );
+        let local_sessions = Gauge::default();
+        registry.register(
+            "mcp_local_sessions",
+            "Live sessions whose state this gateway holds (stdio targets, legacy SSE clients)",
+            local_sessions.clone(),
+        );
+        let stdio_children = Gauge::default();
+        registry.register("stdio_children", "Running stdio target processes", stdio_children.clone());
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register("config_reloads", "Config file reloads, by result", reloads.clone());
+        let build = Family::<BuildLabels, Gauge>::default();
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+        registry.register("build_info", "The gateway's version", build);
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            mcp_requests,
+            authorization,
+            authentication_failures,
+            upstream_duration,
+            sessions_started,
+            local_sessions,
+            stdio_children,
+            reloads,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn upstream_call(&self, target: &str, took: Duration) {
+        self.upstream_duration.get_or_create(&TargetLabels { target: target.to_string() }).observe(took.as_secs_f64());
+    }
+
+    pub fn decision(&self, kind: &'static str, allowed: bool) {
+        let result = if allowed { "allow" } else { "deny" };
+        self.authorization.get_or_create(&DecisionLabels { kind, result }).inc();
+    }
+}

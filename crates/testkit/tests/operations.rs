@@ -1,0 +1,153 @@
+//! Operations, in process: metrics after a scripted session, and hot reload of the config
+//! file (a rule change seen by an open session; a broken file leaves the running config).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use agw_testkit::client::McpClient;
+use agw_testkit::harness::{Gateway, metric, with_free_ports};
+use serde_json::json;
+
+fn tutorial(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/tutorial").join(name).canonicalize().unwrap()
+}
+
+fn token(name: &str) -> String {
+    std::fs::read_to_string(tutorial(name)).unwrap().trim().to_string()
+}
+
+/// The tutorial's route (JWT, strict here, and `rules`) in front of `upstream`.
+fn config(upstream: &str, rules: &[&str]) -> String {
+    let rules: String = rules.iter().map(|r| format!("          - '{r}'\n")).collect();
+    with_free_ports(&format!(
+        "binds:\n- port: 0\n  listeners:\n  - name: main\n    routes:\n    - name: tutorial\n      policies:\n        jwtAuth:\n          mode: strict\n          issuer: agentgateway.dev\n          audiences: [test.agentgateway.dev]\n          jwks:\n            file: {}\n        mcpAuthorization:\n          rules:\n{rules}      backends:\n      - mcp:\n          targets:\n          - name: mcp\n            mcp:\n              host: {upstream}\n",
+        tutorial("pub-key").display()
+    ))
+}
+
+const TUTORIAL_RULES: [&str; 3] = [
+    r#"mcp.tool.name == "echo""#,
+    r#"jwt.sub == "test-user" && mcp.tool.name == "add""#,
+    r#"mcp.tool.name == "printEnv" && jwt.nested.key == "value""#,
+];
+
+#[tokio::test]
+async fn metrics_count_a_scripted_session() {
+    let upstream = agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let gw = Gateway::start(&config(&upstream.url("/mcp"), &TUTORIAL_RULES)).await.unwrap();
+    let url = gw.url("/mcp");
+
+    // example2: may call echo and add, not printEnv.
+    let mut c = McpClient::new(&url).with_header("authorization", &format!("Bearer {}", token("example2.key")));
+    c.initialize().await.unwrap();
+    assert_eq!(c.tool_names().await.unwrap(), ["echo", "add"]);
+    assert!(c.call_tool("echo", json!({"message": "hi"})).await.unwrap().get("result").is_some());
+    assert!(c.call_tool("echo", json!({"message": "again"})).await.unwrap().get("result").is_some());
+    assert!(c.call_tool("printEnv", json!({})).await.unwrap().get("error").is_some());
+    // No token, and a token that is not one.
+    let anonymous = McpClient::new(&url).post(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).await.unwrap();
+    assert_eq!(anonymous.status, 401);
+    let forged = McpClient::new(&url)
+        .with_header("authorization", "Bearer not.a.token")
+        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 401);
+
+    let text = gw.metrics().await.unwrap();
+    let port = gw.addr.port();
+    let http = |status: u16| {
+        format!(
+            "agentgateway_requests_total{{bind=\"{port}\",listener=\"main\",route=\"tutorial\",method=\"POST\",status=\"{status}\"}}"
+        )
+    };
+    // initialize, notifications/initialized, tools/list, 3 calls = 6 answered; 2 refused.
+    assert_eq!(metric(&text, &http(200)) + metric(&text, &http(202)), 6.0, "{text}");
+    assert_eq!(metric(&text, &http(401)), 2.0, "{text}");
+    let mcp = |method: &str, tool: &str| {
+        format!("agentgateway_mcp_requests_total{{method=\"{method}\",target=\"mcp\",tool=\"{tool}\"}}")
+    };
+    assert_eq!(metric(&text, &mcp("initialize", "")), 1.0, "{text}");
+    assert_eq!(metric(&text, &mcp("tools/list", "")), 1.0, "{text}");
+    assert_eq!(metric(&text, &mcp("tools/call", "echo")), 2.0, "{text}");
+    assert_eq!(metric(&text, &mcp("tools/call", "printEnv")), 1.0, "{text}");
+    assert_eq!(metric(&text, "agentgateway_authorization_decisions_total{kind=\"mcp\",result=\"allow\"}"), 2.0);
+    assert_eq!(metric(&text, "agentgateway_authorization_decisions_total{kind=\"mcp\",result=\"deny\"}"), 1.0);
+    assert_eq!(
+        metric(&text, "agentgateway_authentication_failures_total{policy=\"jwtAuth\",reason=\"missing\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "agentgateway_authentication_failures_total{policy=\"jwtAuth\",reason=\"malformed\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "agentgateway_mcp_sessions_started_total"), 1.0, "{text}");
+    // The refused call never reached the upstream: initialize, initialized, list, 2 echoes.
+    assert_eq!(metric(&text, "agentgateway_upstream_request_duration_seconds_count{target=\"mcp\"}"), 5.0, "{text}");
+    assert_eq!(
+        metric(
+            &text,
+            &format!(
+                "agentgateway_request_duration_seconds_count{{bind=\"{port}\",listener=\"main\",route=\"tutorial\"}}"
+            )
+        ),
+        8.0,
+        "{text}"
+    );
+    assert!(text.contains("agentgateway_build_info{version=\""), "{text}");
+    assert!(text.contains("# TYPE agentgateway_stdio_children gauge"), "{text}");
+    for part in token("example2.key").split('.') {
+        assert!(!text.contains(part), "a token in the metrics");
+    }
+}
+
+/// Waits (polling, at most 20 s) until `check` holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_rule_change_reaches_open_sessions_and_a_broken_file_changes_nothing() {
+    let upstream = agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("agw-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yaml");
+    let up = upstream.url("/mcp");
+    std::fs::write(&path, config(&up, &[r#"mcp.tool.name == "echo""#])).unwrap();
+    let gw = Gateway::start_file(&path).await.unwrap();
+
+    let mut c =
+        McpClient::new(gw.url("/mcp")).with_header("authorization", &format!("Bearer {}", token("example1.key")));
+    c.initialize().await.unwrap();
+    assert_eq!(c.tool_names().await.unwrap(), ["echo"]);
+
+    // A new rule: the same session sees it on its next list.
+    std::fs::write(&path, config(&up, &[r#"mcp.tool.name == "echo""#, r#"mcp.tool.name == "add""#])).unwrap();
+    eventually("the new rule applies", || async { c.tool_names().await.unwrap() == ["echo", "add"] }).await;
+    let added = c.call_tool("add", json!({"a": 2, "b": 3})).await.unwrap();
+    assert_eq!(agw_testkit::client::first_text(&added), Some("The sum of 2 and 3 is 5."), "{added}");
+    let text = gw.metrics().await.unwrap();
+    assert_eq!(metric(&text, "agentgateway_config_reloads_total{result=\"success\"}"), 1.0, "{text}");
+
+    // A broken file: logged, counted, and the running config stays.
+    std::fs::write(&path, "binds:\n- port: 0\n  listeners:\n  - routes:\n    - policies:\n        mcpAuthorization:\n          rules: ['mcp.tool.name ==']\n").unwrap();
+    eventually("the broken file is seen", || async {
+        metric(&gw.metrics().await.unwrap(), "agentgateway_config_reloads_total{result=\"failure\"}") == 1.0
+    })
+    .await;
+    assert_eq!(c.tool_names().await.unwrap(), ["echo", "add"], "the old config still serves the session");
+    let echoed = c.call_tool("echo", json!({"message": "still here"})).await.unwrap();
+    assert!(echoed.get("result").is_some(), "{echoed}");
+    gw.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
