@@ -113,6 +113,18 @@ fn malformed_configs_name_file_line_column_and_path() {
             &MINIMAL.replace("    - backends:", "    - policies:\n        jwtAuth:\n          providers:\n          - {issuer: a, jwks: '{}'}\n          - {issuer: a, jwks: '{}'}\n      backends:"),
             "binds[0].listeners[0].routes[0].policies.jwtAuth.providers[1].issuer: duplicate issuer",
         ),
+        // 18. tracing without an endpoint, or to a URL that is not http://
+        (&format!("{MINIMAL}config:\n  tracing:\n    otlpProtocol: http\n"), "config.tracing.otlpEndpoint: required"),
+        (
+            &format!("{MINIMAL}config:\n  tracing:\n    otlpEndpoint: https://collector:4317\n"),
+            "config.yaml:13:5: config.tracing.otlpEndpoint: an http:// URL",
+        ),
+        (
+            &format!("{MINIMAL}config:\n  tracing:\n    otlpEndpoint: http://c:4317\n    otlpProtocol: thrift\n"),
+            "config.tracing.otlpProtocol: unknown variant `thrift`",
+        ),
+        // 19. a metrics address that is not host:port
+        (&format!("{MINIMAL}config:\n  statsAddr: '15020'\n"), "config.statsAddr: `15020` is not `host:port`"),
     ];
     for (text, want) in cases {
         let got = errors(text);
@@ -126,6 +138,9 @@ fn agentgateway_features_not_implemented_are_rejected_not_ignored() {
         MINIMAL.replace("    - backends:", "    - policies:\n        retry:\n          codes: [503]\n      backends:");
     assert_eq!(error(&text), "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.retry: not supported yet");
     assert_eq!(error("gateways:\n  default:\n    port: 3000\n"), "config.yaml:1:1: gateways: not supported yet");
+    let sampled =
+        format!("{MINIMAL}config:\n  tracing:\n    otlpEndpoint: http://c:4317\n    randomSampling: 'true'\n");
+    assert_eq!(error(&sampled), "config.yaml:14:5: config.tracing.randomSampling: not supported yet");
 }
 
 #[test]

@@ -65,8 +65,28 @@ impl Validator {
             let at = at.key("logging");
             self.unsupported(&at, present([("filter", &logging.filter), ("fields", &logging.fields)]));
         }
-        if s.tracing.is_some() {
-            self.err(at.key("tracing"), "not supported yet");
+        if let Some(t) = &s.tracing {
+            let at = at.key("tracing");
+            self.unsupported(
+                &at,
+                present([
+                    ("headers", &t.headers),
+                    ("fields", &t.fields),
+                    ("randomSampling", &t.random_sampling),
+                    ("clientSampling", &t.client_sampling),
+                ]),
+            );
+            match t.otlp_endpoint.as_deref() {
+                None => self.err(at.key("otlpEndpoint"), "required: the collector's URL, e.g. http://localhost:4317"),
+                Some(e) if !e.starts_with("http://") || e.len() <= "http://".len() => self.err(
+                    at.key("otlpEndpoint"),
+                    "an http:// URL, e.g. http://localhost:4317 (TLS to the collector is not supported yet)",
+                ),
+                Some(_) => {}
+            }
+            if t.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                self.err(at.key("path"), "a path starting with /");
+            }
         }
         if let Some(session) = &s.session
             && !is_session_key(session.key.expose())

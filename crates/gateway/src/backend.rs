@@ -40,7 +40,7 @@ pub(crate) async fn call<B>(
     relay: &Relay,
     client: &HttpClient,
     peer: SocketAddr,
-    authorizer: Option<Arc<dyn Authorizer>>,
+    (authorizer, trace): (Option<Arc<dyn Authorizer>>, Option<agw_mcp::trace::SpanContext>),
     req: Request<B>,
 ) -> Response<Body>
 where
@@ -63,12 +63,13 @@ where
                 extra.insert(name, value);
             }
             policies.request_headers.apply(&mut extra);
-            let opts = CallOptions::new(
+            let mut opts = CallOptions::new(
                 policies.request_timeout.map(|d| (arrived + d, d)),
                 policies.backend_timeout,
                 extra,
                 authorizer,
             );
+            opts.trace = trace;
             relay.serve(mcp.clone(), req, opts).await
         }
         Backend::Host { authority } => {

@@ -89,6 +89,7 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     locals: Arc<LocalSessions>,
+    tracer: Option<agw_mcp::trace::Tracer>,
 }
 
 impl Running {
@@ -98,6 +99,9 @@ impl Running {
         while self.tasks.join_next().await.is_some() {}
         // Requests have drained: now end the sessions this gateway holds (kills children).
         self.locals.close_all().await;
+        if let Some(t) = &self.tracer {
+            t.flush(Duration::from_secs(3)).await;
+        }
     }
 
     /// Sessions whose state this gateway holds (stdio and legacy SSE).
@@ -135,8 +139,28 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         mcp.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
     ));
     let metrics = Arc::new(Metrics::new());
+    let tracer = match &settings.tracing {
+        Some(t) => {
+            let protocol = match t.otlp_protocol.unwrap_or_default() {
+                agw_config::model::OtlpProtocol::Grpc => agw_mcp::trace::Protocol::Grpc,
+                agw_config::model::OtlpProtocol::Http => agw_mcp::trace::Protocol::Http,
+            };
+            let endpoint = t.otlp_endpoint.as_deref().unwrap_or_default();
+            let (tracer, _exporter) =
+                agw_mcp::trace::Tracer::start(endpoint, protocol, t.path.as_deref()).map_err(|e| {
+                    loaded.errors(vec![agw_config::FieldError::new(
+                        agw_config::FieldPath::root().key("config").key("tracing").key("otlpEndpoint"),
+                        e,
+                    )])
+                })?;
+            info!("Traces exported to {endpoint} ({protocol:?})");
+            Some(tracer)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
-        relay: Relay::new(client.clone(), Limits::default(), codec, locals.clone(), metrics),
+        relay: Relay::new(client.clone(), Limits::default(), codec, locals.clone(), metrics)
+            .with_tracer(tracer.clone()),
         client,
         runtime: ArcSwap::from_pointee(runtime),
         log_level: options.log_level,
@@ -249,7 +273,7 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         }
         None => None,
     };
-    Ok(Running { bind_addrs, admin_addr, readiness_addr, stats_addr, shutdown, tasks, locals })
+    Ok(Running { bind_addrs, admin_addr, readiness_addr, stats_addr, shutdown, tasks, locals, tracer })
 }
 
 /// Ends idle sessions now and then (killing their stdio children).

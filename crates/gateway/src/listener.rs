@@ -10,6 +10,7 @@ use agw_config::model::AuditMode;
 use agw_mcp::authz::Authorizer;
 use agw_mcp::body::{self, Body};
 use agw_mcp::metrics::{AuthnLabels, HttpLabels, McpCall, Metrics, RouteLabels};
+use agw_mcp::trace::{Attr, Kind, SpanContext, SpanData};
 use agw_policy::cors::Cors;
 use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, ORIGIN};
 use http::request::Parts;
@@ -85,6 +86,8 @@ struct Trail {
     route: Option<String>,
     /// The JWT `sub` (or Basic user) of an authenticated caller.
     subject: Option<String>,
+    /// This request's span, when traces are exported.
+    trace: Option<SpanContext>,
 }
 
 /// One request, from arrival to response, counted and logged.
@@ -100,6 +103,8 @@ pub(crate) async fn handle(
     // The path only: a query string can hold a credential (`jwtAuth` query location).
     let path = req.uri().path().to_string();
     let mut trail = Trail { port: actual_port, ..Trail::default() };
+    let span = shared.relay.tracer().map(|_| (SpanContext::server(req.headers()), std::time::SystemTime::now()));
+    trail.trace = span.map(|((ctx, _), _)| ctx);
     let resp = route_request(shared, port, peer, req, &mut trail).await;
     let took = started.elapsed();
     let status = resp.status().as_u16();
@@ -138,6 +143,46 @@ pub(crate) async fn handle(
         jwt.sub = trail.subject.as_deref(),
         "request"
     );
+    if let (Some(tracer), Some(((context, parent), start))) = (shared.relay.tracer(), span) {
+        let mut attributes: Vec<(&'static str, Attr)> = vec![
+            ("http.request.method", method.as_str().into()),
+            ("url.path", path.as_str().into()),
+            ("http.response.status_code", i64::from(status).into()),
+            ("server.port", i64::from(trail.port).into()),
+            ("client.address", peer.ip().to_string().into()),
+        ];
+        if !route.is_empty() {
+            attributes.push(("http.route", route.as_str().into()));
+        }
+        if let Some(c) = mcp {
+            attributes.push(("mcp.method.name", c.method.as_str().into()));
+            if let Some(t) = &c.target {
+                attributes.push(("mcp.target", t.as_str().into()));
+            }
+            if let Some(t) = &c.tool {
+                attributes.push(("gen_ai.tool.name", t.as_str().into()));
+            }
+        }
+        if let Some(sub) = &trail.subject {
+            attributes.push(("enduser.id", sub.as_str().into()));
+        }
+        let name = match mcp {
+            Some(McpCall { method, tool: Some(tool), .. }) => format!("{method} {tool}"),
+            Some(c) => c.method.clone(),
+            None if route.is_empty() => method.as_str().to_string(),
+            None => format!("{} {route}", method.as_str()),
+        };
+        tracer.record(SpanData {
+            name,
+            kind: Kind::Server,
+            context,
+            parent,
+            start,
+            end: std::time::SystemTime::now(),
+            attributes,
+            error: (status >= 500).then(|| format!("HTTP {status}")),
+        });
+    }
     resp
 }
 
@@ -200,7 +245,9 @@ async fn route_request(
 
     parts.extensions.insert(identity);
     let req = Request::from_parts(parts, body);
-    let mut resp = backend::call(&route.backend, policies, &shared.relay, &shared.client, peer, authorizer, req).await;
+    let mut resp =
+        backend::call(&route.backend, policies, &shared.relay, &shared.client, peer, (authorizer, trail.trace), req)
+            .await;
     policies.response_headers.apply(resp.headers_mut());
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
 }

@@ -11,6 +11,7 @@ pub mod mux;
 pub mod relay;
 pub mod session;
 pub mod sse;
+pub mod trace;
 pub mod upstream;
 
 pub use error::{FailureKind, RelayError, UpstreamFailure};

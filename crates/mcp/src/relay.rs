@@ -30,6 +30,7 @@ use crate::local::LocalSessions;
 use crate::metrics::{McpCall, McpLabels, Metrics};
 use crate::mux::naming::PrefixMode;
 use crate::session::{SessionCodec, SessionState};
+use crate::trace::{Attr, Kind, SpanContext, SpanData, Tracer};
 use crate::upstream::{HttpClient, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Upstream};
 
 /// Size limits for what is read from clients and upstreams.
@@ -101,6 +102,8 @@ pub struct CallOptions {
     pub authorizer: Option<Arc<dyn Authorizer>>,
     /// Filled in by the relay as it reads the body; ends up in the response's extensions.
     pub(crate) observed: std::sync::OnceLock<McpCall>,
+    /// The client request's span, when traces are exported: upstream calls are its children.
+    pub trace: Option<SpanContext>,
 }
 
 impl CallOptions {
@@ -110,7 +113,14 @@ impl CallOptions {
         extra_headers: HeaderMap,
         authorizer: Option<Arc<dyn Authorizer>>,
     ) -> CallOptions {
-        CallOptions { deadline, backend_timeout, extra_headers, authorizer, observed: std::sync::OnceLock::new() }
+        CallOptions {
+            deadline,
+            backend_timeout,
+            extra_headers,
+            authorizer,
+            observed: std::sync::OnceLock::new(),
+            trace: None,
+        }
     }
 }
 
@@ -137,6 +147,20 @@ pub struct Relay {
     /// Sessions whose state this gateway holds (stateful upstreams, legacy SSE clients).
     pub(crate) locals: Arc<LocalSessions>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) tracer: Option<Tracer>,
+}
+
+/// An upstream call's span, begun.
+pub(crate) struct UpstreamSpan {
+    context: SpanContext,
+    parent: SpanContext,
+    start: std::time::SystemTime,
+}
+
+impl UpstreamSpan {
+    pub(crate) fn traceparent(&self) -> HeaderValue {
+        self.context.traceparent()
+    }
 }
 
 impl Relay {
@@ -147,7 +171,51 @@ impl Relay {
         locals: Arc<LocalSessions>,
         metrics: Arc<Metrics>,
     ) -> Relay {
-        Relay { client, codec, limits, locals, metrics }
+        Relay { client, codec, limits, locals, metrics, tracer: None }
+    }
+
+    /// Exports a span per upstream call when traces are on.
+    pub fn with_tracer(mut self, tracer: Option<Tracer>) -> Relay {
+        self.tracer = tracer;
+        self
+    }
+
+    pub fn tracer(&self) -> Option<&Tracer> {
+        self.tracer.as_ref()
+    }
+
+    /// Begins the span of an upstream call (when traces are on and the request has a span).
+    pub(crate) fn begin_upstream(&self, opts: &CallOptions) -> Option<UpstreamSpan> {
+        self.tracer.as_ref()?;
+        let parent = opts.trace?;
+        Some(UpstreamSpan { context: parent.child(), parent, start: std::time::SystemTime::now() })
+    }
+
+    pub(crate) fn end_upstream(
+        &self,
+        opts: &CallOptions,
+        span: Option<UpstreamSpan>,
+        target: &str,
+        status: Option<u16>,
+        error: Option<String>,
+    ) {
+        let (Some(span), Some(tracer)) = (span, &self.tracer) else { return };
+        let method = opts.observed.get().map_or_else(|| "mcp".to_string(), |c| c.method.clone());
+        let mut attributes: Vec<(&'static str, Attr)> =
+            vec![("mcp.target", target.into()), ("mcp.method.name", method.as_str().into())];
+        if let Some(s) = status {
+            attributes.push(("http.response.status_code", i64::from(s).into()));
+        }
+        tracer.record(SpanData {
+            name: format!("{method} {target}"),
+            kind: Kind::Client,
+            context: span.context,
+            parent: Some(span.parent.span_id),
+            start: span.start,
+            end: std::time::SystemTime::now(),
+            attributes,
+            error,
+        });
     }
 
     pub fn locals(&self) -> &Arc<LocalSessions> {

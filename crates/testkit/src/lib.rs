@@ -7,6 +7,7 @@ pub mod harness;
 pub mod jwt;
 pub mod load;
 pub mod node;
+pub mod otlp;
 pub mod recorder;
 pub mod reference;
 pub mod serve;

@@ -151,3 +151,73 @@ async fn a_rule_change_reaches_open_sessions_and_a_broken_file_changes_nothing()
     gw.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A gateway exporting traces to a local OTLP receiver: a span per request (continuing the
+/// client's `traceparent`) with MCP attributes, a child span per upstream call, and the child's
+/// context in the upstream request's `traceparent`.
+async fn traces_reach_the_collector(protocol: &str) {
+    use agw_testkit::otlp::{Receiver, attr, hex};
+    let collector = Receiver::start().await.unwrap();
+    let upstream = agw_testkit::recorder::Recorder::start().await.unwrap();
+    let yaml = format!(
+        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  tracing:\n    otlpEndpoint: {}\n    otlpProtocol: {protocol}\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - name: traced\n      backends:\n      - mcp:\n          targets:\n          - name: rec\n            mcp:\n              host: {}\n",
+        collector.endpoint(),
+        upstream.url()
+    );
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let client_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let mut c =
+        McpClient::new(gw.url("/mcp")).with_header("traceparent", &format!("00-{client_trace}-{client_span}-01"));
+    c.initialize().await.unwrap();
+    gw.stop().await; // flushes the exporter
+
+    let spans = collector.spans();
+    let server = spans
+        .iter()
+        .find(|s| attr(s, "mcp.method.name").as_deref() == Some("initialize") && s.kind == 2)
+        .unwrap_or_else(|| panic!("no server span for initialize: {spans:#?}"));
+    assert_eq!(hex(&server.trace_id), client_trace, "the client's trace is continued");
+    assert_eq!(hex(&server.parent_span_id), client_span);
+    assert_eq!(server.name, "initialize");
+    assert_eq!(attr(server, "http.route").as_deref(), Some("traced"));
+    assert_eq!(attr(server, "http.request.method").as_deref(), Some("POST"));
+    assert_eq!(attr(server, "http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(attr(server, "mcp.target").as_deref(), Some("rec"));
+    assert!(server.end_time_unix_nano >= server.start_time_unix_nano);
+    let child = spans
+        .iter()
+        .find(|s| s.kind == 3 && s.parent_span_id == server.span_id)
+        .unwrap_or_else(|| panic!("no client span under the server span: {spans:#?}"));
+    assert_eq!(child.trace_id, server.trace_id);
+    assert_eq!(child.name, "initialize rec");
+    assert_eq!(attr(child, "mcp.target").as_deref(), Some("rec"));
+    assert_eq!(attr(child, "http.response.status_code").as_deref(), Some("200"));
+    // The upstream saw the child span as its parent.
+    let seen = upstream.seen();
+    let traceparent = seen[0].headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert_eq!(traceparent, format!("00-{client_trace}-{}-01", hex(&child.span_id)));
+    let received = collector.received();
+    let service = received[0].request.resource_spans[0].resource.as_ref().unwrap();
+    assert!(service.attributes.iter().any(|kv| kv.key == "service.name"), "{service:?}");
+    match protocol {
+        "grpc" => {
+            assert_eq!(received[0].path, "/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+            assert_eq!(received[0].content_type, "application/grpc");
+        }
+        _ => {
+            assert_eq!(received[0].path, "/v1/traces");
+            assert_eq!(received[0].content_type, "application/x-protobuf");
+        }
+    }
+}
+
+#[tokio::test]
+async fn traces_reach_an_otlp_grpc_collector() {
+    traces_reach_the_collector("grpc").await;
+}
+
+#[tokio::test]
+async fn traces_reach_an_otlp_http_collector() {
+    traces_reach_the_collector("http").await;
+}

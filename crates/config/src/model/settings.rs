@@ -145,20 +145,24 @@ pub enum AuditMode {
     Off,
 }
 
-/// OpenTelemetry tracing settings.
-
+/// OpenTelemetry tracing settings: a span per request and per upstream call, exported over
+/// OTLP.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Tracing {
-    /// OTLP collector endpoint, e.g. `http://localhost:4317`.
+    /// OTLP collector endpoint, e.g. `http://localhost:4317` (gRPC) or `http://localhost:4318`
+    /// (HTTP). Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otlp_endpoint: Option<String>,
+    /// `grpc` (default) or `http` (protobuf over HTTP, `POST <endpoint><path>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// With `otlpProtocol: http`: the path to post to. Default `/v1/traces`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Unsupported>,
-    /// Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub otlp_protocol: Option<Unsupported>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Unsupported>,
@@ -168,9 +172,17 @@ pub struct Tracing {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_sampling: Option<Unsupported>,
-    /// Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<Unsupported>,
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (`TraceService/Export` over HTTP/2 without TLS).
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies.
+    Http,
 }
 
 /// MCP session settings (for sessions whose state a gateway holds: stdio and legacy SSE

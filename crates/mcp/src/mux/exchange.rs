@@ -39,17 +39,21 @@ impl Mux<'_> {
         out: &Out,
     ) -> Result<Answer, UpstreamFailure> {
         let started = std::time::Instant::now();
+        let span = self.relay.begin_upstream(self.opts);
         let answer = match &self.backend.targets[idx].upstream {
             Upstream::Http(http) => {
                 self.ensure_http_session(sess, idx, http, out).await?;
-                self.http_request(sess, idx, http, msg, out).await
+                self.http_request(sess, idx, http, msg, out, span.as_ref().map(|s| s.traceparent())).await
             }
             Upstream::Sse(_) | Upstream::Stdio(_) => {
                 let conn = self.conn(sess, idx).await?;
                 self.conn_request(sess, idx, &conn, msg, out).await
             }
         };
-        self.relay.metrics.upstream_call(&self.backend.targets[idx].name, started.elapsed());
+        let name = &self.backend.targets[idx].name;
+        self.relay.metrics.upstream_call(name, started.elapsed());
+        let error = answer.as_ref().err().map(ToString::to_string);
+        self.relay.end_upstream(self.opts, span, name, None, error);
         let mut answer = answer?;
         if let Some(authz) = &self.opts.authorizer {
             crate::authz::filter_result(&mut answer.response, &self.backend.targets[idx].name, authz.as_ref());
@@ -99,7 +103,7 @@ impl Mux<'_> {
         }
         let init = sess.state.init.clone().unwrap_or(Value::Null);
         let req = serde_json::json!({"jsonrpc": "2.0", "id": "agw-init", "method": "initialize", "params": init});
-        let answer = self.http_request(sess, idx, http, &req, out).await?;
+        let answer = self.http_request(sess, idx, http, &req, out, None).await?;
         sess.lazy
             .lock()
             .expect("lazy lock")
@@ -150,11 +154,16 @@ impl Mux<'_> {
         http: &HttpTarget,
         msg: &Value,
         out: &Out,
+        traceparent: Option<http::HeaderValue>,
     ) -> Result<Answer, UpstreamFailure> {
         let id = msg.get("id").cloned().unwrap_or(Value::Null);
         let bytes = Bytes::from(serde_json::to_vec(msg).expect("JSON serialises"));
         let had_session = sess.upstream_session(&self.backend.targets[idx].name).is_some();
-        let resp = self.send_http(idx, http, self.outgoing(sess, idx, bytes)).await?;
+        let mut outgoing = self.outgoing(sess, idx, bytes);
+        if let Some(tp) = traceparent {
+            outgoing.headers.insert(crate::trace::TRACEPARENT, tp);
+        }
+        let resp = self.send_http(idx, http, outgoing).await?;
         let status = resp.status();
         let session = resp.headers().get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
         if status == StatusCode::NOT_FOUND && had_session {

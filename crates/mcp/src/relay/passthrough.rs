@@ -312,9 +312,13 @@ impl Relay {
     async fn send(
         &self,
         target: &Target,
-        out: Outgoing,
+        mut out: Outgoing,
         opts: &CallOptions,
     ) -> Result<Response<Incoming>, UpstreamFailure> {
+        let span = self.begin_upstream(opts);
+        if let Some(s) = &span {
+            out.headers.insert(crate::trace::TRACEPARENT, s.traceparent());
+        }
         let Upstream::Http(http) = &target.upstream else {
             return Err(UpstreamFailure {
                 target: target.name.clone(),
@@ -334,6 +338,10 @@ impl Relay {
             None => fut.await,
         };
         self.metrics.upstream_call(&target.name, started.elapsed());
+        match &result {
+            Ok(r) => self.end_upstream(opts, span, &target.name, Some(r.status().as_u16()), None),
+            Err(e) => self.end_upstream(opts, span, &target.name, None, Some(e.to_string())),
+        }
         result.map_err(|e| UpstreamFailure {
             target: target.name.clone(),
             kind: match e {

@@ -1,0 +1,415 @@
+//! OpenTelemetry traces: one span per client request (kind server) and one child span per
+//! upstream call (kind client), exported over OTLP (gRPC or HTTP/protobuf) in batches.
+//!
+//! The trace context is W3C `traceparent`: a client's is continued, and each upstream request
+//! carries the gateway's child span. Spans go to the exporter through a bounded queue; when
+//! the collector is slow or down, spans are dropped (counted in the log), never waited for.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aes_gcm::aead::OsRng;
+use aes_gcm::aead::rand_core::RngCore;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
+use prost::Message;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::body::{self, Body};
+
+/// Spans waiting for export; more are dropped.
+const QUEUE: usize = 8192;
+/// Spans per export request.
+const BATCH: usize = 512;
+/// How long a span may wait for its batch.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// Where a span sits in its trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanContext {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    while b.iter().all(|x| *x == 0) {
+        OsRng.fill_bytes(&mut b);
+    }
+    b
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != N * 2 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).ok()?;
+    }
+    (!out.iter().all(|b| *b == 0)).then_some(out)
+}
+
+impl SpanContext {
+    /// A span continuing the client's trace (its `traceparent`), or starting a new one.
+    /// Returns the new span's context and its parent span id, if any.
+    pub fn server(headers: &HeaderMap) -> (SpanContext, Option<[u8; 8]>) {
+        let parent = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(parse_traceparent);
+        match parent {
+            Some(p) => (SpanContext { trace_id: p.trace_id, span_id: random() }, Some(p.span_id)),
+            None => (SpanContext { trace_id: random(), span_id: random() }, None),
+        }
+    }
+
+    /// A new span in the same trace.
+    pub fn child(&self) -> SpanContext {
+        SpanContext { trace_id: self.trace_id, span_id: random() }
+    }
+
+    /// `traceparent` naming this span (sampled).
+    pub fn traceparent(&self) -> HeaderValue {
+        HeaderValue::from_str(&format!("00-{}-{}-01", hex(&self.trace_id), hex(&self.span_id)))
+            .expect("hex is a valid header value")
+    }
+}
+
+/// W3C trace context, version 00 (and later versions read the same way, per the spec).
+fn parse_traceparent(v: &str) -> Option<SpanContext> {
+    let mut parts = v.trim().split('-');
+    let version = parts.next()?;
+    if version.len() != 2 || version == "ff" {
+        return None;
+    }
+    let trace_id = unhex::<16>(parts.next()?)?;
+    let span_id = unhex::<8>(parts.next()?)?;
+    let flags = parts.next()?;
+    if flags.len() != 2 || (version == "00" && parts.next().is_some()) {
+        return None;
+    }
+    Some(SpanContext { trace_id, span_id })
+}
+
+/// Server (a client's request) or client (a call upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Server,
+    Client,
+}
+
+/// A finished span.
+#[derive(Debug, Clone)]
+pub struct SpanData {
+    pub name: String,
+    pub kind: Kind,
+    pub context: SpanContext,
+    pub parent: Option<[u8; 8]>,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub attributes: Vec<(&'static str, Attr)>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Attr {
+    Str(String),
+    Int(i64),
+}
+
+impl From<&str> for Attr {
+    fn from(s: &str) -> Attr {
+        Attr::Str(s.to_string())
+    }
+}
+
+impl From<String> for Attr {
+    fn from(s: String) -> Attr {
+        Attr::Str(s)
+    }
+}
+
+impl From<i64> for Attr {
+    fn from(n: i64) -> Attr {
+        Attr::Int(n)
+    }
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// `TraceService/Export` over HTTP/2 (the collector's port 4317).
+    #[default]
+    Grpc,
+    /// `POST /v1/traces` with a protobuf body (port 4318).
+    Http,
+}
+
+enum Msg {
+    Span(SpanData),
+    /// Export what is queued now, then answer.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Hands spans to the exporter task. Cheap to clone.
+#[derive(Clone)]
+pub struct Tracer {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tracer")
+    }
+}
+
+impl Tracer {
+    /// Starts the exporter (on the current runtime) for `endpoint`. Returns the tracer and the
+    /// exporter task, which ends (after a last export) when every tracer is dropped.
+    pub fn start(
+        endpoint: &str,
+        protocol: Protocol,
+        http_path: Option<&str>,
+    ) -> Result<(Tracer, tokio::task::JoinHandle<()>), String> {
+        let base: Uri = endpoint.parse().map_err(|e| format!("not a URL: {e}"))?;
+        if base.scheme_str() != Some("http") || base.authority().is_none() {
+            return Err("must be an http:// URL with a host (TLS to the collector is not supported yet)".into());
+        }
+        let prefix = base.path().trim_end_matches('/');
+        let (prefix, path) = match (protocol, http_path) {
+            (Protocol::Grpc, _) => (prefix, "/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
+            (Protocol::Http, Some(p)) => ("", p),
+            (Protocol::Http, None) => (prefix, "/v1/traces"),
+        };
+        let url: Uri = format!("http://{}{prefix}{path}", base.authority().map(|a| a.as_str()).unwrap_or_default())
+            .parse()
+            .map_err(|e| format!("not a URL: {e}"))?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(export_loop(rx, url, protocol));
+        Ok((Tracer { tx }, task))
+    }
+
+    /// Queues a finished span; dropped if the queue is full.
+    pub fn record(&self, span: SpanData) {
+        if self.tx.try_send(Msg::Span(span)).is_err() {
+            debug!("trace queue full; span dropped");
+        }
+    }
+
+    /// Exports every span queued so far (shutdown), waiting at most `limit`.
+    pub async fn flush(&self, limit: Duration) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(limit, rx).await;
+        }
+    }
+}
+
+async fn export_loop(mut rx: mpsc::Receiver<Msg>, url: Uri, protocol: Protocol) {
+    let mut builder = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    if protocol == Protocol::Grpc {
+        builder.http2_only(true);
+    }
+    let client = builder.build_http::<Body>();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut failing = false;
+    let mut flushed = Vec::new();
+    loop {
+        let Some(first) = rx.recv().await else { break };
+        match first {
+            Msg::Span(s) => batch.push(s),
+            Msg::Flush(done) => flushed.push(done),
+        }
+        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
+        while batch.len() < BATCH && flushed.is_empty() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Msg::Span(s))) => batch.push(s),
+                Ok(Some(Msg::Flush(done))) => flushed.push(done),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            flushed.drain(..).for_each(|d| {
+                let _ = d.send(());
+            });
+            continue;
+        }
+        let n = batch.len();
+        let body = encode(std::mem::take(&mut batch));
+        match export(&client, &url, protocol, body).await {
+            Ok(()) => {
+                if failing {
+                    warn!(url = %url, "trace export works again");
+                }
+                failing = false;
+            }
+            Err(e) => {
+                // Once per outage, not once per batch.
+                if !failing {
+                    warn!(url = %url, error = %e, spans = n, "trace export failed; spans are dropped until it works");
+                }
+                failing = true;
+            }
+        }
+        flushed.drain(..).for_each(|d| {
+            let _ = d.send(());
+        });
+    }
+}
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn encode(spans: Vec<SpanData>) -> Bytes {
+    let spans = spans
+        .into_iter()
+        .map(|s| Span {
+            trace_id: s.context.trace_id.to_vec(),
+            span_id: s.context.span_id.to_vec(),
+            parent_span_id: s.parent.map(|p| p.to_vec()).unwrap_or_default(),
+            name: s.name,
+            kind: match s.kind {
+                Kind::Server => span::SpanKind::Server as i32,
+                Kind::Client => span::SpanKind::Client as i32,
+            },
+            start_time_unix_nano: nanos(s.start),
+            end_time_unix_nano: nanos(s.end),
+            attributes: s
+                .attributes
+                .into_iter()
+                .map(|(k, v)| {
+                    kv(
+                        k,
+                        match v {
+                            Attr::Str(s) => any_value::Value::StringValue(s),
+                            Attr::Int(n) => any_value::Value::IntValue(n),
+                        },
+                    )
+                })
+                .collect(),
+            status: Some(match s.error {
+                Some(message) => Status { code: status::StatusCode::Error as i32, message },
+                None => Status { code: status::StatusCode::Unset as i32, message: String::new() },
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", any_value::Value::StringValue("agentgateway".into())),
+                    kv("service.version", any_value::Value::StringValue(env!("CARGO_PKG_VERSION").into())),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "agentgateway".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    Bytes::from(request.encode_to_vec())
+}
+
+async fn export(
+    client: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
+    url: &Uri,
+    protocol: Protocol,
+    message: Bytes,
+) -> Result<(), String> {
+    let (body, content_type) = match protocol {
+        Protocol::Grpc => {
+            // gRPC framing: not compressed, 4-byte big-endian length, message.
+            let mut framed = BytesMut::with_capacity(5 + message.len());
+            framed.put_u8(0);
+            framed.put_u32(u32::try_from(message.len()).map_err(|_| "batch too large")?);
+            framed.put_slice(&message);
+            (framed.freeze(), "application/grpc")
+        }
+        Protocol::Http => (message, "application/x-protobuf"),
+    };
+    let mut req = Request::new(body::full(body));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = url.clone();
+    req.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if protocol == Protocol::Grpc {
+        req.headers_mut().insert("te", HeaderValue::from_static("trailers"));
+    }
+    let resp = tokio::time::timeout(EXPORT_TIMEOUT, client.request(req))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| crate::upstream::error_chain(&e))?;
+    let status = resp.status();
+    let header_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let collected = tokio::time::timeout(EXPORT_TIMEOUT, resp.into_body().collect())
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("collector answered {status}"));
+    }
+    if protocol == Protocol::Grpc {
+        let trailer = collected.trailers().and_then(|t| t.get("grpc-status")).and_then(|v| v.to_str().ok());
+        match trailer.map(str::to_string).or(header_status).as_deref() {
+            Some("0") => {}
+            Some(code) => return Err(format!("gRPC status {code}")),
+            None => return Err("no gRPC status".into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_read_strictly_and_continued() {
+        let mut h = HeaderMap::new();
+        h.insert(TRACEPARENT, HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+        let (ctx, parent) = SpanContext::server(&h);
+        assert_eq!(hex(&ctx.trace_id), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(parent.map(|p| hex(&p)), Some("b7ad6b7169203331".to_string()));
+        assert_ne!(hex(&ctx.span_id), "b7ad6b7169203331");
+        let child = ctx.child();
+        assert_eq!(child.trace_id, ctx.trace_id);
+        let tp = child.traceparent();
+        assert_eq!(parse_traceparent(tp.to_str().unwrap()), Some(child));
+        for bad in [
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01",
+            "garbage",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad}");
+        }
+        let (fresh, none) = SpanContext::server(&HeaderMap::new());
+        assert!(none.is_none() && fresh.trace_id.iter().any(|b| *b != 0));
+    }
+}
