@@ -52,9 +52,15 @@ where
 }
 
 pub(crate) async fn serve_admin(tcp: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    let loopback = tcp.local_addr().is_ok_and(|a| a.ip().is_loopback());
     serve(tcp, shutdown, move |req| {
         let shared = shared.clone();
         async move {
+            // DNS rebinding: a web page whose name now resolves to 127.0.0.1 reaches a loopback
+            // admin server with its own name in `Host`. Only loopback names are answered.
+            if loopback && !loopback_host(&req) {
+                return text(StatusCode::FORBIDDEN, "the admin server answers only to localhost\n");
+            }
             if req.uri().path().starts_with("/ui/api/") { api::handle(&shared, req).await } else { admin(&shared, req) }
         }
     })
@@ -149,6 +155,15 @@ fn logging(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
         }
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     }
+}
+
+fn loopback_host(req: &Request<Incoming>) -> bool {
+    let Some(host) = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// No `Origin`, or the admin server's own (`Host`).

@@ -124,8 +124,9 @@ pub(crate) async fn run(
                 let old = shared.runtime.load_full();
                 keep_remote_keys(&old.remote_jwks, &runtime.remote_jwks);
                 let runtime = Arc::new(runtime);
-                apply_ports(&old, &runtime, &shared, &mut ports);
+                // The new routes first, then the ports: a new port never serves the old config.
                 shared.runtime.store(runtime.clone());
+                apply_ports(&old, &runtime, &shared, &mut ports);
                 // The old key refreshers stop; the new ones start from the keys kept above.
                 let _ = generation.send(true);
                 while refreshers.join_next().await.is_some() {}

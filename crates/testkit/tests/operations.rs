@@ -221,3 +221,52 @@ async fn traces_reach_an_otlp_grpc_collector() {
 async fn traces_reach_an_otlp_http_collector() {
     traces_reach_the_collector("http").await;
 }
+
+/// The admin server on loopback answers only to loopback names (DNS rebinding protection), and
+/// its playground refuses cross-origin posts and ports that are not the gateway's.
+#[tokio::test]
+async fn the_admin_server_refuses_rebound_names_and_foreign_origins() {
+    use http_body_util::BodyExt;
+    let upstream = agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let gw = Gateway::start(&config(&upstream.url("/mcp"), &TUTORIAL_RULES)).await.unwrap();
+    let admin = gw.admin.unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let send = |method: &str, path: &str, host: &str, origin: Option<&str>, body: &str| {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{admin}{path}"))
+            .header("host", host)
+            .header("content-type", "application/json");
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let req = req.body(http_body_util::Full::new(bytes::Bytes::from(body.to_string()))).unwrap();
+        let client = client.clone();
+        async move {
+            let resp = client.request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            (status, String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned())
+        }
+    };
+    let own = format!("127.0.0.1:{}", admin.port());
+    assert_eq!(send("GET", "/config_dump", &own, None, "").await.0, 200);
+    assert_eq!(send("GET", "/config_dump", &format!("localhost:{}", admin.port()), None, "").await.0, 200);
+    assert_eq!(send("GET", "/config_dump", "attacker.example:15000", None, "").await.0, 403);
+    assert_eq!(send("GET", "/ui/api/routes", "attacker.example", None, "").await.0, 403);
+
+    let (port, path) = (0, "/mcp");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let call = json!({"port": port, "path": path, "token": token("example2.key"), "message": init}).to_string();
+    let (status, _) = send("POST", "/ui/api/mcp", &own, Some("http://attacker.example"), &call).await;
+    assert_eq!(status, 403, "cross-origin");
+    let (status, body) = send("POST", "/ui/api/mcp", &own, Some(&format!("http://{own}")), &call).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert!(answer["session"].is_string(), "{answer}");
+    assert_eq!(answer["messages"][0]["result"]["serverInfo"]["name"], "reference", "{answer}");
+    let elsewhere = json!({"port": 22, "path": "/", "message": init}).to_string();
+    let (status, body) = send("POST", "/ui/api/mcp", &own, None, &elsewhere).await;
+    assert_eq!((status, body.contains("not a port of this gateway")), (400, true), "{body}");
+}
