@@ -142,3 +142,39 @@ fn sigterm_lets_a_call_in_flight_finish_then_exits_0() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     logs.wait_for("shutdown complete");
 }
+
+#[test]
+fn sigterm_ends_open_sse_streams_cleanly() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream =
+        rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
+    let (mut child, logs) = start(&["--config", &config(&upstream.url("/mcp"))]);
+    let port = logged_port(&logs, "Listening on 0.0.0.0:");
+    let stats = logged_port(&logs, "Metrics on http://127.0.0.1:");
+    let token = token("example2.key");
+    let url = format!("http://127.0.0.1:{port}/mcp");
+
+    let ended = rt.block_on(async {
+        let mut c = McpClient::new(&url).with_header("authorization", &format!("Bearer {token}"));
+        c.initialize().await.unwrap();
+        // The standalone stream: open until the server ends it.
+        let stream = tokio::spawn(async move { c.get_stream(&[], |_| false).await });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, text) = http("GET", &format!("http://127.0.0.1:{stats}/metrics"), None).await;
+            if text.lines().any(|l| l.contains("method=\"GET\",status=\"200\"")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the stream never opened");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sigterm(&child);
+        stream.await.unwrap()
+    });
+    // `get_stream` fails on a connection cut mid-body; a clean end of stream is Ok.
+    let ended = ended.unwrap_or_else(|e| panic!("the stream was cut, not ended: {e:#}"));
+    assert_eq!(ended.status, 200);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let lines = logs.wait_for("shutdown complete");
+    assert!(!lines.iter().any(|l| l.contains("drain time over")), "the stream held the drain: {lines:#?}");
+}

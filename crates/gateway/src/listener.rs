@@ -2,8 +2,11 @@
 //! policies → backend.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use agw_config::model::AuditMode;
@@ -60,9 +63,11 @@ pub(crate) async fn serve_bind(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let stop = shutdown.clone();
         let service = service_fn(move |req| {
             let shared = shared.clone();
-            async move { Ok::<_, Infallible>(handle(&shared, port, actual, peer, req).await) }
+            let stop = stop.clone();
+            async move { Ok::<_, Infallible>(handle(&shared, (port, actual), peer, req, stop).await) }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let conn = graceful.watch(conn);
@@ -93,10 +98,10 @@ struct Trail {
 /// One request, from arrival to response, counted and logged.
 pub(crate) async fn handle(
     shared: &Shared,
-    port: u16,
-    actual_port: u16,
+    (port, actual_port): (u16, u16),
     peer: SocketAddr,
     req: Request<Incoming>,
+    stop: watch::Receiver<bool>,
 ) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
@@ -105,7 +110,12 @@ pub(crate) async fn handle(
     let mut trail = Trail { port: actual_port, ..Trail::default() };
     let span = shared.relay.tracer().map(|_| (SpanContext::server(req.headers()), std::time::SystemTime::now()));
     trail.trace = span.map(|((ctx, _), _)| ctx);
-    let resp = route_request(shared, port, peer, req, &mut trail).await;
+    let mut resp = route_request(shared, port, peer, req, &mut trail).await;
+    if method == Method::GET && is_event_stream(&resp) {
+        // A standalone SSE stream never ends by itself: at shutdown it ends cleanly, so the
+        // client sees the end of the stream (and reconnects elsewhere) instead of a cut.
+        resp = resp.map(|b| EndsOnShutdown::wrap(b, stop));
+    }
     let took = started.elapsed();
     let status = resp.status().as_u16();
     let metrics = shared.relay.metrics();
@@ -250,6 +260,48 @@ async fn route_request(
             .await;
     policies.response_headers.apply(resp.headers_mut());
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
+}
+
+fn is_event_stream(resp: &Response<Body>) -> bool {
+    resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"))
+}
+
+/// A response body that ends (cleanly, like a finished stream) once shutdown begins.
+struct EndsOnShutdown {
+    inner: Body,
+    /// Behind a mutex only to be `Sync` as bodies must be; polled through `get_mut`.
+    stop: std::sync::Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl EndsOnShutdown {
+    fn wrap(inner: Body, mut stop: watch::Receiver<bool>) -> Body {
+        let stop: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        http_body_util::BodyExt::boxed(EndsOnShutdown { inner, stop: std::sync::Mutex::new(stop) })
+    }
+}
+
+impl http_body::Body for EndsOnShutdown {
+    type Data = bytes::Bytes;
+    type Error = agw_mcp::body::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Ok(stop) = this.stop.get_mut()
+            && stop.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(None);
+        }
+        Pin::new(&mut this.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
 }
 
 /// HTTP-level `authorization` (listener and route rules together: 403 when refused), and the
