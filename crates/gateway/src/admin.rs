@@ -31,7 +31,11 @@ where
         let stream = tokio::select! {
             accepted = tcp.accept() => match accepted {
                 Ok((s, _)) => s,
-                Err(_) => continue,
+                Err(_) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
             },
             _ = shutdown.changed() => return,
         };
@@ -52,14 +56,17 @@ where
 }
 
 pub(crate) async fn serve_admin(tcp: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    let loopback = tcp.local_addr().is_ok_and(|a| a.ip().is_loopback());
     serve(tcp, shutdown, move |req| {
         let shared = shared.clone();
         async move {
-            // DNS rebinding: a web page whose name now resolves to 127.0.0.1 reaches a loopback
-            // admin server with its own name in `Host`. Only loopback names are answered.
-            if loopback && !loopback_host(&req) {
-                return text(StatusCode::FORBIDDEN, "the admin server answers only to localhost\n");
+            // DNS rebinding: a web page whose name now resolves to this machine reaches the
+            // admin server with that name in `Host`. Only IP addresses and `localhost` are
+            // answered (rebinding needs a DNS name), on any bind address.
+            if !admin_host(&req) {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "the admin server answers only to an IP address or localhost (DNS rebinding protection)\n",
+                );
             }
             if req.uri().path().starts_with("/ui/api/") { api::handle(&shared, req).await } else { admin(&shared, req) }
         }
@@ -157,13 +164,20 @@ fn logging(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     }
 }
 
-fn loopback_host(req: &Request<Incoming>) -> bool {
-    let Some(host) = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+/// `Host` (or, in HTTP/2, the URI's authority) is an IP address or `localhost`.
+fn admin_host(req: &Request<Incoming>) -> bool {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let Some(host) = host else { return false };
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// No `Origin`, or the admin server's own (`Host`).
@@ -181,5 +195,8 @@ fn with_type(status: StatusCode, s: String, ct: &'static str) -> Response<Body> 
     let mut r = Response::new(body::full(s));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    // The admin page must not be framed by another site (clickjacking).
+    r.headers_mut().insert("x-frame-options", HeaderValue::from_static("DENY"));
+    r.headers_mut().insert("content-security-policy", HeaderValue::from_static("frame-ancestors 'none'"));
     r
 }

@@ -127,7 +127,7 @@ pub(crate) async fn handle(
             bind: trail.port,
             listener: listener.clone(),
             route: route.clone(),
-            method: method.as_str().to_string(),
+            method: agw_mcp::metrics::http_method_label(&method),
             status,
         })
         .inc();
@@ -269,6 +269,7 @@ fn is_event_stream(resp: &Response<Body>) -> bool {
 /// A response body that ends (cleanly, like a finished stream) once shutdown begins.
 struct EndsOnShutdown {
     inner: Body,
+    done: bool,
     /// Behind a mutex only to be `Sync` as bodies must be; polled through `get_mut`.
     stop: std::sync::Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -278,7 +279,7 @@ impl EndsOnShutdown {
         let stop: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
             let _ = stop.wait_for(|s| *s).await;
         });
-        http_body_util::BodyExt::boxed(EndsOnShutdown { inner, stop: std::sync::Mutex::new(stop) })
+        http_body_util::BodyExt::boxed(EndsOnShutdown { inner, done: false, stop: std::sync::Mutex::new(stop) })
     }
 }
 
@@ -291,16 +292,20 @@ impl http_body::Body for EndsOnShutdown {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
         if let Ok(stop) = this.stop.get_mut()
             && stop.as_mut().poll(cx).is_ready()
         {
+            this.done = true;
             return Poll::Ready(None);
         }
         Pin::new(&mut this.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.done || self.inner.is_end_stream()
     }
 }
 

@@ -113,7 +113,12 @@ pub(crate) async fn run(
         }
         seen = settled;
         let metrics = shared.relay.metrics().clone();
-        match load(path) {
+        // Reading, parsing and compiling rules is blocking work: off the event loop.
+        let loading = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&loading))
+            .await
+            .unwrap_or_else(|e| Err(format!("config reload failed: {e}")));
+        match loaded {
             Ok((loaded, runtime)) => {
                 if loaded.config.config.clone().unwrap_or_default() != settings {
                     warn!(file = %path.display(), "the `config:` block changed; it takes effect on restart");

@@ -31,7 +31,8 @@ pub struct HttpLabels {
     pub bind: u16,
     pub listener: String,
     pub route: String,
-    pub method: String,
+    /// A standard HTTP method, or `other`.
+    pub method: &'static str,
     pub status: u16,
 }
 
@@ -46,7 +47,8 @@ pub struct RouteLabels {
 /// One JSON-RPC request from a client.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct McpLabels {
-    pub method: String,
+    /// A known MCP method, or `other`.
+    pub method: &'static str,
     /// The target the request went to (empty when it was fanned out or refused).
     pub target: String,
     /// The tool of a `tools/call` as the client named it (empty for other methods).
@@ -91,6 +93,71 @@ struct BuildLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// Most distinct tool names that get a series of their own; later ones count as `other`.
+/// Tool names come from clients, so without a bound a client could grow the registry (and
+/// every scrape) without limit.
+pub const MAX_TOOL_SERIES: usize = 1000;
+/// Longest label value or logged name taken from a request; longer ones are cut.
+pub const MAX_NAME: usize = 128;
+
+/// MCP methods known to the protocol; anything else is counted as `other`.
+const MCP_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+    "logging/setLevel",
+    "sampling/createMessage",
+    "elicitation/create",
+    "roots/list",
+    "tasks/get",
+    "tasks/list",
+    "tasks/result",
+    "tasks/cancel",
+];
+
+/// A request's method as a label: a known MCP method, or `other`.
+pub fn method_label(method: &str) -> &'static str {
+    MCP_METHODS.iter().find(|m| **m == method).copied().unwrap_or("other")
+}
+
+/// An HTTP method as a label: a standard one, or `other`.
+pub fn http_method_label(method: &http::Method) -> &'static str {
+    use http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::DELETE => "DELETE",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        M::CONNECT => "CONNECT",
+        M::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// `s` cut to at most [`MAX_NAME`] bytes (on a character boundary).
+pub fn cut(s: &str) -> &str {
+    if s.len() <= MAX_NAME {
+        return s;
+    }
+    let mut end = MAX_NAME;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~52 s, doubling.
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
@@ -110,6 +177,8 @@ pub struct Metrics {
     pub local_sessions: Gauge,
     pub stdio_children: Gauge,
     pub reloads: Family<ReloadLabels, Counter>,
+    /// Tool names that have a series of their own (at most [`MAX_TOOL_SERIES`]).
+    tools: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -188,7 +257,23 @@ impl Metrics {
             local_sessions,
             stdio_children,
             reloads,
+            tools: Default::default(),
         }
+    }
+
+    /// The label for a tool name: itself while fewer than [`MAX_TOOL_SERIES`] names have been
+    /// seen, `other` for new names after that.
+    pub fn tool_label(&self, name: &str) -> String {
+        let name = cut(name);
+        let Ok(mut seen) = self.tools.lock() else { return "other".into() };
+        if seen.contains(name) {
+            return name.to_string();
+        }
+        if seen.len() < MAX_TOOL_SERIES {
+            seen.insert(name.to_string());
+            return name.to_string();
+        }
+        "other".into()
     }
 
     /// The Prometheus text exposition.
@@ -206,5 +291,26 @@ impl Metrics {
     pub fn decision(&self, kind: &'static str, allowed: bool) {
         let result = if allowed { "allow" } else { "deny" };
         self.authorization.get_or_create(&DecisionLabels { kind, result }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_clients_cannot_grow_the_registry_without_bound() {
+        let m = Metrics::new();
+        for i in 0..MAX_TOOL_SERIES {
+            assert_eq!(m.tool_label(&format!("tool-{i}")), format!("tool-{i}"));
+        }
+        assert_eq!(m.tool_label("one-too-many"), "other");
+        assert_eq!(m.tool_label("tool-7"), "tool-7", "names already seen keep their series");
+        let long = "é".repeat(200);
+        assert!(cut(&long).len() <= MAX_NAME && long.starts_with(cut(&long)));
+        assert_eq!(method_label("tools/call"), "tools/call");
+        assert_eq!(method_label("x/made-up"), "other");
+        assert_eq!(http_method_label(&http::Method::GET), "GET");
+        assert_eq!(http_method_label(&http::Method::from_bytes(b"RND123").unwrap()), "other");
     }
 }

@@ -229,18 +229,20 @@ impl Relay {
     /// Counts one client request (metrics) and notes the first of a body (access log).
     /// `name` is the `params.name` of a `tools/call`.
     pub(crate) fn observe(&self, opts: &CallOptions, method: &str, name: Option<&str>, target: Option<&str>, n: usize) {
+        let label = crate::metrics::method_label(method);
         self.metrics
             .mcp_requests
             .get_or_create(&McpLabels {
-                method: method.to_string(),
+                method: label,
                 target: target.unwrap_or_default().to_string(),
-                tool: name.unwrap_or_default().to_string(),
+                tool: name.map(|t| self.metrics.tool_label(t)).unwrap_or_default(),
             })
             .inc();
+        // Logged and traced as sent, but cut to a bounded length.
         let _ = opts.observed.set(McpCall {
-            method: method.to_string(),
+            method: crate::metrics::cut(method).to_string(),
             target: target.map(str::to_string),
-            tool: name.map(str::to_string),
+            tool: name.map(|t| crate::metrics::cut(t).to_string()),
             requests: n,
         });
     }

@@ -210,9 +210,13 @@ impl Tracer {
     /// Exports every span queued so far (shutdown), waiting at most `limit`.
     pub async fn flush(&self, limit: Duration) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
-            let _ = tokio::time::timeout(limit, rx).await;
-        }
+        // Bounded as a whole: a full queue in front of a stuck collector must not hold shutdown.
+        let _ = tokio::time::timeout(limit, async {
+            if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        })
+        .await;
     }
 }
 

@@ -253,6 +253,8 @@ async fn the_admin_server_refuses_rebound_names_and_foreign_origins() {
     assert_eq!(send("GET", "/config_dump", &own, None, "").await.0, 200);
     assert_eq!(send("GET", "/config_dump", &format!("localhost:{}", admin.port()), None, "").await.0, 200);
     assert_eq!(send("GET", "/config_dump", "attacker.example:15000", None, "").await.0, 403);
+    assert_eq!(send("GET", "/config_dump", "10.1.2.3:15000", None, "").await.0, 200, "an IP address cannot be rebound");
+    assert_eq!(send("GET", "/ui/", &own, None, "").await.0, 200);
     assert_eq!(send("GET", "/ui/api/routes", "attacker.example", None, "").await.0, 403);
 
     let (port, path) = (0, "/mcp");
