@@ -103,33 +103,52 @@ fn access_log_lines_name_the_call_never_the_token_and_the_level_changes_at_run_t
     }
 }
 
+/// The binary in front of a reference upstream, with its MCP URL and metrics port.
+struct Running {
+    _upstream: agw_testkit::serve::Server,
+    child: std::process::Child,
+    logs: Logs,
+    url: String,
+    stats: u16,
+}
+
+fn run_gateway(rt: &tokio::runtime::Runtime) -> Running {
+    let upstream =
+        rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
+    let (child, logs) = start(&["--config", &config(&upstream.url("/mcp"))]);
+    let port = logged_port(&logs, "Listening on 0.0.0.0:");
+    let stats = logged_port(&logs, "Metrics on http://127.0.0.1:");
+    Running { _upstream: upstream, child, logs, url: format!("http://127.0.0.1:{port}/mcp"), stats }
+}
+
+/// Polls `/metrics` (at most 20 s) until `seen` holds for its text.
+async fn until_metrics(stats: u16, what: &str, seen: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, text) = http("GET", &format!("http://127.0.0.1:{stats}/metrics"), None).await;
+        if seen(&text) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[test]
 fn sigterm_lets_a_call_in_flight_finish_then_exits_0() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let upstream =
-        rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
-    let (mut child, logs) = start(&["--config", &config(&upstream.url("/mcp"))]);
-    let port = logged_port(&logs, "Listening on 0.0.0.0:");
-    let stats = logged_port(&logs, "Metrics on http://127.0.0.1:");
+    let Running { _upstream, mut child, logs, url, stats } = run_gateway(&rt);
     let token = token("example2.key");
-    let url = format!("http://127.0.0.1:{port}/mcp");
 
     let answer = rt.block_on(async {
         let mut c = McpClient::new(&url).with_header("authorization", &format!("Bearer {token}"));
         c.initialize().await.unwrap();
         let call = tokio::spawn(async move { c.call_tool("sleep", json!({"ms": 1500})).await });
         // The gateway counts a request when it reads it, before it goes upstream.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (_, text) = http("GET", &format!("http://127.0.0.1:{stats}/metrics"), None).await;
-            if metric(&text, "agentgateway_mcp_requests_total{method=\"tools/call\",target=\"mcp\",tool=\"sleep\"}")
-                == 1.0
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the call never arrived");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_metrics(stats, "the call arrives", |text| {
+            metric(text, "agentgateway_mcp_requests_total{method=\"tools/call\",target=\"mcp\",tool=\"sleep\"}") == 1.0
+        })
+        .await;
         sigterm(&child);
         logs.wait_for("draining and shutting down");
         // New connections are refused while the call drains.
@@ -146,28 +165,18 @@ fn sigterm_lets_a_call_in_flight_finish_then_exits_0() {
 #[test]
 fn sigterm_ends_open_sse_streams_cleanly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let upstream =
-        rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
-    let (mut child, logs) = start(&["--config", &config(&upstream.url("/mcp"))]);
-    let port = logged_port(&logs, "Listening on 0.0.0.0:");
-    let stats = logged_port(&logs, "Metrics on http://127.0.0.1:");
+    let Running { _upstream, mut child, logs, url, stats } = run_gateway(&rt);
     let token = token("example2.key");
-    let url = format!("http://127.0.0.1:{port}/mcp");
 
     let ended = rt.block_on(async {
         let mut c = McpClient::new(&url).with_header("authorization", &format!("Bearer {token}"));
         c.initialize().await.unwrap();
         // The standalone stream: open until the server ends it.
         let stream = tokio::spawn(async move { c.get_stream(&[], |_| false).await });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (_, text) = http("GET", &format!("http://127.0.0.1:{stats}/metrics"), None).await;
-            if text.lines().any(|l| l.contains("method=\"GET\",status=\"200\"")) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the stream never opened");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_metrics(stats, "the stream opens", |text| {
+            text.lines().any(|l| l.contains("method=\"GET\",status=\"200\""))
+        })
+        .await;
         sigterm(&child);
         stream.await.unwrap()
     });
