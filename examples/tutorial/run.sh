@@ -27,6 +27,10 @@ cat <<'TRY'
       -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
       -d '{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
 
+  Admin page: http://localhost:15000/ui/ (its playground takes a token and lists, calls and
+  explains tools). Metrics: http://localhost:15020/metrics. Edit config.yaml while this runs
+  and the change applies.
+
 TRY
 cd "$here"
 "$bin/agentgateway" -f config.yaml
