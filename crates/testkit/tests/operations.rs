@@ -272,3 +272,29 @@ async fn the_admin_server_refuses_rebound_names_and_foreign_origins() {
     let (status, body) = send("POST", "/ui/api/mcp", &own, None, &elsewhere).await;
     assert_eq!((status, body.contains("not a port of this gateway")), (400, true), "{body}");
 }
+
+/// A JWKS file the config names is watched too: rotating the keys on disk needs no restart.
+#[tokio::test]
+async fn a_rotated_jwks_file_is_picked_up_without_a_restart() {
+    let upstream = agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("agw-jwks-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("keys.json");
+    // First some other issuer key: the tutorial's tokens do not verify.
+    let other = agw_testkit::jwt::TestKey::generate("5891645032159894383", agw_testkit::jwt::Alg::ES256);
+    std::fs::write(&jwks, json!({"keys": [other.jwk(false)]}).to_string()).unwrap();
+    let path = dir.join("config.yaml");
+    let yaml = config(&upstream.url("/mcp"), &TUTORIAL_RULES)
+        .replace(&format!("file: {}", tutorial("pub-key").display()), &format!("file: {}", jwks.display()));
+    std::fs::write(&path, yaml).unwrap();
+    let gw = Gateway::start_file(&path).await.unwrap();
+    let c = McpClient::new(gw.url("/mcp")).with_header("authorization", &format!("Bearer {}", token("example1.key")));
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    assert_eq!(c.post(&ping).await.unwrap().status, 401, "the key is not the tutorial's yet");
+
+    // The tutorial's key lands in the file: the same token now passes.
+    std::fs::copy(tutorial("pub-key"), &jwks).unwrap();
+    eventually("the new keys apply", || async { c.post(&ping).await.unwrap().status == 200 }).await;
+    gw.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
