@@ -137,7 +137,16 @@ pub(crate) async fn run(
                 while refreshers.join_next().await.is_some() {}
                 (generation, refreshers) = start_refreshers(&runtime.remote_jwks);
                 files = watched_files(path, Some(&loaded));
-                seen = stamps(&files);
+                // Files read for this version keep the stamps they were read at: a write that
+                // came in meanwhile is seen on the next poll.
+                let fresh = stamps(&files);
+                seen = fresh
+                    .into_iter()
+                    .map(|(file, now)| {
+                        let at_read = seen.get(&file).copied().unwrap_or(now);
+                        (file, at_read)
+                    })
+                    .collect();
                 metrics.reloads.get_or_create(&agw_mcp::metrics::ReloadLabels { result: "success" }).inc();
                 info!(file = %path.display(), "config reloaded");
             }
