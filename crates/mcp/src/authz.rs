@@ -83,8 +83,22 @@ fn fold(s: &str) -> String {
     s.chars().flat_map(char::to_lowercase).map(|c| if c == 'ſ' { 's' } else { c }).collect()
 }
 
+/// Whether `a` and `b` are equal under [`fold`], without building the folded strings.
+fn folded_eq(a: &str, b: &str) -> bool {
+    let folded =
+        |s: &str| s.chars().flat_map(char::to_lowercase).map(|c| if c == 'ſ' { 's' } else { c }).collect::<Vec<_>>();
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    folded(a) == folded(b)
+}
+
 /// Keys of `obj` that another key equals under case folding.
 fn ambiguous_keys(obj: &Map<String, Value>) -> bool {
+    // Messages have a handful of keys: comparing pairs beats hashing folded copies.
+    if obj.len() <= 16 {
+        return obj.keys().enumerate().any(|(i, a)| obj.keys().skip(i + 1).any(|b| folded_eq(a, b)));
+    }
     let mut seen = std::collections::HashSet::new();
     obj.keys().any(|k| !seen.insert(fold(k)))
 }
@@ -356,6 +370,35 @@ mod tests {
         assert_eq!(verdict(spelled), Some(-32601), "a known method in another case");
         let note = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "get-env"}});
         assert_eq!(verdict(note), Some(-32602), "a notification is checked like a request");
+    }
+
+    #[test]
+    fn case_folded_duplicates_are_found_by_both_paths() {
+        let reference = |m: &Map<String, Value>| {
+            let mut seen = std::collections::HashSet::new();
+            m.keys().any(|k| !seen.insert(fold(k)))
+        };
+        let cases: [&[&str]; 7] = [
+            &["name", "arguments"],
+            &["name", "NAME"],
+            &["ſame", "same"],
+            &["\u{212a}ey", "key"],
+            &["İ", "i"],
+            &["straße", "STRASSE"],
+            &["a", "b", "c", "A"],
+        ];
+        for keys in cases {
+            for padding in [0, 20] {
+                let mut m: Map<String, Value> = keys.iter().map(|k| (k.to_string(), Value::Null)).collect();
+                for i in 0..padding {
+                    m.insert(format!("pad{i}"), Value::Null);
+                }
+                assert_eq!(ambiguous_keys(&m), reference(&m), "{keys:?} with {padding} more keys");
+            }
+        }
+        let kelvin: Map<String, Value> =
+            [("\u{212a}ey".to_string(), Value::Null), ("key".into(), Value::Null)].into_iter().collect();
+        assert!(ambiguous_keys(&kelvin), "the Kelvin sign folds to k");
     }
 
     #[test]
