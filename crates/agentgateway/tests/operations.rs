@@ -39,16 +39,8 @@ fn access_lines(logs: &Logs) -> Vec<Value> {
 }
 
 async fn http(method: &str, url: &str, origin: Option<&str>) -> (u16, String) {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let mut req = http::Request::builder().method(method).uri(url);
-    if let Some(o) = origin {
-        req = req.header("origin", o);
-    }
-    let resp = client.request(req.body(http_body_util::Empty::new()).unwrap()).await.unwrap();
-    let status = resp.status().as_u16();
-    (status, String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned())
+    let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+    agw_testkit::client::http(method, url, &headers, "").await.unwrap()
 }
 
 #[test]

@@ -121,20 +121,6 @@ pub(crate) async fn handle(
     let metrics = shared.relay.metrics();
     let listener = trail.listener.unwrap_or_default();
     let route = trail.route.unwrap_or_default();
-    metrics
-        .requests
-        .get_or_create(&HttpLabels {
-            bind: trail.port,
-            listener: listener.clone(),
-            route: route.clone(),
-            method: agw_mcp::metrics::http_method_label(&method),
-            status,
-        })
-        .inc();
-    metrics
-        .request_duration
-        .get_or_create(&RouteLabels { bind: trail.port, listener: listener.clone(), route: route.clone() })
-        .observe(took.as_secs_f64());
     let mcp = resp.extensions().get::<McpCall>();
     info!(
         target: "access",
@@ -193,6 +179,20 @@ pub(crate) async fn handle(
             error: (status >= 500).then(|| format!("HTTP {status}")),
         });
     }
+    metrics
+        .requests
+        .get_or_create(&HttpLabels {
+            bind: trail.port,
+            listener: listener.clone(),
+            route: route.clone(),
+            method: agw_mcp::metrics::http_method_label(&method),
+            status,
+        })
+        .inc();
+    metrics
+        .request_duration
+        .get_or_create(&RouteLabels { bind: trail.port, listener, route })
+        .observe(took.as_secs_f64());
     resp
 }
 

@@ -178,7 +178,7 @@ pub struct Metrics {
     pub stdio_children: Gauge,
     pub reloads: Family<ReloadLabels, Counter>,
     /// Tool names that have a series of their own (at most [`MAX_TOOL_SERIES`]).
-    tools: std::sync::Mutex<std::collections::HashSet<String>>,
+    tools: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -265,11 +265,12 @@ impl Metrics {
     /// seen, `other` for new names after that.
     pub fn tool_label(&self, name: &str) -> String {
         let name = cut(name);
-        let Ok(mut seen) = self.tools.lock() else { return "other".into() };
-        if seen.contains(name) {
+        // Read-locked on the common path (a name seen before); written once per new name.
+        if self.tools.read().is_ok_and(|seen| seen.contains(name)) {
             return name.to_string();
         }
-        if seen.len() < MAX_TOOL_SERIES {
+        let Ok(mut seen) = self.tools.write() else { return "other".into() };
+        if seen.contains(name) || seen.len() < MAX_TOOL_SERIES {
             seen.insert(name.to_string());
             return name.to_string();
         }

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::authz::Authorizer;
-use crate::body::{self, Body, BoxError};
+use crate::body::{self, Body, BoxError, ReadError, read_limited};
 use crate::error::{RelayError, UpstreamFailure};
 use crate::jsonrpc;
 use crate::local::LocalSessions;
@@ -247,6 +247,18 @@ impl Relay {
         });
     }
 
+    /// A client's request body, within the size limit.
+    pub(crate) async fn read_request<B>(&self, body: B) -> Result<Bytes, RelayError>
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        read_limited(body, self.limits.max_request).await.map_err(|e| match e {
+            ReadError::TooLarge { limit } => RelayError::BodyTooLarge { limit },
+            ReadError::Io(_) => RelayError::BodyRead,
+        })
+    }
+
     /// Answers one client request for `backend`.
     pub async fn serve<B>(&self, backend: Arc<Backend>, req: http::Request<B>, opts: CallOptions) -> Response<Body>
     where
@@ -301,6 +313,18 @@ impl Relay {
         }
         Ok(state)
     }
+}
+
+/// A request body's messages, and whether it is an `initialize` (which may not be batched).
+pub(crate) fn parse_request(bytes: &Bytes) -> Result<(jsonrpc::Body<'_>, bool), RelayError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| RelayError::Parse(jsonrpc::ParseError::Json("body is not UTF-8".into())))?;
+    let msgs = jsonrpc::Body::parse(text)?;
+    let is_init = msgs.messages.iter().any(|m| m.kind == jsonrpc::Kind::Request && m.method() == Some("initialize"));
+    if is_init && msgs.batch {
+        return Err(RelayError::InitializeInBatch);
+    }
+    Ok((msgs, is_init))
 }
 
 /// The tool name of a `tools/call` (`params.name`), read from raw params.

@@ -289,3 +289,16 @@ impl McpClient {
 pub fn first_text(response: &Value) -> Option<&str> {
     response.get("result")?.get("content")?.get(0)?.get("text")?.as_str()
 }
+
+/// One plain HTTP request on loopback (admin, metrics, raw checks): status and body as text.
+/// `headers` are added as given (`host` replaces the URL's).
+pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> anyhow::Result<(u16, String)> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client.request(req.body(Full::new(Bytes::from(body.to_string())))?).await?;
+    let status = resp.status().as_u16();
+    Ok((status, String::from_utf8_lossy(&resp.into_body().collect().await?.to_bytes()).into_owned()))
+}

@@ -44,8 +44,9 @@ impl Gateway {
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> anyhow::Result<String> {
         let addr = self.stats.ok_or_else(|| anyhow::anyhow!("metrics are off"))?;
-        let resp = http_get(&format!("http://{addr}/metrics")).await?;
-        Ok(resp)
+        let (status, text) = crate::client::http("GET", &format!("http://{addr}/metrics"), &[], "").await?;
+        anyhow::ensure!(status == 200, "GET /metrics: {status}");
+        Ok(text)
     }
 
     /// `http://127.0.0.1:<port><path>` on the first bind.
@@ -86,16 +87,6 @@ pub fn metric(text: &str, series: &str) -> f64 {
         .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
-}
-
-/// A plain HTTP GET on loopback, body as text.
-async fn http_get(url: &str) -> anyhow::Result<String> {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let resp = client.get(url.parse()?).await?;
-    anyhow::ensure!(resp.status().is_success(), "GET {url}: {}", resp.status());
-    Ok(String::from_utf8(resp.into_body().collect().await?.to_bytes().to_vec())?)
 }
 
 /// A bind on a free port with one MCP route to `upstream_url`, plus `route_extra` (YAML

@@ -226,27 +226,18 @@ async fn traces_reach_an_otlp_http_collector() {
 /// its playground refuses cross-origin posts and ports that are not the gateway's.
 #[tokio::test]
 async fn the_admin_server_refuses_rebound_names_and_foreign_origins() {
-    use http_body_util::BodyExt;
     let upstream = agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
     let gw = Gateway::start(&config(&upstream.url("/mcp"), &TUTORIAL_RULES)).await.unwrap();
     let admin = gw.admin.unwrap();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let send = |method: &str, path: &str, host: &str, origin: Option<&str>, body: &str| {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("http://{admin}{path}"))
-            .header("host", host)
-            .header("content-type", "application/json");
-        if let Some(o) = origin {
-            req = req.header("origin", o);
-        }
-        let req = req.body(http_body_util::Full::new(bytes::Bytes::from(body.to_string()))).unwrap();
-        let client = client.clone();
+    let send = |method: &'static str, path: &'static str, host: &str, origin: Option<&str>, body: &str| {
+        let url = format!("http://{admin}{path}");
+        let mut headers = vec![("host".to_string(), host.to_string())];
+        headers.push(("content-type".into(), "application/json".into()));
+        headers.extend(origin.map(|o| ("origin".to_string(), o.to_string())));
+        let body = body.to_string();
         async move {
-            let resp = client.request(req).await.unwrap();
-            let status = resp.status().as_u16();
-            (status, String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned())
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            agw_testkit::client::http(method, &url, &headers, &body).await.unwrap()
         }
     };
     let own = format!("127.0.0.1:{}", admin.port());

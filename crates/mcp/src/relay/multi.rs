@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::{Backend, CallOptions, Relay, forward_headers, json_response};
-use crate::body::{Body, BoxError, ReadError, read_limited};
+use crate::body::{Body, BoxError};
 use crate::error::RelayError;
-use crate::jsonrpc::{self, Kind};
+use crate::jsonrpc;
 use crate::local::LocalSession;
 use crate::mux::{Mux, Out, Sess, sse_body, status_only};
 use crate::session::SessionState;
@@ -29,17 +29,8 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let bytes = read_limited(body, relay.limits.max_request).await.map_err(|e| match e {
-        ReadError::TooLarge { limit } => RelayError::BodyTooLarge { limit },
-        ReadError::Io(_) => RelayError::BodyRead,
-    })?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| RelayError::Parse(jsonrpc::ParseError::Json("body is not UTF-8".into())))?;
-    let parsed = jsonrpc::Body::parse(text)?;
-    let is_init = parsed.messages.iter().any(|m| m.kind == Kind::Request && m.method() == Some("initialize"));
-    if is_init && parsed.batch {
-        return Err(RelayError::InitializeInBatch);
-    }
+    let bytes = relay.read_request(body).await?;
+    let (parsed, is_init) = super::parse_request(&bytes)?;
     // The envelope scan accepts what a full parse may not (a lone surrogate, `1e999`, deep
     // nesting): such a message is refused, not forwarded half-read.
     let values = parsed

@@ -119,17 +119,8 @@ impl Relay {
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        let bytes = read_limited(body, self.limits.max_request).await.map_err(|e| match e {
-            ReadError::TooLarge { limit } => RelayError::BodyTooLarge { limit },
-            ReadError::Io(_) => RelayError::BodyRead,
-        })?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| RelayError::Parse(jsonrpc::ParseError::Json("body is not UTF-8".into())))?;
-        let msgs = jsonrpc::Body::parse(text)?;
-        let is_init = msgs.messages.iter().any(|m| m.kind == Kind::Request && m.method() == Some("initialize"));
-        if is_init && msgs.batch {
-            return Err(RelayError::InitializeInBatch);
-        }
+        let bytes = self.read_request(body).await?;
+        let (msgs, is_init) = super::parse_request(&bytes)?;
         let state = if is_init { None } else { Some(self.session(&parts.headers, backend)?) };
         let target = &backend.targets[0];
         let n = msgs.requests().count();
