@@ -332,15 +332,28 @@ impl<'a> Mux<'a> {
         };
         let mut forwarded = msg.clone();
         forwarded["params"][field] = Value::String(name);
-        match self.police(idx, &forwarded) {
+        self.checked_request(sess, idx, &forwarded, (kind, exposed), out).await
+    }
+
+    /// Sends a message naming one item to its target once the rules allow it; a hidden item
+    /// is answered as unknown under the name the client knows it by (`exposed`).
+    async fn checked_request(
+        &self,
+        sess: &Sess,
+        idx: usize,
+        forwarded: &Value,
+        (kind, exposed): (ItemKind, &str),
+        out: &Out,
+    ) -> Value {
+        let id = &forwarded["id"];
+        match self.police(idx, forwarded) {
             Verdict::Allow => {}
             Verdict::Deny(refused) => return refused,
-            // The client knows the item by its exposed name.
-            Verdict::Hidden(_) => return authz::unknown(kind, exposed, &id),
+            Verdict::Hidden(_) => return authz::unknown(kind, exposed, id),
         }
-        match self.request(sess, idx, &forwarded, out).await {
+        match self.request(sess, idx, forwarded, out).await {
             Ok(a) => a.response,
-            Err(f) => failure_message(&id, f),
+            Err(f) => failure_message(id, f),
         }
     }
 
@@ -463,15 +476,7 @@ impl<'a> Mux<'a> {
         };
         let mut forwarded = msg.clone();
         forwarded["params"]["ref"][field] = Value::String(name);
-        match self.police(idx, &forwarded) {
-            Verdict::Allow => {}
-            Verdict::Deny(refused) => return refused,
-            Verdict::Hidden(_) => return authz::unknown(kind, exposed, &id),
-        }
-        match self.request(sess, idx, &forwarded, out).await {
-            Ok(a) => a.response,
-            Err(f) => failure_message(&id, f),
-        }
+        self.checked_request(sess, idx, &forwarded, (kind, exposed), out).await
     }
 
     /// A request every target gets; `empty`: answer `{}` when all succeed, else the first
