@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    AuthMode, BasicAuth, Bind, Config, GatewayPolicies, JwtAuth, Listener, ListenerProtocol, McpBackend, McpHost,
+    AuthMode, BasicAuth, Bind, Config, GatewayPolicies, JwtAuth, Listener, ListenerProtocol, McpBackend, McpHost, McpSettings,
     McpTarget, PathMatch, Route, RouteBackend, RoutePolicies, Settings, Unsupported, present,
 };
 
@@ -98,6 +98,34 @@ impl Validator {
         }
         if s.worker_threads.is_some_and(|n| !(1..=1024).contains(&n)) {
             self.err(at.key("workerThreads"), "between 1 and 1024");
+        }
+        if let Some(m) = &s.mcp {
+            self.mcp_settings(&at.key("mcp"), m);
+        }
+    }
+
+    fn mcp_settings(&mut self, at: &FieldPath, m: &McpSettings) {
+        if m.max_batch_size == Some(0) {
+            self.err(at.key("maxBatchSize"), "at least 1");
+        }
+        if m.request_timeout.is_some_and(|d| d.get().is_zero()) {
+            self.err(at.key("requestTimeout"), "a duration above zero");
+        }
+        let Some(q) = &m.quotas else { return };
+        let at = at.key("quotas");
+        let mut rate = |at: FieldPath, v: Option<f64>, min: f64| {
+            if v.is_some_and(|v| !v.is_finite() || v < min) {
+                self.err(at, format!("a number of at least {min}"));
+            }
+        };
+        rate(at.key("newSessionsPerSecond"), q.new_sessions_per_second, f64::MIN_POSITIVE);
+        rate(at.key("newSessionsBurst"), q.new_sessions_burst, 1.0);
+        if let Some(a) = &q.anonymous {
+            let at = at.key("anonymous");
+            rate(at.key("newSessionsPerSecond"), a.new_sessions_per_second, f64::MIN_POSITIVE);
+            rate(at.key("newSessionsBurst"), a.new_sessions_burst, 1.0);
+            rate(at.key("newSessionsPerSecondPerAddress"), a.new_sessions_per_second_per_address, f64::MIN_POSITIVE);
+            rate(at.key("newSessionsBurstPerAddress"), a.new_sessions_burst_per_address, 1.0);
         }
     }
 

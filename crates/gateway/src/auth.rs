@@ -27,9 +27,32 @@ use crate::jwks::RemoteJwks;
 pub struct Identity {
     pub jwt: Option<Claims>,
     pub api_key: Option<Value>,
+    /// The SHA-256 digest of the accepted API key: who the key-holder is, without the key.
+    pub api_key_digest: Option<[u8; 32]>,
     pub basic_user: Option<String>,
     /// The validated bearer token, for `backendAuth: passthrough` and `preserveToken`.
     pub token: Option<Token>,
+}
+
+impl Identity {
+    /// The caller as the MCP relay knows it: sessions are bound to it and quotas counted
+    /// against it. Every credential that was accepted takes part (JWT issuer and subject, API
+    /// key, Basic user); with none, the caller is anonymous.
+    pub fn caller(&self, peer: std::net::SocketAddr) -> agw_mcp::Caller {
+        let address = Some(peer.ip());
+        let mut parts: Vec<&[u8]> = Vec::new();
+        if let Some(claims) = &self.jwt {
+            let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("").as_bytes();
+            parts.extend([&b"jwt"[..], text("iss"), text("sub")]);
+        }
+        if let Some(digest) = &self.api_key_digest {
+            parts.extend([&b"apiKey"[..], &digest[..]]);
+        }
+        if let Some(user) = &self.basic_user {
+            parts.extend([&b"basic"[..], user.as_bytes()]);
+        }
+        if parts.is_empty() { agw_mcp::Caller::anonymous(address) } else { agw_mcp::Caller::identified(parts, address) }
+    }
 }
 
 /// A validated bearer token. Its `Debug` never shows it.
@@ -194,9 +217,10 @@ impl Authn {
                     }
                 }
             }
-            (AuthnKind::ApiKey(keys), Some(key)) => match keys.check(&key) {
-                Some(meta) => {
+            (AuthnKind::ApiKey(keys), Some(key)) => match keys.identify(&key) {
+                Some((digest, meta)) => {
                     identity.api_key = Some(meta.clone());
+                    identity.api_key_digest = Some(*digest);
                     Ok(())
                 }
                 None => {
@@ -371,6 +395,25 @@ mod tests {
         );
         assert_eq!(snake_case("scopesSupported"), "scopes_supported");
         assert_eq!(snake_case("resource_documentation"), "resource_documentation");
+    }
+
+    #[test]
+    fn callers_are_told_apart_by_every_credential() {
+        let peer: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let jwt = |iss: &str, sub: &str| {
+            let Value::Object(map) = json!({"iss": iss, "sub": sub}) else { unreachable!() };
+            Identity { jwt: Some(Arc::new(agw_policy::jwt::TokenClaims::new(map))), ..Identity::default() }
+        };
+        assert!(Identity::default().caller(peer).is_anonymous());
+        let a = jwt("https://a", "alice").caller(peer);
+        assert_eq!(a.owner, jwt("https://a", "alice").caller("10.0.0.9:2".parse().unwrap()).owner, "not the address");
+        assert_ne!(a.owner, jwt("https://b", "alice").caller(peer).owner, "same subject, another issuer");
+        assert_ne!(a.owner, jwt("https://a", "bob").caller(peer).owner);
+        let basic = Identity { basic_user: Some("alice".into()), ..Identity::default() }.caller(peer);
+        let key = Identity { api_key_digest: Some([7; 32]), ..Identity::default() }.caller(peer);
+        assert_ne!(basic.owner, a.owner);
+        assert_ne!(key.owner, basic.owner);
+        assert!(!key.is_anonymous());
     }
 
     #[test]

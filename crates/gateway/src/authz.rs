@@ -84,7 +84,15 @@ pub struct McpAuthorizer {
     /// The list method and target, once something was listed.
     listed: OnceLock<(String, String)>,
     metrics: Option<Arc<Metrics>>,
+    /// Call decisions logged for this request; past [`MAX_AUDIT_LINES`], decisions are only
+    /// counted (allowed, denied) and summed up in one line on drop.
+    logged: AtomicUsize,
+    unlogged: (AtomicUsize, AtomicUsize),
 }
+
+/// Audit lines one request may write about its calls (a batch holds several); the rest are
+/// summed up, so a request cannot multiply the log.
+pub const MAX_AUDIT_LINES: usize = 8;
 
 impl McpAuthorizer {
     pub fn new(
@@ -102,11 +110,18 @@ impl McpAuthorizer {
             hidden: AtomicUsize::new(0),
             shown: AtomicUsize::new(0),
             listed: OnceLock::new(),
+            logged: AtomicUsize::new(0),
+            unlogged: (AtomicUsize::new(0), AtomicUsize::new(0)),
         })
     }
 
     fn audit_call(&self, item: &Item<'_>, d: &Decision) {
         if self.audit == AuditMode::All || (self.audit == AuditMode::Denied && !d.allowed) {
+            if self.logged.fetch_add(1, Ordering::Relaxed) >= MAX_AUDIT_LINES {
+                let counter = if d.allowed { &self.unlogged.0 } else { &self.unlogged.1 };
+                counter.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             info!(
                 target: "audit",
                 subject = %self.subject,
@@ -154,6 +169,10 @@ impl Authorizer for McpAuthorizer {
 impl Drop for McpAuthorizer {
     /// One audit event per filtered listing (not one per item: lists can be long).
     fn drop(&mut self) {
+        let (allowed, denied) = (self.unlogged.0.load(Ordering::Relaxed), self.unlogged.1.load(Ordering::Relaxed));
+        if allowed + denied > 0 {
+            info!(target: "audit", subject = %self.subject, allowed, denied, decision = "summary", "more authorization decisions in this request");
+        }
         let hidden = self.hidden.load(Ordering::Relaxed);
         let shown = self.shown.load(Ordering::Relaxed);
         let Some((method, target)) = self.listed.get() else { return };

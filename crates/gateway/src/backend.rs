@@ -8,7 +8,7 @@ use agw_mcp::upstream::SendError;
 use std::sync::Arc;
 
 use agw_mcp::authz::Authorizer;
-use agw_mcp::{CallOptions, HttpClient, Relay};
+use agw_mcp::{CallOptions, Caller, HttpClient, Relay};
 use agw_policy::location::Location;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -37,10 +37,9 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 pub(crate) async fn call<B>(
     backend: &Backend,
     policies: &Policies,
-    relay: &Relay,
-    client: &HttpClient,
+    (relay, client): (&Relay, &HttpClient),
     peer: SocketAddr,
-    (authorizer, trace): (Option<Arc<dyn Authorizer>>, Option<agw_mcp::trace::SpanContext>),
+    (authorizer, trace, caller): (Option<Arc<dyn Authorizer>>, Option<agw_mcp::trace::SpanContext>, Caller),
     req: Request<B>,
 ) -> Response<Body>
 where
@@ -70,10 +69,17 @@ where
                 authorizer,
             );
             opts.trace = trace;
+            opts.caller = caller;
             relay.serve(mcp.clone(), req, opts).await
         }
         Backend::Host { authority } => {
-            let limit = [policies.request_timeout, policies.backend_timeout].into_iter().flatten().min();
+            // Response headers within the route's timeouts, else the gateway's default: a hung
+            // upstream must not hold the client (and a connection) for ever. The body streams.
+            let limit = [policies.request_timeout, policies.backend_timeout]
+                .into_iter()
+                .flatten()
+                .min()
+                .or(Some(relay.options().request_timeout));
             let req = match forward {
                 Some((loc, token)) => {
                     let (mut parts, body) = req.into_parts();

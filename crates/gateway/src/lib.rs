@@ -131,12 +131,16 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
                 e.to_string(),
             )])
         })?,
-        None => SessionCodec::plain(),
+        // Ids are sealed all the same, under a key of this process: a client can neither read
+        // an id nor forge one into another caller's (replicas need `session.key` to share).
+        None => SessionCodec::ephemeral(),
     };
     let mcp = settings.mcp.clone().unwrap_or_default();
-    let locals = Arc::new(LocalSessions::new(
+    let mcp_options = resolve::mcp_options(&mcp);
+    let locals = Arc::new(LocalSessions::with_quotas(
         mcp.session_ttl.map_or(DEFAULT_SESSION_TTL, |d| d.get()),
         mcp.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
+        mcp_options.quotas,
     ));
     let metrics = Arc::new(Metrics::new());
     let tracer = match &settings.tracing {
@@ -160,7 +164,8 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
     };
     let shared = Arc::new(Shared {
         relay: Relay::new(client.clone(), Limits::default(), codec, locals.clone(), metrics)
-            .with_tracer(tracer.clone()),
+            .with_tracer(tracer.clone())
+            .with_options(mcp_options),
         client,
         runtime: ArcSwap::from_pointee(runtime),
         log_level: options.log_level,

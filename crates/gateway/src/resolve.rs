@@ -206,6 +206,35 @@ impl Builder {
 
 /// The URL of a Streamable HTTP target: `host` as a URL (no scheme means `http`), or
 /// `host` + `port` + `path`.
+/// `config.mcp` as the relay runs it: batch limit, default request timeout, quotas.
+pub fn mcp_options(m: &model::McpSettings) -> agw_mcp::McpOptions {
+    use agw_mcp::quota::{QuotaSettings, Rate};
+    let d = QuotaSettings::default();
+    let q = m.quotas.clone().unwrap_or_default();
+    let a = q.anonymous.clone().unwrap_or_default();
+    let rate = |per_second: Option<f64>, burst: Option<f64>, default: Rate| Rate {
+        per_second: per_second.unwrap_or(default.per_second),
+        burst: burst.unwrap_or(default.burst),
+    };
+    agw_mcp::McpOptions {
+        max_batch: m.max_batch_size.unwrap_or(agw_mcp::relay::DEFAULT_MAX_BATCH),
+        request_timeout: m.request_timeout.map_or(agw_mcp::relay::DEFAULT_REQUEST_TIMEOUT, |t| t.get()),
+        quotas: QuotaSettings {
+            sessions: q.sessions.unwrap_or(d.sessions),
+            stdio_sessions: q.stdio_sessions.unwrap_or(d.stdio_sessions),
+            rate: rate(q.new_sessions_per_second, q.new_sessions_burst, d.rate),
+            anonymous_sessions: a.sessions.unwrap_or(d.anonymous_sessions),
+            anonymous_stdio_sessions: a.stdio_sessions.unwrap_or(d.anonymous_stdio_sessions),
+            anonymous_rate: rate(a.new_sessions_per_second, a.new_sessions_burst, d.anonymous_rate),
+            anonymous_rate_per_address: rate(
+                a.new_sessions_per_second_per_address,
+                a.new_sessions_burst_per_address,
+                d.anonymous_rate_per_address,
+            ),
+        },
+    }
+}
+
 fn mcp_url(h: &McpHost) -> Result<Uri, String> {
     let host = h.host.as_deref().unwrap_or_default();
     let text = match (h.port, &h.path) {

@@ -27,6 +27,11 @@ pub enum RelayError {
     DnsRebinding,
     #[error("too many live sessions ({0}); try again later")]
     TooManySessions(usize),
+    /// A per-caller quota; `id` is the (raw JSON) id of the request it answers.
+    #[error("{quota}")]
+    OverQuota { quota: crate::quota::OverQuota, id: Option<String> },
+    #[error("JSON-RPC batches are not allowed in protocol version {0} (removed in 2025-06-18)")]
+    BatchNotAllowed(String),
     #[error("{0}")]
     Upstream(#[from] UpstreamFailure),
 }
@@ -77,6 +82,16 @@ fn humanize(d: Duration) -> String {
 }
 
 impl RelayError {
+    /// Seconds a client should wait before trying again (`Retry-After`), for refusals that
+    /// pass with time.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            RelayError::OverQuota { quota, .. } => Some(quota.retry_after),
+            RelayError::TooManySessions(_) => Some(10),
+            _ => None,
+        }
+    }
+
     /// The HTTP status used when the error answers the whole HTTP request.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -89,6 +104,8 @@ impl RelayError {
             RelayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RelayError::DnsRebinding => StatusCode::FORBIDDEN,
             RelayError::TooManySessions(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RelayError::OverQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
+            RelayError::BatchNotAllowed(_) => StatusCode::BAD_REQUEST,
             RelayError::Upstream(f) => match f.kind {
                 FailureKind::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
                 FailureKind::Connect(_)
@@ -113,6 +130,8 @@ impl RelayError {
             RelayError::MethodNotAllowed => code::SERVER_ERROR,
             RelayError::DnsRebinding => code::SERVER_ERROR,
             RelayError::TooManySessions(_) => code::SERVER_ERROR,
+            RelayError::OverQuota { .. } => code::SERVER_ERROR,
+            RelayError::BatchNotAllowed(_) => code::INVALID_REQUEST,
             RelayError::Upstream(f) if matches!(f.kind, FailureKind::SessionExpired) => code::SESSION_NOT_FOUND,
             RelayError::Upstream(_) => code::INTERNAL_ERROR,
         };

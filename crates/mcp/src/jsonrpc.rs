@@ -76,13 +76,15 @@ pub enum ParseError {
     Invalid(&'static str),
     #[error("empty batch")]
     EmptyBatch,
+    #[error("batch of more than {0} messages")]
+    BatchTooLarge(usize),
 }
 
 impl ParseError {
     pub fn code(&self) -> i64 {
         match self {
             ParseError::Json(_) => code::PARSE_ERROR,
-            ParseError::Invalid(_) | ParseError::EmptyBatch => code::INVALID_REQUEST,
+            ParseError::Invalid(_) | ParseError::EmptyBatch | ParseError::BatchTooLarge(_) => code::INVALID_REQUEST,
         }
     }
 }
@@ -151,10 +153,17 @@ pub struct Body<'a> {
 }
 
 impl<'a> Body<'a> {
+    /// A body from any peer (upstream answers may be batches of any length).
     pub fn parse(text: &'a str) -> Result<Body<'a>, ParseError> {
+        Body::parse_limited(text, usize::MAX)
+    }
+
+    /// A client's request body: a batch of more than `max_batch` messages is refused as soon
+    /// as the scan reaches message `max_batch + 1`, before any message is examined.
+    pub fn parse_limited(text: &'a str, max_batch: usize) -> Result<Body<'a>, ParseError> {
         let trimmed = text.trim_start();
         if trimmed.starts_with('[') {
-            let items: Vec<&'a RawValue> = serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
+            let items = batch_items(text, max_batch)?;
             if items.is_empty() {
                 return Err(ParseError::EmptyBatch);
             }
@@ -178,6 +187,36 @@ impl<'a> Body<'a> {
     pub fn requests(&self) -> impl Iterator<Item = &Message<'a>> {
         self.messages.iter().filter(|m| m.kind == Kind::Request)
     }
+}
+
+/// The raw items of a batch, refusing more than `max`.
+fn batch_items(text: &str, max: usize) -> Result<Vec<&RawValue>, ParseError> {
+    use serde::de::{Deserializer, Error as _, SeqAccess, Visitor};
+    struct Items<'c> {
+        max: usize,
+        over: &'c std::cell::Cell<bool>,
+    }
+    impl<'de> Visitor<'de> for Items<'_> {
+        type Value = Vec<&'de RawValue>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON-RPC batch")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                if items.len() == self.max {
+                    self.over.set(true);
+                    return Err(A::Error::custom("batch too large"));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    let over = std::cell::Cell::new(false);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let items = de.deserialize_seq(Items { max, over: &over }).and_then(|items| de.end().map(|()| items));
+    items.map_err(|e| if over.get() { ParseError::BatchTooLarge(max) } else { ParseError::Json(e.to_string()) })
 }
 
 /// A JSON-RPC error object.
@@ -255,6 +294,21 @@ mod tests {
         assert!(matches!(one(r#"{"jsonrpc":"2.0","id":1,"method":"x","result":1}"#), Err(ParseError::Invalid(_))));
         assert_eq!(Body::parse("[]").unwrap_err(), ParseError::EmptyBatch);
         assert!(matches!(one("[1]"), Err(ParseError::Json(_))));
+    }
+
+    #[test]
+    fn oversized_batches_are_refused() {
+        let msg = r#"{"jsonrpc":"2.0","method":"notifications/x"}"#;
+        let batch = |n: usize| format!("[{}]", vec![msg; n].join(","));
+        assert_eq!(Body::parse_limited(&batch(3), 3).unwrap().messages.len(), 3);
+        assert_eq!(Body::parse_limited(&batch(4), 3).unwrap_err(), ParseError::BatchTooLarge(3));
+        // Refused by count even when a later item is broken: the scan stops first.
+        assert_eq!(
+            Body::parse_limited(&format!("[{msg},{msg},{msg},{msg},garbage]"), 3).unwrap_err(),
+            ParseError::BatchTooLarge(3)
+        );
+        assert!(matches!(Body::parse_limited("[1,2", 3), Err(ParseError::Json(_))));
+        assert!(matches!(Body::parse_limited(&format!("{} x", batch(1)), 3), Err(ParseError::Json(_))));
     }
 
     #[test]

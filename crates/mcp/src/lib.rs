@@ -3,17 +3,20 @@
 
 pub mod authz;
 pub mod body;
+pub mod caller;
 pub mod error;
 pub mod jsonrpc;
 pub mod local;
 pub mod metrics;
 pub mod mux;
+pub mod quota;
 pub mod relay;
 pub mod session;
 pub mod sse;
 pub mod trace;
 pub mod upstream;
 
+pub use caller::Caller;
 pub use error::{FailureKind, RelayError, UpstreamFailure};
-pub use relay::{Backend, CallOptions, FailureMode, Limits, Relay, Target};
+pub use relay::{Backend, CallOptions, FailureMode, Limits, McpOptions, Relay, Target};
 pub use upstream::{HttpClient, HttpTarget, Upstream};

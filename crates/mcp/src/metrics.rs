@@ -86,6 +86,14 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// A refused session request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// `owner` (the id belongs to another caller), `rate` (new sessions per second), `live`
+    /// (live sessions per caller), `capacity` (the gateway's `maxSessions`).
+    pub reason: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
@@ -177,6 +185,7 @@ pub struct Metrics {
     pub local_sessions: Gauge,
     pub stdio_children: Gauge,
     pub reloads: Family<ReloadLabels, Counter>,
+    pub sessions_refused: Family<RefusedLabels, Counter>,
     /// Tool names that have a series of their own (at most [`MAX_TOOL_SERIES`]).
     tools: std::sync::RwLock<std::collections::HashSet<String>>,
 }
@@ -242,6 +251,12 @@ impl Metrics {
         registry.register("stdio_children", "Running stdio target processes", stdio_children.clone());
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register("config_reloads", "Config file reloads, by result", reloads.clone());
+        let sessions_refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "mcp_sessions_refused",
+            "Session requests refused: another caller's id, or a quota, by reason",
+            sessions_refused.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         registry.register("build_info", "The gateway's version", build);
@@ -257,6 +272,7 @@ impl Metrics {
             local_sessions,
             stdio_children,
             reloads,
+            sessions_refused,
             tools: Default::default(),
         }
     }

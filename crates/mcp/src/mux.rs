@@ -220,6 +220,8 @@ impl<'a> Mux<'a> {
             backend: self.backend.key.clone(),
             init: msg.get("params").cloned(),
             nonce: SessionState::new_nonce(),
+            owner: String::new(),
+            version: None,
         };
         let sess = Sess {
             state: SessionState { init: None, ..state.clone() },

@@ -24,11 +24,13 @@ use tracing::warn;
 
 use crate::authz::Authorizer;
 use crate::body::{self, Body, BoxError, ReadError, read_limited};
+use crate::caller::Caller;
 use crate::error::{RelayError, UpstreamFailure};
 use crate::jsonrpc;
 use crate::local::LocalSessions;
 use crate::metrics::{McpCall, McpLabels, Metrics};
 use crate::mux::naming::PrefixMode;
+use crate::quota::{NewSessions, QuotaSettings};
 use crate::session::{SessionCodec, SessionState};
 use crate::trace::{Attr, Kind, SpanContext, SpanData, Tracer};
 use crate::upstream::{HttpClient, LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Upstream};
@@ -47,6 +49,36 @@ impl Default for Limits {
         Limits { max_request: 16 << 20, max_response: 32 << 20 }
     }
 }
+
+/// MCP settings that shape every request (`config.mcp`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct McpOptions {
+    /// Most messages in a JSON-RPC batch from a client.
+    pub max_batch: usize,
+    /// Time allowed for an upstream's whole answer when the route sets no
+    /// `timeout.requestTimeout` (the standalone `GET` stream is not bounded).
+    pub request_timeout: Duration,
+    pub quotas: QuotaSettings,
+}
+
+/// Batches are for old clients; none of the SDKs sends long ones.
+pub const DEFAULT_MAX_BATCH: usize = 16;
+/// Longer than any client SDK's default request timeout (60 s in the TypeScript SDK), short
+/// enough that a hung upstream does not hold a client, a connection and a task for ever.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Default for McpOptions {
+    fn default() -> Self {
+        McpOptions {
+            max_batch: DEFAULT_MAX_BATCH,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            quotas: QuotaSettings::default(),
+        }
+    }
+}
+
+/// The first protocol version without JSON-RPC batches.
+const NO_BATCHES_FROM: &str = "2025-06-18";
 
 /// One upstream MCP server of a backend.
 #[derive(Debug, Clone)]
@@ -87,6 +119,10 @@ impl Backend {
     fn has_stateful(&self) -> bool {
         self.targets.iter().any(|t| t.upstream.is_stateful())
     }
+
+    fn has_stdio(&self) -> bool {
+        self.targets.iter().any(|t| matches!(t.upstream, Upstream::Stdio(_)))
+    }
 }
 
 /// Per-request settings that come from route policies.
@@ -104,6 +140,8 @@ pub struct CallOptions {
     pub(crate) observed: std::sync::OnceLock<McpCall>,
     /// The client request's span, when traces are exported: upstream calls are its children.
     pub trace: Option<SpanContext>,
+    /// Who is calling: sessions are bound to it and quotas counted against it.
+    pub caller: Caller,
 }
 
 impl CallOptions {
@@ -120,6 +158,7 @@ impl CallOptions {
             authorizer,
             observed: std::sync::OnceLock::new(),
             trace: None,
+            caller: Caller::default(),
         }
     }
 }
@@ -148,6 +187,9 @@ pub struct Relay {
     pub(crate) locals: Arc<LocalSessions>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tracer: Option<Tracer>,
+    pub(crate) options: McpOptions,
+    /// New sessions per caller and per address.
+    pub(crate) new_sessions: Arc<NewSessions>,
 }
 
 /// An upstream call's span, begun.
@@ -171,7 +213,27 @@ impl Relay {
         locals: Arc<LocalSessions>,
         metrics: Arc<Metrics>,
     ) -> Relay {
-        Relay { client, codec, limits, locals, metrics, tracer: None }
+        Relay {
+            client,
+            codec,
+            limits,
+            locals,
+            metrics,
+            tracer: None,
+            options: McpOptions::default(),
+            new_sessions: Arc::new(NewSessions::new(QuotaSettings::default())),
+        }
+    }
+
+    /// Batch limit, default timeout and quotas (`config.mcp`).
+    pub fn with_options(mut self, options: McpOptions) -> Relay {
+        self.new_sessions = Arc::new(NewSessions::new(options.quotas));
+        self.options = options;
+        self
+    }
+
+    pub fn options(&self) -> &McpOptions {
+        &self.options
     }
 
     /// Exports a span per upstream call when traces are on.
@@ -260,12 +322,16 @@ impl Relay {
     }
 
     /// Answers one client request for `backend`.
-    pub async fn serve<B>(&self, backend: Arc<Backend>, req: http::Request<B>, opts: CallOptions) -> Response<Body>
+    pub async fn serve<B>(&self, backend: Arc<Backend>, req: http::Request<B>, mut opts: CallOptions) -> Response<Body>
     where
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
+        if opts.deadline.is_none() {
+            let limit = self.options.request_timeout;
+            opts.deadline = Some((Instant::now() + limit, limit));
+        }
         if backend.dns_rebinding_protection && !local_host_and_origin(&parts.headers) {
             return error_response(&RelayError::DnsRebinding, &[]);
         }
@@ -299,8 +365,9 @@ impl Relay {
         response
     }
 
-    /// The session a request names: decoded, and bound to this backend.
-    fn session(&self, headers: &HeaderMap, backend: &Backend) -> Result<SessionState, RelayError> {
+    /// The session a request names: decoded, bound to this backend and to its caller. An id
+    /// presented by anyone but the caller that created it is an unknown session.
+    fn session(&self, headers: &HeaderMap, backend: &Backend, caller: &Caller) -> Result<SessionState, RelayError> {
         let value = headers.get(MCP_SESSION_ID).ok_or(RelayError::SessionRequired)?;
         let id = value.to_str().map_err(|_| RelayError::SessionUnknown)?;
         let state = self.codec.decode(id).map_err(|e| {
@@ -311,15 +378,63 @@ impl Relay {
             tracing::debug!("session id of another backend refused");
             return Err(RelayError::SessionUnknown);
         }
+        if state.owner != caller.owner {
+            tracing::debug!("session id of another caller refused");
+            self.refused("owner");
+            return Err(RelayError::SessionUnknown);
+        }
         Ok(state)
+    }
+
+    /// Counts a refused session request by reason (metrics).
+    pub(crate) fn refused(&self, reason: &'static str) {
+        self.metrics.sessions_refused.get_or_create(&crate::metrics::RefusedLabels { reason }).inc();
+    }
+
+    /// Lets a new session through `caller`'s rate quota; `id` is the raw JSON id of the
+    /// request being answered.
+    pub(crate) fn admit(&self, caller: &Caller, id: Option<&RawValue>) -> Result<(), RelayError> {
+        self.new_sessions.admit(caller).map_err(|quota| {
+            self.refused("rate");
+            RelayError::OverQuota { quota, id: id.map(|i| i.get().to_string()) }
+        })
+    }
+
+    /// Maps a refused local session to the client's error.
+    pub(crate) fn refusal(&self, refused: crate::local::Refused, id: Option<String>) -> RelayError {
+        match refused {
+            crate::local::Refused::TooMany(n) => {
+                self.refused("capacity");
+                RelayError::TooManySessions(n)
+            }
+            crate::local::Refused::OverQuota(quota) => {
+                self.refused("live");
+                RelayError::OverQuota { quota, id }
+            }
+        }
+    }
+}
+
+/// Refuses a batch when the protocol version in use has none (2025-06-18 and later): the
+/// version the request names (`MCP-Protocol-Version`), else the one the session was opened
+/// with.
+pub(crate) fn check_batch(batch: bool, headers: &HeaderMap, state: &SessionState) -> Result<(), RelayError> {
+    if !batch {
+        return Ok(());
+    }
+    let header = headers.get(MCP_PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
+    let init = state.init.as_ref().and_then(|i| i.get("protocolVersion")).and_then(serde_json::Value::as_str);
+    match header.or(state.version.as_deref()).or(init) {
+        Some(v) if v >= NO_BATCHES_FROM => Err(RelayError::BatchNotAllowed(crate::metrics::cut(v).to_string())),
+        _ => Ok(()),
     }
 }
 
 /// A request body's messages, and whether it is an `initialize` (which may not be batched).
-pub(crate) fn parse_request(bytes: &Bytes) -> Result<(jsonrpc::Body<'_>, bool), RelayError> {
+pub(crate) fn parse_request(bytes: &Bytes, max_batch: usize) -> Result<(jsonrpc::Body<'_>, bool), RelayError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| RelayError::Parse(jsonrpc::ParseError::Json("body is not UTF-8".into())))?;
-    let msgs = jsonrpc::Body::parse(text)?;
+    let msgs = jsonrpc::Body::parse_limited(text, max_batch)?;
     let is_init = msgs.messages.iter().any(|m| m.kind == jsonrpc::Kind::Request && m.method() == Some("initialize"));
     if is_init && msgs.batch {
         return Err(RelayError::InitializeInBatch);
@@ -453,6 +568,14 @@ fn sse_response(body: Body) -> Response<Body> {
 /// no request id to answer.
 pub fn error_response(err: &RelayError, pending: &[Box<RawValue>]) -> Response<Body> {
     let rpc = err.to_rpc();
+    if let RelayError::OverQuota { id, .. } = err {
+        // Refused before anything went upstream: the status says so (429), and the body
+        // answers the request it refused.
+        let id = id.as_deref().and_then(|i| RawValue::from_string(i.to_string()).ok());
+        let mut r = json_response(err.status(), jsonrpc::error_response(id.as_deref(), &rpc));
+        add_retry_after(&mut r, err);
+        return r;
+    }
     let (status, bytes) = match pending {
         [] => (err.status(), jsonrpc::error_response(None, &rpc)),
         [one] => (StatusCode::OK, jsonrpc::error_response(Some(one), &rpc)),
@@ -469,16 +592,53 @@ pub fn error_response(err: &RelayError, pending: &[Box<RawValue>]) -> Response<B
         }
     };
     let mut r = json_response(status, bytes);
+    add_retry_after(&mut r, err);
     if matches!(err, RelayError::MethodNotAllowed) {
         r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
     }
     r
 }
 
+fn add_retry_after(r: &mut Response<Body>, err: &RelayError) {
+    if let Some(secs) = err.retry_after() {
+        r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::FailureKind;
+
+    #[test]
+    fn batches_depend_on_the_protocol_version() {
+        let mut state = SessionState::default_for("b");
+        let mut h = HeaderMap::new();
+        assert!(check_batch(true, &h, &state).is_ok(), "no version: 2025-03-26 is assumed");
+        state.version = Some("2025-06-18".into());
+        assert!(check_batch(false, &h, &state).is_ok());
+        assert!(matches!(check_batch(true, &h, &state), Err(RelayError::BatchNotAllowed(_))));
+        h.insert(MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-03-26"));
+        assert!(check_batch(true, &h, &state).is_ok(), "a downgraded session");
+        h.insert(MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-11-25"));
+        assert!(check_batch(true, &h, &SessionState::default_for("b")).is_err());
+        let state = SessionState {
+            init: Some(serde_json::json!({"protocolVersion": "2025-06-18"})),
+            ..SessionState::default_for("b")
+        };
+        assert!(check_batch(true, &HeaderMap::new(), &state).is_err(), "the multiplexer's stored params");
+    }
+
+    #[test]
+    fn quota_refusals_are_429_with_retry_after_and_the_request_id() {
+        let err = RelayError::OverQuota {
+            quota: crate::quota::OverQuota { what: "too many", retry_after: 3 },
+            id: Some("7".into()),
+        };
+        let resp = error_response(&err, &[]);
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[http::header::RETRY_AFTER], "3");
+    }
 
     #[test]
     fn loopback_authorities() {

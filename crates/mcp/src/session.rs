@@ -2,10 +2,14 @@
 //! target's upstream session id and the client's `initialize` parameters — so any replica can
 //! serve any session without a shared store.
 //!
-//! Without a key the id is base64url-encoded JSON, readable by the client (as agentgateway
-//! does). With `config.session.key` it is sealed with AES-256-GCM under a fresh random nonce:
-//! the client can neither read nor forge it, and a flipped byte is refused. The key is used as
-//! given (no per-session key derivation), so sealing costs microseconds.
+//! The id is always sealed with AES-256-GCM under a fresh random nonce: the client can neither
+//! read nor forge it, and a flipped byte is refused. With `config.session.key` every replica
+//! sharing the key can open it; without one, each gateway process draws a random key at start
+//! (its ids then open only on that process, and not after a restart). The key is used as given
+//! (no per-session key derivation), so sealing costs microseconds.
+//!
+//! A session belongs to the caller that created it: the id carries a digest of the caller's
+//! identity ([`SessionState::owner`]), and the relay refuses the id from anyone else.
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -33,6 +37,14 @@ pub struct SessionState {
     /// Random: tells apart sessions that are otherwise identical (keys the local state).
     #[serde(rename = "n", default, skip_serializing_if = "String::is_empty")]
     pub nonce: String,
+    /// Who created the session: the caller's [`Owner`] digest (empty for anonymous callers).
+    /// The same id presented by another caller is an unknown session.
+    #[serde(rename = "o", default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    /// The protocol version the client asked for in `initialize` (decides whether JSON-RPC
+    /// batches are allowed when a request carries no `MCP-Protocol-Version`).
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// A target's upstream session.
@@ -48,7 +60,14 @@ pub struct TargetSession {
 impl SessionState {
     /// An empty session of `backend`.
     pub fn default_for(backend: &str) -> SessionState {
-        SessionState { targets: Vec::new(), backend: backend.to_string(), init: None, nonce: String::new() }
+        SessionState {
+            targets: Vec::new(),
+            backend: backend.to_string(),
+            init: None,
+            nonce: String::new(),
+            owner: String::new(),
+            version: None,
+        }
     }
 
     pub fn upstream_session(&self, target: &str) -> Option<&str> {
@@ -97,9 +116,15 @@ impl std::fmt::Debug for SessionCodec {
 }
 
 impl SessionCodec {
-    /// Unsealed ids.
+    /// Unsealed ids (base64url JSON). Only for tests and benchmarks: a gateway always seals.
     pub fn plain() -> SessionCodec {
         SessionCodec { cipher: None }
+    }
+
+    /// Sealed ids under a random key drawn now: they open only in this process.
+    pub fn ephemeral() -> SessionCodec {
+        let key = Aes256Gcm::generate_key(&mut OsRng);
+        SessionCodec { cipher: Some(Aes256Gcm::new(&key)) }
     }
 
     /// Sealed ids, from a key of 64 hex digits.
@@ -168,6 +193,8 @@ mod tests {
             backend: "route0".into(),
             init: Some(serde_json::json!({"protocolVersion": "2025-06-18"})),
             nonce: SessionState::new_nonce(),
+            owner: "b3duZXI".into(),
+            version: Some("2025-06-18".into()),
         }
     }
 
@@ -207,6 +234,16 @@ mod tests {
             Err(SessionError::Seal),
             "unsealed ids are refused when a key is set"
         );
+    }
+
+    #[test]
+    fn ephemeral_keys_differ_per_codec() {
+        let (a, b) = (SessionCodec::ephemeral(), SessionCodec::ephemeral());
+        let s = state();
+        let id = a.encode(&s);
+        assert_eq!(a.decode(&id).unwrap(), s);
+        assert_eq!(b.decode(&id), Err(SessionError::Seal), "another process cannot open it");
+        assert_eq!(SessionCodec::plain().decode(&id), Err(SessionError::Payload), "not readable");
     }
 
     #[test]

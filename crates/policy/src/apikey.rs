@@ -30,11 +30,17 @@ impl ApiKeys {
     /// The metadata of the matching key. Every entry is compared, so the time taken does not
     /// depend on which key (if any) matched.
     pub fn check(&self, presented: &str) -> Option<&Value> {
+        self.identify(presented).map(|(_, metadata)| metadata)
+    }
+
+    /// The matching key's digest (the key's identity: the same on every replica with this
+    /// config, and not the key itself) and metadata.
+    pub fn identify(&self, presented: &str) -> Option<(&[u8; 32], &Value)> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
         for (stored, metadata) in &self.entries {
             if bool::from(stored.ct_eq(&digest)) {
-                found = Some(metadata);
+                found = Some((stored, metadata));
             }
         }
         found

@@ -23,15 +23,21 @@ async fn gateway_to(url: &str) -> Gateway {
 #[tokio::test]
 async fn initialize_list_and_call_through_the_gateway() {
     let upstream = reference_upstream(false).await;
-    let gw = gateway_to(&upstream.url("/mcp")).await;
+    const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    let yaml = format!(
+        "config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 127.0.0.1:0\n  statsAddr: 127.0.0.1:0\n  session:\n    key: {KEY}\n{}",
+        mcp_route(&upstream.url("/mcp"), "")
+    );
+    let gw = Gateway::start(&yaml).await.unwrap();
     let mut client = McpClient::new(gw.url("/mcp"));
     let init = client.initialize().await.unwrap();
     assert_eq!(init["serverInfo"]["name"], "reference");
     assert_eq!(init["protocolVersion"], "2025-06-18", "the upstream's negotiation passes through");
 
-    // The gateway's session id is its own, and carries the upstream's.
+    // The gateway's session id is its own, sealed, and carries the upstream's.
     let gw_session = client.session.clone().expect("gateway issues a session id");
-    let state = SessionCodec::plain().decode(&gw_session).expect("session id decodes");
+    assert!(SessionCodec::plain().decode(&gw_session).is_err(), "sealed even without a key");
+    let state = SessionCodec::sealed(KEY).unwrap().decode(&gw_session).expect("session id opens with the key");
     let upstream_session = state.upstream_session("upstream").expect("upstream issued a session").to_string();
     assert_ne!(gw_session, upstream_session);
 

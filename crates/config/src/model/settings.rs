@@ -197,6 +197,71 @@ pub struct McpSettings {
     /// 10000. (An extension: agentgateway has no such field.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sessions: Option<usize>,
+    /// Most messages in one JSON-RPC batch from a client (protocol versions before
+    /// 2025-06-18; later versions have no batches and every batch is refused). Default 16.
+    /// (An extension.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batch_size: Option<usize>,
+    /// Time allowed for an MCP upstream's whole answer to a request, and for a `host:`
+    /// backend's response headers, when the route sets no `timeout.requestTimeout`. Default
+    /// `5m`. (An extension: agentgateway waits for ever.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<Duration>,
+    /// Per-caller session quotas. (An extension.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<Quotas>,
+}
+
+/// Session quotas per caller. A caller is the identity its credentials establish (JWT issuer
+/// and subject, API key, Basic user); every caller without credentials together is the
+/// anonymous identity. Live sessions are those whose state the gateway holds (stdio and
+/// legacy SSE targets, legacy SSE clients): Streamable HTTP sessions live in their id and cost
+/// the gateway nothing until used. Over a quota: HTTP 429 with `Retry-After`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Quotas {
+    /// Live sessions per authenticated caller. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<usize>,
+    /// Live sessions with stdio children (one process each) per authenticated caller.
+    /// Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio_sessions: Option<usize>,
+    /// New sessions per second per authenticated caller (on average). Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_sessions_per_second: Option<f64>,
+    /// New sessions an authenticated caller may start at once above that rate. Default 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_sessions_burst: Option<f64>,
+    /// The anonymous identity's quotas (every caller without credentials together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous: Option<AnonymousQuotas>,
+}
+
+/// Quotas of the anonymous identity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AnonymousQuotas {
+    /// Live sessions of all anonymous callers together. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<usize>,
+    /// Live sessions with stdio children of all anonymous callers together. Default 4: each
+    /// is a process anyone can start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio_sessions: Option<usize>,
+    /// New anonymous sessions per second, all addresses together. Default 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_sessions_per_second: Option<f64>,
+    /// Burst above that rate. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_sessions_burst: Option<f64>,
+    /// New anonymous sessions per second from one client address (checked first, so one
+    /// address cannot use up everyone's allowance). Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_sessions_per_second_per_address: Option<f64>,
+    /// Burst per address. Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_sessions_burst_per_address: Option<f64>,
 }
 
 /// Session settings.

@@ -25,12 +25,19 @@ impl Relay {
         parts: &Parts,
         opts: &CallOptions,
     ) -> Result<Response<Body>, RelayError> {
+        // A legacy stream is a new session: it counts against the caller's quotas.
+        self.admit(&opts.caller, None)?;
         let key = SessionState::new_nonce();
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let local = self
             .locals
-            .get_or_create(&key, Some(Legacy { state: Default::default(), out: tx.clone() }))
-            .map_err(|e| RelayError::TooManySessions(e.0))?;
+            .get_or_create(
+                &key,
+                Some(Legacy { state: Default::default(), out: tx.clone() }),
+                &opts.caller,
+                backend.has_stdio(),
+            )
+            .map_err(|e| self.refusal(e, None))?;
         let base = parts.uri.path().strip_suffix("/sse").unwrap_or("");
         let endpoint = format!("event: endpoint\ndata: {base}/message?sessionId={key}\n\n");
         tx.send(Bytes::from(endpoint)).await.map_err(|_| RelayError::BodyRead)?;
@@ -77,7 +84,15 @@ impl Relay {
         let key = parts.uri.query().and_then(|q| form_query(q, "sessionId")).ok_or(RelayError::SessionRequired)?;
         let local = self.locals.get(&key).ok_or(RelayError::SessionUnknown)?;
         let Some(legacy) = &local.legacy else { return Err(RelayError::SessionUnknown) };
-        let (messages, is_init) = read_messages(self, body).await?;
+        if local.owner != opts.caller.owner {
+            // The stream's id in another caller's hands: as if it did not exist.
+            self.refused("owner");
+            return Err(RelayError::SessionUnknown);
+        }
+        let super::multi::Messages { values: messages, is_init, batch } = read_messages(self, body).await?;
+        if let Some(state) = legacy.state.lock().expect("legacy state lock").as_ref() {
+            super::check_batch(batch, &parts.headers, state)?;
+        }
         super::multi::observe_values(self, backend, opts, &messages);
         let out = Out::new(legacy.out.clone());
         let (relay, backend, opts) = (self.clone(), backend.clone(), opts.clone());

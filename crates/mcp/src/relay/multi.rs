@@ -24,13 +24,20 @@ use crate::sse::Decoder;
 use crate::upstream::{MCP_SESSION_ID, Outgoing, Upstream};
 
 /// Messages of a request body, checked and owned.
-pub(super) async fn read_messages<B>(relay: &Relay, body: B) -> Result<(Vec<Value>, bool), RelayError>
+pub(super) struct Messages {
+    pub(super) values: Vec<Value>,
+    pub(super) is_init: bool,
+    /// Sent as a JSON-RPC batch.
+    pub(super) batch: bool,
+}
+
+pub(super) async fn read_messages<B>(relay: &Relay, body: B) -> Result<Messages, RelayError>
 where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
     let bytes = relay.read_request(body).await?;
-    let (parsed, is_init) = super::parse_request(&bytes)?;
+    let (parsed, is_init) = super::parse_request(&bytes, relay.options.max_batch)?;
     // The envelope scan accepts what a full parse may not (a lone surrogate, `1e999`, deep
     // nesting): such a message is refused, not forwarded half-read.
     let values = parsed
@@ -39,7 +46,7 @@ where
         .map(|m| serde_json::from_str(m.raw.get()))
         .collect::<Result<Vec<Value>, _>>()
         .map_err(|e| RelayError::Parse(jsonrpc::ParseError::Json(e.to_string())))?;
-    Ok((values, is_init))
+    Ok(Messages { values, is_init, batch: parsed.batch })
 }
 
 /// Counts the requests of a body (metrics, access log).
@@ -70,16 +77,22 @@ fn discard() -> Out {
 }
 
 impl Relay {
-    /// The local session for a session, when the backend needs one.
+    /// The local session for a session, when the backend needs one (counted against the
+    /// caller's live-session quota when it is created here).
     pub(super) fn local_for(
         &self,
         backend: &Backend,
         state: &SessionState,
+        opts: &CallOptions,
+        id: Option<&Value>,
     ) -> Result<Option<Arc<LocalSession>>, RelayError> {
         if !backend.has_stateful() {
             return Ok(None);
         }
-        self.locals.get_or_create(&state.nonce, None).map(Some).map_err(|e| RelayError::TooManySessions(e.0))
+        self.locals
+            .get_or_create(&state.nonce, None, &opts.caller, backend.has_stdio())
+            .map(Some)
+            .map_err(|e| self.refusal(e, id.map(Value::to_string)))
     }
 
     pub(super) async fn multi_post<B>(
@@ -93,17 +106,21 @@ impl Relay {
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        let (messages, is_init) = read_messages(self, body).await?;
+        let Messages { values: messages, is_init, batch } = read_messages(self, body).await?;
         observe_values(self, &backend, opts, &messages);
         let headers = forward_headers(&parts.headers, &opts.extra_headers);
         if is_init {
+            let id = messages[0].get("id");
+            let raw_id = id.and_then(|i| serde_json::value::to_raw_value(i).ok());
+            self.admit(&opts.caller, raw_id.as_deref())?;
             let mux = Mux::new(self, &backend, opts, headers);
             let nonce = SessionState::new_nonce();
             let probe = SessionState { nonce: nonce.clone(), ..SessionState::default_for(&backend.key) };
-            let local = self.local_for(&backend, &probe)?;
+            let local = self.local_for(&backend, &probe, opts, id)?;
             let out = discard();
             return Ok(match mux.initialize(&messages[0], local.clone(), &out).await {
                 Ok((response, mut state)) => {
+                    state.owner = opts.caller.owner.clone();
                     let mut r = json_response(StatusCode::OK, Bytes::from(response.to_string()));
                     if backend.stateless {
                         // Nothing to keep: the upstream sessions were for this request only.
@@ -126,8 +143,13 @@ impl Relay {
         }
         let sess = if backend.stateless {
             let state = SessionState::default_for(&backend.key);
-            let local =
-                self.local_for(&backend, &SessionState { nonce: SessionState::new_nonce(), ..state.clone() })?;
+            if backend.has_stateful() {
+                // Every stateless request sets up its stateful upstreams (stdio children) anew:
+                // each counts as a new session.
+                self.admit(&opts.caller, None)?;
+            }
+            let probe = SessionState { nonce: SessionState::new_nonce(), ..state.clone() };
+            let local = self.local_for(&backend, &probe, opts, None)?;
             Sess {
                 state: SessionState { init: Some(default_init(parts)), ..state },
                 local,
@@ -135,8 +157,9 @@ impl Relay {
                 lazy: Default::default(),
             }
         } else {
-            let state = self.session(&parts.headers, &backend)?;
-            let local = self.local_for(&backend, &state)?;
+            let state = self.session(&parts.headers, &backend, &opts.caller)?;
+            super::check_batch(batch, &parts.headers, &state)?;
+            let local = self.local_for(&backend, &state, opts, None)?;
             Sess { state, local, ephemeral: false, lazy: Default::default() }
         };
         let (tx, rx) = mpsc::channel::<Bytes>(64);
@@ -177,8 +200,8 @@ impl Relay {
         if backend.stateless {
             return Ok(status_only(StatusCode::METHOD_NOT_ALLOWED));
         }
-        let state = self.session(&parts.headers, &backend)?;
-        let local = self.local_for(&backend, &state)?;
+        let state = self.session(&parts.headers, &backend, &opts.caller)?;
+        let local = self.local_for(&backend, &state, opts, None)?;
         let headers = forward_headers(&parts.headers, &opts.extra_headers);
         let mut streams = Vec::new();
         for (idx, t) in backend.targets.iter().enumerate() {
@@ -246,7 +269,7 @@ impl Relay {
         if backend.stateless {
             return Ok(status_only(StatusCode::METHOD_NOT_ALLOWED));
         }
-        let state = self.session(&parts.headers, backend)?;
+        let state = self.session(&parts.headers, backend, &opts.caller)?;
         let local = self.locals.get(&state.nonce);
         let mux = Mux::new(self, backend, opts, forward_headers(&parts.headers, &opts.extra_headers));
         mux.end(&Sess { state, local, ephemeral: false, lazy: Default::default() }).await;

@@ -120,8 +120,21 @@ impl Relay {
         B::Error: Into<BoxError>,
     {
         let bytes = self.read_request(body).await?;
-        let (msgs, is_init) = super::parse_request(&bytes)?;
-        let state = if is_init { None } else { Some(self.session(&parts.headers, backend)?) };
+        let (msgs, is_init) = super::parse_request(&bytes, self.options.max_batch)?;
+        let (state, new_session) = if is_init {
+            let init = &msgs.messages[0];
+            self.admit(&opts.caller, init.id)?;
+            let new = SessionState {
+                owner: opts.caller.owner.clone(),
+                version: init.param_str("protocolVersion").map(|v| crate::metrics::cut(&v).to_string()),
+                ..SessionState::default_for(&backend.key)
+            };
+            (None, Some(new))
+        } else {
+            let state = self.session(&parts.headers, backend, &opts.caller)?;
+            super::check_batch(msgs.batch, &parts.headers, &state)?;
+            (Some(state), None)
+        };
         let target = &backend.targets[0];
         let n = msgs.requests().count();
         for m in msgs.requests() {
@@ -140,7 +153,7 @@ impl Relay {
             session: state.as_ref().and_then(|s| s.upstream_session(&target.name)).map(str::to_string),
             headers: forward_headers(&parts.headers, &opts.extra_headers),
         };
-        match self.forward_post(target, out, is_init.then_some(backend.key.as_str()), &plan, opts).await {
+        match self.forward_post(target, out, new_session, &plan, opts).await {
             Ok(resp) => Ok(resp),
             Err(failure) => {
                 log_failure(&failure);
@@ -163,8 +176,8 @@ impl Relay {
         &self,
         target: &Target,
         out: Outgoing,
-        // `Some(backend key)` for `initialize`, which gets a session id.
-        init: Option<&str>,
+        // For `initialize`: the new session (without targets), whose id the answer carries.
+        init: Option<SessionState>,
         plan: &Plan,
         opts: &CallOptions,
     ) -> Result<Response<Body>, UpstreamFailure> {
@@ -172,15 +185,10 @@ impl Relay {
         let resp = self.send(target, out, opts).await?;
         let status = resp.status();
         let fail = |kind| UpstreamFailure { target: target.name.clone(), kind };
-        let session_header = if let Some(backend_key) = init.filter(|_| status.is_success()) {
+        let session_header = if let Some(mut state) = init.filter(|_| status.is_success()) {
             self.metrics.sessions_started.inc();
             let upstream = resp.headers().get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
-            let state = SessionState {
-                targets: vec![TargetSession { name: target.name.clone(), session: upstream }],
-                backend: backend_key.to_string(),
-                init: None,
-                nonce: String::new(),
-            };
+            state.targets = vec![TargetSession { name: target.name.clone(), session: upstream }];
             Some(HeaderValue::from_str(&self.codec.encode(&state)).expect("base64url is a valid header"))
         } else {
             None
@@ -238,7 +246,7 @@ impl Relay {
         parts: &Parts,
         opts: &CallOptions,
     ) -> Result<Response<Body>, RelayError> {
-        let state = self.session(&parts.headers, backend)?;
+        let state = self.session(&parts.headers, backend, &opts.caller)?;
         let target = &backend.targets[0];
         let out = Outgoing {
             method: Method::GET,
@@ -278,7 +286,7 @@ impl Relay {
         parts: &Parts,
         opts: &CallOptions,
     ) -> Result<Response<Body>, RelayError> {
-        let state = self.session(&parts.headers, backend)?;
+        let state = self.session(&parts.headers, backend, &opts.caller)?;
         let target = &backend.targets[0];
         let Some(session) = state.upstream_session(&target.name) else {
             // Nothing to end upstream: the session lived only in the id.
