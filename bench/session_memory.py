@@ -65,6 +65,10 @@ def measure(kind, n):
     port = free_port()
     config = (f"config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  logging:\n    level: warn\n"
               f"  session:\n    key: {KEY}\n  mcp:\n    maxSessions: {n + 100}\n"
+              # Quotas out of the way: one client opens every session here, and fast.
+              f"    quotas:\n      anonymous:\n        sessions: {n + 100}\n        stdioSessions: {n + 100}\n"
+              f"        newSessionsPerSecond: 1000000\n        newSessionsBurst: 1000000\n"
+              f"        newSessionsPerSecondPerAddress: 1000000\n        newSessionsBurstPerAddress: 1000000\n"
               f"binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n{target}")
     gw = subprocess.Popen([GW, "--config", config], stderr=subprocess.DEVNULL)
     procs.append(gw)

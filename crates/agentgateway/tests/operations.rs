@@ -179,3 +179,41 @@ fn sigterm_ends_open_sse_streams_cleanly() {
     let lines = logs.wait_for("shutdown complete");
     assert!(!lines.iter().any(|l| l.contains("drain time over")), "the stream held the drain: {lines:#?}");
 }
+
+#[test]
+fn a_batch_writes_a_bounded_number_of_log_lines() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream =
+        rt.block_on(agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default())).unwrap();
+    let yaml = config(&upstream.url("/mcp")).replace("    format: json\n", "    format: json\n    audit: all\n");
+    let (mut child, logs) = start(&["--config", &yaml]);
+    let port = logged_port(&logs, "Listening on 0.0.0.0:");
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let status = rt.block_on(async {
+        // A 2025-03-26 session may send batches: 16 calls of a tool the rules refuse to an
+        // anonymous caller, each an audit decision.
+        let c = McpClient::new(&url);
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+        let ex = c.post(&init).await.unwrap();
+        let mut c = c.with_session(ex.header("mcp-session-id").unwrap());
+        c.protocol = None;
+        let calls: Vec<Value> = (0..16)
+            .map(|i| json!({"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}))
+            .collect();
+        let ex = c.post_bytes(serde_json::to_vec(&calls).unwrap(), None).await.unwrap();
+        assert_eq!(ex.messages.len(), 16, "every call answered");
+        ex.status
+    });
+    assert_eq!(status, 200);
+    logs.wait_for("more authorization decisions in this request");
+    sigterm(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let lines: Vec<Value> = logs.lines().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
+    let audit: Vec<&Value> = lines.iter().filter(|v| v["target"] == "audit").collect();
+    let decisions = audit.iter().filter(|v| v["decision"] == "deny").count();
+    assert_eq!(decisions, 8, "at most 8 decision lines per request: {audit:#?}");
+    let summary = audit.iter().find(|v| v["decision"] == "summary").expect("a summary line");
+    assert_eq!(summary["denied"], 8, "{summary}");
+    assert_eq!(access_lines(&logs).len(), 2, "one access line per HTTP request");
+}

@@ -47,11 +47,11 @@ impl Default for QuotaSettings {
         QuotaSettings {
             sessions: 100,
             stdio_sessions: 20,
-            rate: Rate { per_second: 10.0, burst: 50.0 },
+            rate: Rate { per_second: 20.0, burst: 100.0 },
             anonymous_sessions: 100,
             anonymous_stdio_sessions: 4,
-            anonymous_rate: Rate { per_second: 50.0, burst: 100.0 },
-            anonymous_rate_per_address: Rate { per_second: 5.0, burst: 20.0 },
+            anonymous_rate: Rate { per_second: 100.0, burst: 200.0 },
+            anonymous_rate_per_address: Rate { per_second: 20.0, burst: 100.0 },
         }
     }
 }

@@ -320,11 +320,14 @@ pub async fn gateway(name: &str, upstream_url: &str, policies: &str, dir: &Path)
     Ok(Front { name: name.into(), url: format!("http://127.0.0.1:{port}/mcp"), process: Some(p), token: None })
 }
 
+/// Quotas out of the way: a load test opens sessions far faster than any one agent would.
+pub const BENCH_QUOTAS: &str = "  mcp:\n    maxSessions: 1000000\n    quotas:\n      sessions: 1000000\n      stdioSessions: 1000000\n      newSessionsPerSecond: 1000000\n      newSessionsBurst: 1000000\n      anonymous:\n        sessions: 1000000\n        stdioSessions: 1000000\n        newSessionsPerSecond: 1000000\n        newSessionsBurst: 1000000\n        newSessionsPerSecondPerAddress: 1000000\n        newSessionsBurstPerAddress: 1000000\n";
+
 pub fn gateway_config(port: u16, upstream_url: &str, policies: &str) -> String {
     // Like nginx here: one worker, unless `LOADBENCH_GATEWAY_WORKERS` says otherwise.
     let workers = std::env::var("LOADBENCH_GATEWAY_WORKERS").ok().and_then(|w| w.parse::<usize>().ok()).unwrap_or(1);
     format!(
-        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  workerThreads: {workers}\n  logging:\n    level: warn\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n    - {policies}backends:\n      - mcp:\n          targets:\n          - name: mcp\n            mcp:\n              host: {upstream_url}\n"
+        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  workerThreads: {workers}\n  logging:\n    level: warn\n{BENCH_QUOTAS}binds:\n- port: {port}\n  listeners:\n  - routes:\n    - {policies}backends:\n      - mcp:\n          targets:\n          - name: mcp\n            mcp:\n              host: {upstream_url}\n"
     )
 }
 

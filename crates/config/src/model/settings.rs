@@ -227,10 +227,10 @@ pub struct Quotas {
     /// Default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdio_sessions: Option<usize>,
-    /// New sessions per second per authenticated caller (on average). Default 10.
+    /// New sessions per second per authenticated caller (on average). Default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_sessions_per_second: Option<f64>,
-    /// New sessions an authenticated caller may start at once above that rate. Default 50.
+    /// New sessions an authenticated caller may start at once above that rate. Default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_sessions_burst: Option<f64>,
     /// The anonymous identity's quotas (every caller without credentials together).
@@ -249,17 +249,17 @@ pub struct AnonymousQuotas {
     /// is a process anyone can start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdio_sessions: Option<usize>,
-    /// New anonymous sessions per second, all addresses together. Default 50.
+    /// New anonymous sessions per second, all addresses together. Default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_sessions_per_second: Option<f64>,
-    /// Burst above that rate. Default 100.
+    /// Burst above that rate. Default 200.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_sessions_burst: Option<f64>,
     /// New anonymous sessions per second from one client address (checked first, so one
-    /// address cannot use up everyone's allowance). Default 5.
+    /// address cannot use up everyone's allowance). Default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_sessions_per_second_per_address: Option<f64>,
-    /// Burst per address. Default 20.
+    /// Burst per address. Default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_sessions_burst_per_address: Option<f64>,
 }
