@@ -8,8 +8,8 @@ use std::collections::HashSet;
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    AuthMode, BasicAuth, Bind, Config, GatewayPolicies, JwtAuth, Listener, ListenerProtocol, McpBackend, McpHost, McpSettings,
-    McpTarget, PathMatch, Route, RouteBackend, RoutePolicies, Settings, Unsupported, present,
+    AuthMode, BasicAuth, Bind, Config, GatewayPolicies, JwtAuth, Listener, ListenerProtocol, McpBackend, McpHost,
+    McpSettings, McpTarget, PathMatch, Route, RouteBackend, RoutePolicies, Settings, Unsupported, present,
 };
 
 pub(crate) fn validate(config: &Config) -> Vec<FieldError> {

@@ -146,7 +146,9 @@ async fn calls_are_checked_with_their_real_arguments() {
 async fn batches_are_checked_request_by_request() {
     let upstream = catalogue().await;
     let gw = Gateway::start(&mcp_route(&upstream.url("/mcp"), RULES)).await.unwrap();
-    let c = client(&gw).await;
+    let mut c = client(&gw).await;
+    // Batches exist in protocol 2025-03-26 (a session that negotiated it).
+    c.protocol = Some("2025-03-26".into());
     let batch = json!([
         {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "a", "arguments": {}}},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "b", "arguments": {}}},

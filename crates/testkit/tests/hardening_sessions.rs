@@ -92,7 +92,11 @@ async fn a_session_belongs_to_the_caller_that_created_it() {
         json!({"action": "accept", "content": {"username": "ada", "email": "ada@example.com"}})
     };
     let (_, resp) = alice
-        .request_with("tools/call", json!({"name": "test_elicitation", "arguments": {"message": "who?"}}), Some(&mut handler))
+        .request_with(
+            "tools/call",
+            json!({"name": "test_elicitation", "arguments": {"message": "who?"}}),
+            Some(&mut handler),
+        )
         .await
         .unwrap();
     let text = first_text(&resp).unwrap();
@@ -135,7 +139,12 @@ async fn an_anonymous_flood_cannot_lock_out_an_authenticated_caller() {
     let ok = flood.iter().filter(|e| e.status == StatusCode::OK).count();
     let limited: Vec<&Exchange> = flood.iter().filter(|e| e.status == StatusCode::TOO_MANY_REQUESTS).collect();
     assert!((1..=4).contains(&ok), "{ok} anonymous sessions admitted");
-    assert_eq!(ok + limited.len(), 30, "everything else is 429: {:?}", flood.iter().map(|e| e.status).collect::<Vec<_>>());
+    assert_eq!(
+        ok + limited.len(),
+        30,
+        "everything else is 429: {:?}",
+        flood.iter().map(|e| e.status).collect::<Vec<_>>()
+    );
     for e in &limited {
         assert!(e.headers.get("retry-after").is_some(), "429 says when to retry");
         let error = &e.messages[0];
@@ -147,7 +156,10 @@ async fn an_anonymous_flood_cannot_lock_out_an_authenticated_caller() {
     // The authenticated caller, from the same address, is not affected.
     let mut alice = client(&gw, Some(&bearer("alice")));
     alice.initialize().await.unwrap();
-    assert_eq!(first_text(&alice.call_tool("echo", json!({"message": "still here"})).await.unwrap()), Some("Echo: still here"));
+    assert_eq!(
+        first_text(&alice.call_tool("echo", json!({"message": "still here"})).await.unwrap()),
+        Some("Echo: still here")
+    );
     let text = gw.metrics().await.unwrap();
     assert!(metric(&text, "agentgateway_stdio_children") <= 5.0);
     let refused = metric(&text, "agentgateway_mcp_sessions_refused_total{reason=\"live\"}")
