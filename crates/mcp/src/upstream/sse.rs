@@ -50,7 +50,11 @@ impl SseConn {
         let req = req.body(body::empty()).map_err(|e| ConnError::Write(e.to_string()))?;
         let resp = client.send(req).await.map_err(|e| ConnError::Write(e.to_string()))?;
         if resp.status() != StatusCode::OK {
-            return Err(ConnError::Write(format!("GET {} answered HTTP {}", redact::url(&url.to_string()), resp.status())));
+            return Err(ConnError::Write(format!(
+                "GET {} answered HTTP {}",
+                redact::url(&url.to_string()),
+                resp.status()
+            )));
         }
         let mut body = resp.into_body();
         let router = Arc::new(Router::new(target.to_string(), events));
