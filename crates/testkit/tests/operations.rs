@@ -152,11 +152,12 @@ async fn a_rule_change_reaches_open_sessions_and_a_broken_file_changes_nothing()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A config file written in two pieces, with a pause shorter than the reloader's settle
-/// interval (500 ms) between them: the half-written file is never read, so there is exactly
-/// one reload, and it succeeds.
+/// A config file written in pieces, with pauses shorter than the reloader's settle interval
+/// (500 ms) between them: a partly written file is never read, so there is exactly one
+/// reload, and it succeeds. (Three pauses, so that a reloader that waits less, e.g. one poll,
+/// catches a partial file in almost every run.)
 #[tokio::test]
-async fn a_file_written_in_two_pieces_is_reloaded_once() {
+async fn a_file_written_in_pieces_is_reloaded_once() {
     use std::io::Write;
     let upstream = agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
     let dir = std::env::temp_dir().join(format!("agw-reload-halves-{}", std::process::id()));
@@ -171,13 +172,15 @@ async fn a_file_written_in_two_pieces_is_reloaded_once() {
     assert_eq!(c.tool_names().await.unwrap(), ["echo"]);
 
     let next = config(&up, &[r#"mcp.tool.name == "echo""#, r#"mcp.tool.name == "add""#]);
-    let (first, second) = next.as_bytes().split_at(next.len() / 2);
     let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
-    file.write_all(first).unwrap();
-    file.flush().unwrap();
-    // A writer pausing mid-file (well under the settle interval).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    file.write_all(second).unwrap();
+    for (i, piece) in next.as_bytes().chunks(next.len().div_ceil(4)).enumerate() {
+        if i > 0 {
+            // A writer pausing mid-file, for less than the settle interval.
+            tokio::time::sleep(Duration::from_millis(350)).await;
+        }
+        file.write_all(piece).unwrap();
+        file.flush().unwrap();
+    }
     drop(file);
 
     eventually("the new rule applies", || async { c.tool_names().await.unwrap() == ["echo", "add"] }).await;
