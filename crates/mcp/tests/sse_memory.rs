@@ -132,7 +132,7 @@ fn measure(body_len: usize, complete: bool) -> Run {
 }
 
 fn mib(n: usize) -> String {
-    format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
+    format!("{:.2} MiB ({n} bytes)", n as f64 / (1 << 20) as f64)
 }
 
 fn bound() -> usize {
