@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod model;
+pub mod redact;
 pub mod source;
 mod validate;
 

@@ -421,7 +421,9 @@ fn check_host_port(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_url(s: &str) -> Result<(), String> {
+fn check_url(text: &str) -> Result<(), String> {
+    // Quoted in errors, which reach the log on a reload: without its credentials.
+    let s = &crate::redact::url(text);
     let rest = if let Some(r) = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://")) {
         r
     } else if s.contains("://") {

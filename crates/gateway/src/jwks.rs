@@ -38,7 +38,7 @@ pub struct RemoteJwks {
 
 impl std::fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteJwks").field("url", &self.url).finish()
+        f.debug_struct("RemoteJwks").field("url", &self.shown_url()).finish()
     }
 }
 
@@ -53,6 +53,11 @@ impl RemoteJwks {
             generation: AtomicU64::new(0),
             loaded: watch::channel(false).0,
         })
+    }
+
+    /// The URL as logs show it: without credentials in its userinfo or query.
+    pub fn shown_url(&self) -> String {
+        agw_config::redact::url(&self.url.to_string())
     }
 
     /// Counts the keys in the store as loaded (a reload handing over the previous keys).
@@ -113,11 +118,11 @@ impl RemoteJwks {
         match tokio::time::timeout(FETCH_TIMEOUT, self.fetch()).await {
             Ok(Ok(keys)) => {
                 for why in &keys.skipped {
-                    warn!(url = %self.url, "JWKS key skipped: {why}");
+                    warn!(url = %self.shown_url(), "JWKS key skipped: {why}");
                 }
-                debug!(url = %self.url, keys = keys.len(), "JWKS fetched");
+                debug!(url = %self.shown_url(), keys = keys.len(), "JWKS fetched");
                 if !*self.loaded.borrow() {
-                    info!(url = %self.url, keys = keys.len(), "JWKS loaded");
+                    info!(url = %self.shown_url(), keys = keys.len(), "JWKS loaded");
                 }
                 self.store.replace(keys);
                 self.generation.fetch_add(1, Ordering::AcqRel);
@@ -125,11 +130,11 @@ impl RemoteJwks {
                 true
             }
             Ok(Err(e)) => {
-                warn!(url = %self.url, error = %e, "JWKS fetch failed; keeping the last good keys");
+                warn!(url = %self.shown_url(), error = %e, "JWKS fetch failed; keeping the last good keys");
                 false
             }
             Err(_) => {
-                warn!(url = %self.url, "JWKS fetch timed out; keeping the last good keys");
+                warn!(url = %self.shown_url(), "JWKS fetch timed out; keeping the last good keys");
                 false
             }
         }

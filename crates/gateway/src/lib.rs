@@ -157,7 +157,7 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
                         e,
                     )])
                 })?;
-            info!("Traces exported to {endpoint} ({protocol:?})");
+            info!("Traces exported to {} ({protocol:?})", agw_config::redact::url(endpoint));
             Some(tracer)
         }
         None => None,

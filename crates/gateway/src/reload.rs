@@ -4,8 +4,10 @@
 //! Watching is a poll of the files' metadata every [`POLL`]: cheap (a few `stat` calls), and it
 //! sees every way a file gets replaced — editors that write a new file and rename it,
 //! Kubernetes ConfigMaps that swap a symlink, `cp`, `sed -i` — with no platform notifier to go
-//! wrong. A change is read once it has been stable for one poll, so a half-written file is not
-//! taken for a broken one.
+//! wrong. A change is read only once every watched file has kept the same stamp (modification
+//! time, length, inode) for [`SETTLE`], so a file caught half-written is neither counted as a
+//! failed reload nor, worse, applied as a valid partial config. Writing the file atomically
+//! (a temporary file in the same directory, then a rename) avoids the question altogether.
 //!
 //! What a reload changes: listeners, routes, policies, backends, targets and key files. Open
 //! sessions on routes that still exist continue (session ids name the backend, and state lives
@@ -22,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use agw_config::Loaded;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::Shared;
@@ -31,6 +34,11 @@ use crate::resolve::{self, Runtime};
 
 /// How often the files are checked.
 pub(crate) const POLL: Duration = Duration::from_millis(200);
+
+/// How long every watched file must stay unchanged before a change is read. Longer than the
+/// pauses of a writer that writes in pieces (an editor, `cp` of a large file, a script), short
+/// enough that a reload still feels immediate.
+pub(crate) const SETTLE: Duration = Duration::from_millis(500);
 
 /// The ports being served and how to stop each.
 pub(crate) struct Ports {
@@ -95,6 +103,8 @@ pub(crate) async fn run(
     let settings = initial.as_ref().and_then(|l| l.config.config.clone()).unwrap_or_default();
     let mut files = path.as_deref().map(|p| watched_files(p, initial.as_ref())).unwrap_or_default();
     let mut seen = stamps(&files);
+    // Stamps that differ from `seen`, and since when they have stayed as they are.
+    let mut changed: Option<(BTreeMap<PathBuf, Stamp>, Instant)> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
@@ -103,15 +113,23 @@ pub(crate) async fn run(
         let Some(path) = &path else { continue };
         let now = stamps(&files);
         if now == seen {
+            changed = None;
             continue;
         }
-        // Let a writer finish: read once the files have stayed the same for one poll.
-        tokio::time::sleep(POLL).await;
-        let settled = stamps(&files);
-        if settled != now {
-            continue;
+        // Let a writer finish: read once the files have stayed the same for `SETTLE`.
+        match &changed {
+            Some((stamps, since)) if *stamps == now => {
+                if since.elapsed() < SETTLE {
+                    continue;
+                }
+            }
+            _ => {
+                changed = Some((now, Instant::now()));
+                continue;
+            }
         }
-        seen = settled;
+        changed = None;
+        seen = now;
         let metrics = shared.relay.metrics().clone();
         // Reading, parsing and compiling rules is blocking work: off the event loop.
         let loading = path.clone();

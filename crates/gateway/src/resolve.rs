@@ -111,7 +111,7 @@ impl Builder {
             trust_forwarded: config.config.as_ref().and_then(|s| s.trust_forwarded_headers).unwrap_or(false),
             audit: config.config.as_ref().and_then(|s| s.logging.as_ref()).and_then(|l| l.audit).unwrap_or_default(),
             warnings: Vec::new(),
-            dump: serde_json::to_value(config).unwrap_or(serde_json::Value::Null),
+            dump: agw_config::redact::dump(config),
         }
     }
 
@@ -242,9 +242,10 @@ fn mcp_url(h: &McpHost) -> Result<Uri, String> {
         _ if host.contains("://") => host.to_string(),
         _ => format!("http://{host}"),
     };
-    let uri: Uri = text.parse().map_err(|e| format!("`{text}` is not a valid URL: {e}"))?;
+    let shown = || agw_config::redact::url(&text);
+    let uri: Uri = text.parse().map_err(|e| format!("`{}` is not a valid URL: {e}", shown()))?;
     if uri.authority().is_none() {
-        return Err(format!("`{text}` has no host"));
+        return Err(format!("`{}` has no host", shown()));
     }
     Ok(uri)
 }

@@ -5,6 +5,7 @@ pub mod authz;
 pub mod body;
 pub mod caller;
 pub mod error;
+mod grow;
 pub mod jsonrpc;
 pub mod local;
 pub mod metrics;

@@ -332,7 +332,7 @@ impl Relay {
             let limit = self.options.request_timeout;
             opts.deadline = Some((Instant::now() + limit, limit));
         }
-        if backend.dns_rebinding_protection && !local_host_and_origin(&parts.headers) {
+        if backend.dns_rebinding_protection && !local_host_and_origin(&parts.headers, &parts.uri) {
             return error_response(&RelayError::DnsRebinding, &[]);
         }
         let path = parts.uri.path();
@@ -507,9 +507,17 @@ fn check_json_rpc(bytes: &[u8]) -> Result<(), String> {
     jsonrpc::Body::parse(text).map(|_| ()).map_err(|e| e.to_string())
 }
 
-/// DNS rebinding protection: the request must name a loopback host.
-fn local_host_and_origin(headers: &HeaderMap) -> bool {
-    let host_ok = headers.get(HOST).and_then(|h| h.to_str().ok()).is_some_and(is_loopback_authority);
+/// DNS rebinding protection: the request must name a loopback host, and come from a loopback
+/// origin if it names one. The host is in the `Host` header, or in the URI's authority: HTTP/2
+/// requests carry it as `:authority` and usually have no `Host`. Every host the request names
+/// must be loopback, and it must name one.
+fn local_host_and_origin(headers: &HeaderMap, uri: &http::Uri) -> bool {
+    let header = headers.get(HOST).map(|h| h.to_str().is_ok_and(is_loopback_authority));
+    let authority = uri.authority().map(|a| is_loopback_authority(a.as_str()));
+    let host_ok = match (header, authority) {
+        (None, None) => false,
+        (header, authority) => header.unwrap_or(true) && authority.unwrap_or(true),
+    };
     let origin_ok = match headers.get(ORIGIN).map(|o| o.to_str()) {
         None => true,
         Some(Ok(origin)) => {
@@ -652,15 +660,28 @@ mod tests {
 
     #[test]
     fn dns_rebinding_checks_host_and_origin() {
+        let path: http::Uri = "/mcp".parse().unwrap();
         let mut h = HeaderMap::new();
+        assert!(!local_host_and_origin(&h, &path), "no host at all");
         h.insert(HOST, HeaderValue::from_static("localhost:3000"));
-        assert!(local_host_and_origin(&h));
+        assert!(local_host_and_origin(&h, &path));
         h.insert(ORIGIN, HeaderValue::from_static("http://evil.example.com"));
-        assert!(!local_host_and_origin(&h));
+        assert!(!local_host_and_origin(&h, &path));
         h.insert(ORIGIN, HeaderValue::from_static("http://127.0.0.1:3000"));
-        assert!(local_host_and_origin(&h));
+        assert!(local_host_and_origin(&h, &path));
         h.insert(HOST, HeaderValue::from_static("evil.example.com"));
-        assert!(!local_host_and_origin(&h));
+        assert!(!local_host_and_origin(&h, &path));
+    }
+
+    #[test]
+    fn dns_rebinding_reads_the_http2_authority() {
+        let local: http::Uri = "http://127.0.0.1:3000/mcp".parse().unwrap();
+        let evil: http::Uri = "http://evil.example.com/mcp".parse().unwrap();
+        let mut h = HeaderMap::new();
+        assert!(local_host_and_origin(&h, &local));
+        assert!(!local_host_and_origin(&h, &evil));
+        h.insert(HOST, HeaderValue::from_static("localhost:3000"));
+        assert!(!local_host_and_origin(&h, &evil), "every named host must be loopback");
     }
 
     #[test]

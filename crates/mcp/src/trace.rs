@@ -226,6 +226,8 @@ async fn export_loop(mut rx: mpsc::Receiver<Msg>, url: Uri, protocol: Protocol) 
         builder.http2_only(true);
     }
     let client = builder.build_http::<Body>();
+    // The collector's address carries no query, but may carry userinfo.
+    let shown = agw_config::redact::url(&url.to_string());
     let mut batch = Vec::with_capacity(BATCH);
     let mut failing = false;
     let mut flushed = Vec::new();
@@ -254,14 +256,14 @@ async fn export_loop(mut rx: mpsc::Receiver<Msg>, url: Uri, protocol: Protocol) 
         match export(&client, &url, protocol, body).await {
             Ok(()) => {
                 if failing {
-                    warn!(url = %url, "trace export works again");
+                    warn!(url = %shown, "trace export works again");
                 }
                 failing = false;
             }
             Err(e) => {
                 // Once per outage, not once per batch.
                 if !failing {
-                    warn!(url = %url, error = %e, spans = n, "trace export failed; spans are dropped until it works");
+                    warn!(url = %shown, error = %e, spans = n, "trace export failed; spans are dropped until it works");
                 }
                 failing = true;
             }

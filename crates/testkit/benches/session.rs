@@ -22,6 +22,9 @@ fn state() -> SessionState {
             "clientInfo": {"name": "claude-code", "version": "2.0.14"}
         })),
         nonce: SessionState::new_nonce(),
+        // An authenticated caller's 128-bit identity digest, as the gateway writes it.
+        owner: "q2rF0xV7mPz4bW9cLk1nTg".into(),
+        version: None,
     }
 }
 

@@ -152,6 +152,45 @@ async fn a_rule_change_reaches_open_sessions_and_a_broken_file_changes_nothing()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A config file written in pieces, with pauses shorter than the reloader's settle interval
+/// (500 ms) between them: a partly written file is never read, so there is exactly one
+/// reload, and it succeeds. (Three pauses, so that a reloader that waits less, e.g. one poll,
+/// catches a partial file in almost every run.)
+#[tokio::test]
+async fn a_file_written_in_pieces_is_reloaded_once() {
+    use std::io::Write;
+    let upstream = agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("agw-reload-halves-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yaml");
+    let up = upstream.url("/mcp");
+    std::fs::write(&path, config(&up, &[r#"mcp.tool.name == "echo""#])).unwrap();
+    let gw = Gateway::start_file(&path).await.unwrap();
+    let mut c =
+        McpClient::new(gw.url("/mcp")).with_header("authorization", &format!("Bearer {}", token("example1.key")));
+    c.initialize().await.unwrap();
+    assert_eq!(c.tool_names().await.unwrap(), ["echo"]);
+
+    let next = config(&up, &[r#"mcp.tool.name == "echo""#, r#"mcp.tool.name == "add""#]);
+    let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+    for (i, piece) in next.as_bytes().chunks(next.len().div_ceil(4)).enumerate() {
+        if i > 0 {
+            // A writer pausing mid-file, for less than the settle interval.
+            tokio::time::sleep(Duration::from_millis(350)).await;
+        }
+        file.write_all(piece).unwrap();
+        file.flush().unwrap();
+    }
+    drop(file);
+
+    eventually("the new rule applies", || async { c.tool_names().await.unwrap() == ["echo", "add"] }).await;
+    let text = gw.metrics().await.unwrap();
+    assert_eq!(metric(&text, "agentgateway_config_reloads_total{result=\"success\"}"), 1.0, "{text}");
+    assert_eq!(metric(&text, "agentgateway_config_reloads_total{result=\"failure\"}"), 0.0, "{text}");
+    gw.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A gateway exporting traces to a local OTLP receiver: a span per request (continuing the
 /// client's `traceparent`) with MCP attributes, a child span per upstream call, and the child's
 /// context in the upstream request's `traceparent`.

@@ -292,7 +292,7 @@ impl Builder {
                 let url: Uri = match r.url.parse() {
                     Ok(u) if matches!(Uri::scheme_str(&u), Some("http" | "https")) => u,
                     _ => {
-                        self.err(at.key("url"), format!("`{}` is not an http(s) URL", r.url));
+                        self.err(at.key("url"), format!("`{}` is not an http(s) URL", agw_config::redact::url(&r.url)));
                         return None;
                     }
                 };

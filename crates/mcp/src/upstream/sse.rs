@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use agw_config::redact;
+
 use super::HttpClient;
 use super::conn::{ConnError, Router, ServerEvent};
 use crate::body;
@@ -48,7 +50,11 @@ impl SseConn {
         let req = req.body(body::empty()).map_err(|e| ConnError::Write(e.to_string()))?;
         let resp = client.send(req).await.map_err(|e| ConnError::Write(e.to_string()))?;
         if resp.status() != StatusCode::OK {
-            return Err(ConnError::Write(format!("GET {url} answered HTTP {}", resp.status())));
+            return Err(ConnError::Write(format!(
+                "GET {} answered HTTP {}",
+                redact::url(&url.to_string()),
+                resp.status()
+            )));
         }
         let mut body = resp.into_body();
         let router = Arc::new(Router::new(target.to_string(), events));
@@ -59,7 +65,7 @@ impl SseConn {
             loop {
                 while let Some(ev) = decoder.next_event().map_err(|e| ConnError::Write(e.to_string()))? {
                     if ev.event.as_deref() == Some("endpoint") {
-                        return Ok::<String, ConnError>(ev.data);
+                        return Ok::<String, ConnError>(ev.data().to_owned());
                     }
                 }
                 match body.frame().await {
@@ -75,11 +81,12 @@ impl SseConn {
         })
         .await
         .map_err(|_| ConnError::Write("no `endpoint` event from the SSE upstream".into()))??;
-        let endpoint =
-            resolve(url, endpoint.trim()).ok_or_else(|| ConnError::Write(format!("bad endpoint `{endpoint}`")))?;
+        let endpoint = resolve(url, endpoint.trim())
+            .ok_or_else(|| ConnError::Write(format!("bad endpoint `{}`", redact::url(&endpoint))))?;
         if endpoint.authority() != url.authority() {
             // An upstream must not send the gateway's messages (and credentials) elsewhere.
-            return Err(ConnError::Write(format!("endpoint `{endpoint}` is not on the SSE server's host")));
+            let shown = redact::url(&endpoint.to_string());
+            return Err(ConnError::Write(format!("endpoint `{shown}` is not on the SSE server's host")));
         }
 
         let r = router.clone();
@@ -87,7 +94,7 @@ impl SseConn {
             loop {
                 loop {
                     match decoder.next_event() {
-                        Ok(Some(ev)) if ev.is_message() => match serde_json::from_str::<Value>(&ev.data) {
+                        Ok(Some(ev)) if ev.is_message() => match serde_json::from_str::<Value>(ev.data()) {
                             Ok(Value::Array(batch)) => {
                                 for m in batch {
                                     r.dispatch(m).await;
