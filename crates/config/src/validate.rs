@@ -113,18 +113,19 @@ impl Validator {
         }
         let Some(q) = &m.quotas else { return };
         let at = at.key("quotas");
+        // Bounded both ways: a rate of 1e-300 would make "when to retry" overflow.
         let mut rate = |at: FieldPath, v: Option<f64>, min: f64| {
-            if v.is_some_and(|v| !v.is_finite() || v < min) {
-                self.err(at, format!("a number of at least {min}"));
+            if v.is_some_and(|v| !(min..=1e9).contains(&v)) {
+                self.err(at, format!("a number from {min} to 1000000000"));
             }
         };
-        rate(at.key("newSessionsPerSecond"), q.new_sessions_per_second, f64::MIN_POSITIVE);
+        rate(at.key("newSessionsPerSecond"), q.new_sessions_per_second, 0.001);
         rate(at.key("newSessionsBurst"), q.new_sessions_burst, 1.0);
         if let Some(a) = &q.anonymous {
             let at = at.key("anonymous");
-            rate(at.key("newSessionsPerSecond"), a.new_sessions_per_second, f64::MIN_POSITIVE);
+            rate(at.key("newSessionsPerSecond"), a.new_sessions_per_second, 0.001);
             rate(at.key("newSessionsBurst"), a.new_sessions_burst, 1.0);
-            rate(at.key("newSessionsPerSecondPerAddress"), a.new_sessions_per_second_per_address, f64::MIN_POSITIVE);
+            rate(at.key("newSessionsPerSecondPerAddress"), a.new_sessions_per_second_per_address, 0.001);
             rate(at.key("newSessionsBurstPerAddress"), a.new_sessions_burst_per_address, 1.0);
         }
     }

@@ -40,18 +40,32 @@ impl Identity {
     /// key, Basic user); with none, the caller is anonymous.
     pub fn caller(&self, peer: std::net::SocketAddr) -> agw_mcp::Caller {
         let address = Some(peer.ip());
-        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut parts: Vec<std::borrow::Cow<'_, [u8]>> = Vec::new();
         if let Some(claims) = &self.jwt {
-            let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("").as_bytes();
-            parts.extend([&b"jwt"[..], text("iss"), text("sub")]);
+            let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::as_bytes);
+            parts.extend([b"jwt".as_slice().into(), text("iss").unwrap_or_default().into()]);
+            // The subject names the caller. A token without a string `sub` (client-credentials
+            // tokens of some providers) is named by its client (`azp`, `client_id`), else by
+            // all its claims: such a token is an identity of its own, never one shared by
+            // every sub-less token of the issuer.
+            match (claims.get("sub"), text("azp").or(text("client_id"))) {
+                (Some(Value::String(sub)), _) => parts.extend([b"sub".as_slice().into(), sub.as_bytes().into()]),
+                (_, Some(client)) => parts.extend([b"client".as_slice().into(), client.into()]),
+                _ => parts
+                    .extend([b"claims".as_slice().into(), serde_json::to_vec(claims.map()).unwrap_or_default().into()]),
+            }
         }
         if let Some(digest) = &self.api_key_digest {
-            parts.extend([&b"apiKey"[..], &digest[..]]);
+            parts.extend([b"apiKey".as_slice().into(), digest.as_slice().into()]);
         }
         if let Some(user) = &self.basic_user {
-            parts.extend([&b"basic"[..], user.as_bytes()]);
+            parts.extend([b"basic".as_slice().into(), user.as_bytes().into()]);
         }
-        if parts.is_empty() { agw_mcp::Caller::anonymous(address) } else { agw_mcp::Caller::identified(parts, address) }
+        if parts.is_empty() {
+            agw_mcp::Caller::anonymous(address)
+        } else {
+            agw_mcp::Caller::identified(parts.iter().map(|p| p.as_ref()), address)
+        }
     }
 }
 
@@ -400,10 +414,20 @@ mod tests {
     #[test]
     fn callers_are_told_apart_by_every_credential() {
         let peer: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let jwt = |iss: &str, sub: &str| {
-            let Value::Object(map) = json!({"iss": iss, "sub": sub}) else { unreachable!() };
+        let claims = |v: Value| {
+            let Value::Object(map) = v else { unreachable!() };
             Identity { jwt: Some(Arc::new(agw_policy::jwt::TokenClaims::new(map))), ..Identity::default() }
         };
+        let jwt = |iss: &str, sub: &str| claims(json!({"iss": iss, "sub": sub}));
+        let subless = |extra: Value| {
+            let mut v = json!({"iss": "https://a", "exp": 1});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            claims(v).caller(peer).owner
+        };
+        assert_ne!(subless(json!({"azp": "app-1"})), subless(json!({"azp": "app-2"})), "named by client");
+        assert_eq!(subless(json!({"azp": "app-1", "jti": "a"})), subless(json!({"client_id": "app-1", "jti": "b"})));
+        assert_ne!(subless(json!({"jti": "a"})), subless(json!({"jti": "b"})), "no sub, no client: each token");
+        assert_ne!(subless(json!({"sub": 7})), subless(json!({"sub": 8})), "a non-string sub is not dropped");
         assert!(Identity::default().caller(peer).is_anonymous());
         let a = jwt("https://a", "alice").caller(peer);
         assert_eq!(a.owner, jwt("https://a", "alice").caller("10.0.0.9:2".parse().unwrap()).owner, "not the address");

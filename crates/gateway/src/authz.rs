@@ -127,7 +127,7 @@ impl McpAuthorizer {
                 subject = %self.subject,
                 method = item.method,
                 mcp_target = item.target,
-                name = item.name,
+                name = agw_mcp::metrics::cut(item.name),
                 decision = if d.allowed { "allow" } else { "deny" },
                 rule = d.rule.map(|r| r as i64).unwrap_or(-1),
                 reason = d.reason.describe(),

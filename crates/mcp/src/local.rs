@@ -129,6 +129,11 @@ impl LocalSessions {
         LocalSessions { inner: Mutex::new(Inner::default()), ttl, max, quotas }
     }
 
+    /// The session for `key`, without marking it used (check who asks first).
+    pub fn peek(&self, key: &str) -> Option<Arc<LocalSession>> {
+        self.inner.lock().expect("sessions lock").map.get(key).cloned()
+    }
+
     pub fn get(&self, key: &str) -> Option<Arc<LocalSession>> {
         let s = self.inner.lock().expect("sessions lock").map.get(key).cloned();
         if let Some(s) = &s {

@@ -15,6 +15,8 @@ use crate::caller::Caller;
 
 /// Keys (identities, addresses) tracked at most per table; full tables forget idle keys first.
 const MAX_KEYS: usize = 100_000;
+/// The longest `Retry-After` ever given.
+const MAX_RETRY: Duration = Duration::from_secs(3600);
 
 /// Quota settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,7 +150,7 @@ impl<K: Hash + Eq> Buckets<K> {
         let mut map = self.map.lock().expect("quota lock");
         if map.len() >= MAX_KEYS && !map.contains_key(&key) {
             // Keys whose bucket has refilled are indistinguishable from new ones: forget them.
-            let full = Duration::from_secs_f64(rate.burst / rate.per_second);
+            let full = Duration::try_from_secs_f64(rate.burst / rate.per_second).unwrap_or(MAX_RETRY);
             map.retain(|_, b| now.duration_since(b.at) < full);
             if map.len() >= MAX_KEYS {
                 return Err(1);
@@ -162,7 +164,7 @@ impl<K: Hash + Eq> Buckets<K> {
             b.tokens -= 1.0;
             Ok(())
         } else {
-            Err(((1.0 - b.tokens) / rate.per_second).ceil().max(1.0) as u64)
+            Err(((1.0 - b.tokens) / rate.per_second).ceil().clamp(1.0, MAX_RETRY.as_secs_f64()) as u64)
         }
     }
 }

@@ -416,16 +416,20 @@ impl Relay {
 }
 
 /// Refuses a batch when the protocol version in use has none (2025-06-18 and later): the
-/// version the request names (`MCP-Protocol-Version`), else the one the session was opened
-/// with.
+/// version the session was opened with or the one the request names
+/// (`MCP-Protocol-Version`), whichever is later — a client cannot talk its way back to
+/// batches with a header.
 pub(crate) fn check_batch(batch: bool, headers: &HeaderMap, state: &SessionState) -> Result<(), RelayError> {
     if !batch {
         return Ok(());
     }
-    let header = headers.get(MCP_PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
+    let header = headers.get(MCP_PROTOCOL_VERSION).map(|v| v.to_str().unwrap_or("?"));
     let init = state.init.as_ref().and_then(|i| i.get("protocolVersion")).and_then(serde_json::Value::as_str);
-    match header.or(state.version.as_deref()).or(init) {
-        Some(v) if v >= NO_BATCHES_FROM => Err(RelayError::BatchNotAllowed(crate::metrics::cut(v).to_string())),
+    let newest = [header, state.version.as_deref(), init].into_iter().flatten().max();
+    match newest {
+        Some(v) if v >= NO_BATCHES_FROM || v.is_empty() => {
+            Err(RelayError::BatchNotAllowed(crate::metrics::cut(v).to_string()))
+        }
         _ => Ok(()),
     }
 }
@@ -627,7 +631,11 @@ mod tests {
         assert!(check_batch(false, &h, &state).is_ok());
         assert!(matches!(check_batch(true, &h, &state), Err(RelayError::BatchNotAllowed(_))));
         h.insert(MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-03-26"));
-        assert!(check_batch(true, &h, &state).is_ok(), "a downgraded session");
+        assert!(check_batch(true, &h, &state).is_err(), "a header cannot bring batches back");
+        h.insert(MCP_PROTOCOL_VERSION, HeaderValue::from_static(""));
+        assert!(check_batch(true, &h, &SessionState::default_for("b")).is_err(), "nor an empty one");
+        h.insert(MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-03-26"));
+        assert!(check_batch(true, &h, &SessionState::default_for("b")).is_ok());
         h.insert(MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-11-25"));
         assert!(check_batch(true, &h, &SessionState::default_for("b")).is_err());
         let state = SessionState {

@@ -104,7 +104,7 @@ pub enum SessionError {
 pub struct BadKey;
 
 /// Encodes and decodes (and, with a key, seals and opens) session ids.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SessionCodec {
     cipher: Option<Aes256Gcm>,
 }
@@ -112,6 +112,13 @@ pub struct SessionCodec {
 impl std::fmt::Debug for SessionCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionCodec").field("sealed", &self.cipher.is_some()).finish()
+    }
+}
+
+impl Default for SessionCodec {
+    /// Sealed under a key of this process: never readable by default.
+    fn default() -> Self {
+        SessionCodec::ephemeral()
     }
 }
 

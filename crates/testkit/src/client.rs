@@ -220,10 +220,15 @@ impl McpClient {
 
     /// `initialize` + `notifications/initialized`; keeps the session id. Returns the result.
     pub async fn initialize(&mut self) -> anyhow::Result<Value> {
+        self.initialize_version(PROTOCOL_VERSION).await
+    }
+
+    /// [`McpClient::initialize`] asking for protocol `version`.
+    pub async fn initialize_version(&mut self, version: &str) -> anyhow::Result<Value> {
         let id = self.next_id();
         let ex = self
             .post(&json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
-                "protocolVersion": PROTOCOL_VERSION,
+                "protocolVersion": version,
                 "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}},
                 "clientInfo": {"name": "agw-testkit", "version": "1.0.0"}
             }}))

@@ -147,8 +147,9 @@ async fn batches_are_checked_request_by_request() {
     let upstream = catalogue().await;
     let gw = Gateway::start(&mcp_route(&upstream.url("/mcp"), RULES)).await.unwrap();
     let mut c = client(&gw).await;
-    // Batches exist in protocol 2025-03-26 (a session that negotiated it).
-    c.protocol = Some("2025-03-26".into());
+    // Batches exist in protocol 2025-03-26: a session opened with it.
+    c.session = None;
+    c.initialize_version("2025-03-26").await.unwrap();
     let batch = json!([
         {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "a", "arguments": {}}},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "b", "arguments": {}}},

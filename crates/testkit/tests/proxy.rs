@@ -174,9 +174,10 @@ async fn messages_reach_the_upstream_byte_for_byte() {
     assert!(seen.headers.get("authorization").is_none(), "client credentials are not forwarded");
     assert!(seen.headers.get("cookie").is_none());
 
-    // A batch (a 2025-03-26 session: later versions have none) is forwarded as one body; the
-    // answers come back as one array.
-    client.protocol = Some("2025-03-26".into());
+    // A batch (on a 2025-03-26 session: later versions have none) is forwarded as one body;
+    // the answers come back as one array.
+    let mut client = McpClient::new(gw.url("/mcp"));
+    client.initialize_version("2025-03-26").await.unwrap();
     let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"notifications/b"},{"jsonrpc":"2.0","id":2,"method":"c"}]"#;
     let ex = client.post_bytes(&batch[..], None).await.unwrap();
     assert_eq!(&rec.last().body[..], &batch[..]);

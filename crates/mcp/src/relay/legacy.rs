@@ -82,13 +82,15 @@ impl Relay {
         B::Error: Into<BoxError>,
     {
         let key = parts.uri.query().and_then(|q| form_query(q, "sessionId")).ok_or(RelayError::SessionRequired)?;
-        let local = self.locals.get(&key).ok_or(RelayError::SessionUnknown)?;
+        let local = self.locals.peek(&key).ok_or(RelayError::SessionUnknown)?;
         let Some(legacy) = &local.legacy else { return Err(RelayError::SessionUnknown) };
         if local.owner != opts.caller.owner {
-            // The stream's id in another caller's hands: as if it did not exist.
+            // The stream's id in another caller's hands: as if it did not exist (and it does
+            // not keep the session alive either).
             self.refused("owner");
             return Err(RelayError::SessionUnknown);
         }
+        local.touch();
         let super::multi::Messages { values: messages, is_init, batch } = read_messages(self, body).await?;
         if let Some(state) = legacy.state.lock().expect("legacy state lock").as_ref() {
             super::check_batch(batch, &parts.headers, state)?;

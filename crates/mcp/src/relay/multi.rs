@@ -78,16 +78,25 @@ fn discard() -> Out {
 
 impl Relay {
     /// The local session for a session, when the backend needs one (counted against the
-    /// caller's live-session quota when it is created here).
+    /// caller's live-session quota when it is created here). `admitted`: the caller's
+    /// new-session rate was charged already (an `initialize`); otherwise setting up a session
+    /// this gateway does not hold (after a `DELETE`, an expiry, on another replica) starts
+    /// stateful upstreams again, and is charged like a new session.
     pub(super) fn local_for(
         &self,
         backend: &Backend,
         state: &SessionState,
         opts: &CallOptions,
-        id: Option<&Value>,
+        (id, admitted): (Option<&Value>, bool),
     ) -> Result<Option<Arc<LocalSession>>, RelayError> {
         if !backend.has_stateful() {
             return Ok(None);
+        }
+        if let Some(local) = self.locals.get(&state.nonce) {
+            return Ok(Some(local));
+        }
+        if !admitted {
+            self.admit(&opts.caller, None)?;
         }
         self.locals
             .get_or_create(&state.nonce, None, &opts.caller, backend.has_stdio())
@@ -116,7 +125,7 @@ impl Relay {
             let mux = Mux::new(self, &backend, opts, headers);
             let nonce = SessionState::new_nonce();
             let probe = SessionState { nonce: nonce.clone(), ..SessionState::default_for(&backend.key) };
-            let local = self.local_for(&backend, &probe, opts, id)?;
+            let local = self.local_for(&backend, &probe, opts, (id, true))?;
             let out = discard();
             return Ok(match mux.initialize(&messages[0], local.clone(), &out).await {
                 Ok((response, mut state)) => {
@@ -143,13 +152,11 @@ impl Relay {
         }
         let sess = if backend.stateless {
             let state = SessionState::default_for(&backend.key);
-            if backend.has_stateful() {
-                // Every stateless request sets up its stateful upstreams (stdio children) anew:
-                // each counts as a new session.
-                self.admit(&opts.caller, None)?;
-            }
+            // Every stateless request sets up its stateful upstreams (stdio children) anew: each
+            // counts as a new session (`local_for` charges it).
+            super::check_batch(batch, &parts.headers, &state)?;
             let probe = SessionState { nonce: SessionState::new_nonce(), ..state.clone() };
-            let local = self.local_for(&backend, &probe, opts, None)?;
+            let local = self.local_for(&backend, &probe, opts, (None, false))?;
             Sess {
                 state: SessionState { init: Some(default_init(parts)), ..state },
                 local,
@@ -159,7 +166,7 @@ impl Relay {
         } else {
             let state = self.session(&parts.headers, &backend, &opts.caller)?;
             super::check_batch(batch, &parts.headers, &state)?;
-            let local = self.local_for(&backend, &state, opts, None)?;
+            let local = self.local_for(&backend, &state, opts, (None, false))?;
             Sess { state, local, ephemeral: false, lazy: Default::default() }
         };
         let (tx, rx) = mpsc::channel::<Bytes>(64);
@@ -168,6 +175,10 @@ impl Relay {
             let mux = Mux::new(self, &backend, opts, headers);
             for m in &messages {
                 mux.forward_one(&sess, m, &out).await;
+            }
+            if sess.ephemeral {
+                // Its throwaway upstreams (children, sessions) end with the request.
+                mux.end(&sess).await;
             }
             return Ok(status_only(StatusCode::ACCEPTED));
         }
@@ -201,7 +212,7 @@ impl Relay {
             return Ok(status_only(StatusCode::METHOD_NOT_ALLOWED));
         }
         let state = self.session(&parts.headers, &backend, &opts.caller)?;
-        let local = self.local_for(&backend, &state, opts, None)?;
+        let local = self.local_for(&backend, &state, opts, (None, false))?;
         let headers = forward_headers(&parts.headers, &opts.extra_headers);
         let mut streams = Vec::new();
         for (idx, t) in backend.targets.iter().enumerate() {
