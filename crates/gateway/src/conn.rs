@@ -118,7 +118,10 @@ impl ConnState {
                 // in flight has nothing to lose.
                 return if h2 && reason == Reason::Idle { Verdict::Graceful(reason) } else { Verdict::Close(reason) };
             }
-            deadline
+            // A request may yet start and end before `deadline`, and then the idle time-out
+            // runs from its end: never sleep past the earliest such end (matters only when the
+            // idle time-out is the shorter).
+            deadline.min(elapsed.saturating_add(ms(t.idle)))
         } else {
             // Busy: looked at again after a while (its requests may end any time).
             elapsed.saturating_add(ms(t.idle.min(t.header)))
@@ -391,6 +394,13 @@ mod tests {
         s.on_read(b"ping frame");
         assert!(matches!(s.verdict(&T, at(&s, 119)), Verdict::Wait(_)));
         assert!(matches!(s.verdict(&T, at(&s, 120)), Verdict::Graceful(Reason::Idle)));
+    }
+
+    #[test]
+    fn a_short_idle_timeout_is_not_missed_while_waiting_for_a_head() {
+        let s = ConnState::new();
+        let t = Timeouts { header: Duration::from_secs(10), idle: Duration::from_secs(1), max_duration: None };
+        assert!(matches!(s.verdict(&t, at(&s, 0)), Verdict::Wait(w) if w == at(&s, 1)));
     }
 
     #[test]
