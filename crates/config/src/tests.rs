@@ -201,7 +201,17 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
     assert_eq!(http.http1_idle_timeout.map(|d| d.get().as_secs()), Some(30));
     assert_eq!(f.tcp.unwrap().keepalives.unwrap().retries, Some(3));
 
-    for key in ["tls", "networkAuthorization", "networkExtAuthz", "proxyProtocol", "proxy", "connect", "accessLog", "logging", "tracing"] {
+    for key in [
+        "tls",
+        "networkAuthorization",
+        "networkExtAuthz",
+        "proxyProtocol",
+        "proxy",
+        "connect",
+        "accessLog",
+        "logging",
+        "tracing",
+    ] {
         let text = format!("{MINIMAL}frontendPolicies:\n  {key}: {{}}\n");
         assert!(error(&text).ends_with(&format!("frontendPolicies.{key}: not supported yet")), "{key}");
     }
@@ -209,6 +219,7 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
     assert!(error(&preserve).ends_with("frontendPolicies.http.http1HeaderCase: not supported yet"));
     let frame = format!("{MINIMAL}frontendPolicies:\n  http:\n    http2FrameSize: 100\n");
     assert!(error(&frame).contains("must be between 16384 and 16777215"));
-    let budget = format!("{MINIMAL}frontendPolicies:\n  http:\n    maxBufferSize: 100\n    maxBufferedRequestBytes: 10\n");
+    let budget =
+        format!("{MINIMAL}frontendPolicies:\n  http:\n    maxBufferSize: 100\n    maxBufferedRequestBytes: 10\n");
     assert!(error(&budget).contains("smaller than `maxBufferSize`"));
 }

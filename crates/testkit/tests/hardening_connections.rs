@@ -103,12 +103,9 @@ async fn two_thousand_idle_connections_do_not_stop_clients_or_readiness() {
         return;
     }
     let upstream = Recorder::start().await.unwrap();
-    let gw = gateway(
-        "  http:\n    requestHeaderTimeout: 60s\n  tcp:\n    maxConnectionsPerWorker: 5000\n",
-        &upstream,
-        "",
-    )
-    .await;
+    let gw =
+        gateway("  http:\n    requestHeaderTimeout: 60s\n  tcp:\n    maxConnectionsPerWorker: 5000\n", &upstream, "")
+            .await;
     let mut idle = Vec::with_capacity(2_000);
     for _ in 0..2_000 {
         idle.push(TcpStream::connect(gw.addr).await.unwrap());
@@ -125,8 +122,9 @@ async fn two_thousand_idle_connections_do_not_stop_clients_or_readiness() {
 async fn beyond_the_per_worker_cap_connections_are_closed_at_once() {
     let upstream = Recorder::start().await.unwrap();
     let config = "config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 127.0.0.1:0\n  statsAddr: 127.0.0.1:0\n  workerThreads: 1\n";
-    let gw = gateway("  http:\n    requestHeaderTimeout: 60s\n  tcp:\n    maxConnectionsPerWorker: 2\n", &upstream, config)
-        .await;
+    let gw =
+        gateway("  http:\n    requestHeaderTimeout: 60s\n  tcp:\n    maxConnectionsPerWorker: 2\n", &upstream, config)
+            .await;
     let held = [TcpStream::connect(gw.addr).await.unwrap(), TcpStream::connect(gw.addr).await.unwrap()];
     wait_metric(&gw, "agentgateway_connections_open", |v| v == 2.0).await;
 
@@ -185,4 +183,3 @@ async fn request_bodies_share_a_buffer_budget_and_large_ones_are_refused_at_once
     drop(holding);
     wait_metric(&gw, gauge, |v| v == 0.0).await;
 }
-

@@ -126,6 +126,10 @@ async fn mcp_routes_see_one_path_and_no_spelling_skips_authentication() {
     let bearer = format!("Bearer {}", key.token(&claims(ISS, AUD)));
     let mut with_token = mcp_headers.to_vec();
     with_token.push(("authorization", bearer.as_str()));
-    assert_eq!(raw(gw.addr, "POST", "/admin/./mcp", &with_token, INIT).await, 200, "the token opens the protected route");
+    assert_eq!(
+        raw(gw.addr, "POST", "/admin/./mcp", &with_token, INIT).await,
+        200,
+        "the token opens the protected route"
+    );
     assert_eq!(backend.seen().len(), 2);
 }
