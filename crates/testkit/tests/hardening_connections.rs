@@ -183,3 +183,36 @@ async fn request_bodies_share_a_buffer_budget_and_large_ones_are_refused_at_once
     drop(holding);
     wait_metric(&gw, gauge, |v| v == 0.0).await;
 }
+
+#[tokio::test]
+async fn http2_connections_are_served_then_sent_away_when_idle() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let upstream = Recorder::start().await.unwrap();
+    let gw = gateway("  http:\n    http1IdleTimeout: 300ms\n", &upstream, "").await;
+    let h2 = Client::builder(TokioExecutor::new()).http2_only(true).build_http::<Full<bytes::Bytes>>();
+    let req = http::Request::post(gw.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(Full::new(bytes::Bytes::from_static(INIT.as_bytes())))
+        .unwrap();
+    let resp = h2.request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    resp.into_body().collect().await.unwrap();
+    wait_metric(&gw, "agentgateway_connections_closed_total{reason=\"idle\"}", |v| v >= 1.0).await;
+    wait_metric(&gw, "agentgateway_connections_open", |v| v == 0.0).await;
+}
+
+#[tokio::test]
+async fn a_connection_older_than_max_connection_duration_is_closed_gracefully() {
+    let upstream = Recorder::start().await.unwrap();
+    let gw = gateway("  http:\n    maxConnectionDuration: 300ms\n", &upstream, "").await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(format!("{}{INIT}", post_head(INIT.len())).as_bytes()).await.unwrap();
+    let answer = until_closed(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("recorder"), "{answer}");
+    wait_metric(&gw, "agentgateway_connections_closed_total{reason=\"max_duration\"}", |v| v >= 1.0).await;
+}
