@@ -216,3 +216,24 @@ async fn a_connection_older_than_max_connection_duration_is_closed_gracefully() 
     assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("recorder"), "{answer}");
     wait_metric(&gw, "agentgateway_connections_closed_total{reason=\"max_duration\"}", |v| v >= 1.0).await;
 }
+
+#[tokio::test]
+async fn a_reload_applies_to_connections_accepted_after_it() {
+    let upstream = Recorder::start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("agw-conn-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yaml");
+    let yaml = |timeout: &str| {
+        agw_testkit::harness::with_free_ports(&format!(
+            "frontendPolicies:\n  http:\n    requestHeaderTimeout: {timeout}\n{}",
+            mcp_route(&upstream.url(), "")
+        ))
+    };
+    std::fs::write(&path, yaml("60s")).unwrap();
+    let gw = Gateway::start_file(&path).await.unwrap();
+    std::fs::write(&path, yaml("300ms")).unwrap();
+    wait_metric(&gw, "agentgateway_config_reloads_total{result=\"success\"}", |v| v >= 1.0).await;
+    let mut silent = TcpStream::connect(gw.addr).await.unwrap();
+    assert_eq!(until_closed(&mut silent).await, "", "the new header time-out applies");
+    let _ = std::fs::remove_dir_all(&dir);
+}
