@@ -231,6 +231,8 @@ async fn a_reload_applies_to_connections_accepted_after_it() {
     };
     std::fs::write(&path, yaml("60s")).unwrap();
     let gw = Gateway::start_file(&path).await.unwrap();
+    // Served once before the change (the file watcher has taken its first look by then).
+    McpClient::new(gw.url("/mcp")).initialize().await.unwrap();
     std::fs::write(&path, yaml("300ms")).unwrap();
     wait_metric(&gw, "agentgateway_config_reloads_total{result=\"success\"}", |v| v >= 1.0).await;
     let mut silent = TcpStream::connect(gw.addr).await.unwrap();
