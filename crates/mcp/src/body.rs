@@ -155,3 +155,32 @@ where
         None => first.unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: &[&'static str]) -> impl HttpBody<Data = Bytes, Error = std::convert::Infallible> {
+        let frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> =
+            parts.iter().map(|p| Ok(http_body::Frame::data(Bytes::from_static(p.as_bytes())))).collect();
+        http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn a_budgeted_read_holds_bytes_only_while_it_runs() {
+        let gauge = Gauge::default();
+        let budget = Budget::new(10, gauge.clone());
+        let read = read_budgeted(chunks(&["abc", "def"]), 100, &budget).await.unwrap();
+        assert_eq!(read, "abcdef");
+        assert_eq!((budget.available(), gauge.get()), (10, 0), "given back after the read");
+
+        let over = read_budgeted(chunks(&["abcdef", "ghijkl"]), 100, &budget).await;
+        assert!(matches!(over, Err(ReadError::Io(e)) if e.is::<OverBudget>()));
+        assert_eq!((budget.available(), gauge.get()), (10, 0), "given back after a failure");
+
+        assert!(matches!(
+            read_budgeted(chunks(&["abcdef", "ghijkl"]), 8, &budget).await,
+            Err(ReadError::TooLarge { limit: 8 })
+        ));
+    }
+}
