@@ -68,21 +68,14 @@ pub(crate) async fn serve_bind(
             continue;
         };
         settings.prepare(&stream);
-        let app = {
-            let (shared, stop, settings, metrics) =
-                (shared.clone(), shutdown.clone(), settings.clone(), metrics.clone());
-            move |req: Request<Incoming>| {
-                let (shared, stop, settings, metrics) =
-                    (shared.clone(), stop.clone(), settings.clone(), metrics.clone());
-                async move {
-                    let version = req.version();
-                    let (parts, body) = req.into_parts();
-                    let (body, cut) = conn::GuardedBody::new(body, &settings, metrics);
-                    let resp = handle(&shared, (port, actual), peer, Request::from_parts(parts, body), stop).await;
-                    if cut.load(std::sync::atomic::Ordering::Relaxed) { body_timed_out(version) } else { resp }
-                }
-            }
-        };
+        let ctx = Arc::new(ConnCtx {
+            shared: shared.clone(),
+            ports: (port, actual),
+            peer,
+            stop: shutdown.clone(),
+            settings: settings.clone(),
+        });
+        let app = move |req| serve_request(ctx.clone(), req);
         let serve = conn::Serve {
             builder: &settings.builder,
             timeouts: settings.timeouts,
@@ -101,6 +94,23 @@ pub(crate) async fn serve_bind(
     if drained.is_err() {
         info!(port, open = conns.len(), "drain time over; closing remaining connections");
     }
+}
+
+/// What every request of one connection shares (one reference count per request).
+struct ConnCtx {
+    shared: Arc<Shared>,
+    /// The bind's port as configured, and as really listened on.
+    ports: (u16, u16),
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+    settings: Arc<conn::Settings>,
+}
+
+async fn serve_request(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let (body, cut) = conn::GuardedBody::new(body, &ctx.settings, ctx.shared.relay.metrics().clone());
+    let req = Request::from_parts(parts, body);
+    handle(&ctx.shared, ctx.ports, ctx.peer, (req, &cut), ctx.stop.clone()).await
 }
 
 /// The answer to a request whose body was too slow, whatever the backend made of the cut body;
@@ -130,7 +140,7 @@ pub(crate) async fn handle(
     shared: &Shared,
     (port, actual_port): (u16, u16),
     peer: SocketAddr,
-    req: Request<conn::GuardedBody>,
+    (req, body_cut): (Request<conn::GuardedBody>, &std::sync::atomic::AtomicBool),
     stop: watch::Receiver<bool>,
 ) -> Response<Body> {
     let started = std::time::Instant::now();
@@ -140,7 +150,11 @@ pub(crate) async fn handle(
     let mut trail = Trail { port: actual_port, ..Trail::default() };
     let span = shared.relay.tracer().map(|_| (SpanContext::server(req.headers()), std::time::SystemTime::now()));
     trail.trace = span.map(|((ctx, _), _)| ctx);
+    let version = req.version();
     let mut resp = route_request(shared, port, peer, req, &mut trail).await;
+    if body_cut.load(std::sync::atomic::Ordering::Relaxed) {
+        resp = body_timed_out(version);
+    }
     if method == Method::GET && is_event_stream(&resp) {
         // A standalone SSE stream never ends by itself: at shutdown it ends cleanly, so the
         // client sees the end of the stream (and reconnects elsewhere) instead of a cut.
