@@ -222,4 +222,6 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
     let budget =
         format!("{MINIMAL}frontendPolicies:\n  http:\n    maxBufferSize: 100\n    maxBufferedRequestBytes: 10\n");
     assert!(error(&budget).contains("smaller than `maxBufferSize`"));
+    let pings = format!("{MINIMAL}frontendPolicies:\n  http:\n    http2KeepaliveTimeout: 5s\n");
+    assert!(error(&pings).contains("without `http2KeepaliveInterval`"));
 }

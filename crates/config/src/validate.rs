@@ -84,6 +84,9 @@ impl Validator {
                     "is smaller than `maxBufferSize`: one request of the largest size could never be read",
                 );
             }
+            if http.http2_keepalive_timeout.is_some() && http.http2_keepalive_interval.is_none() {
+                self.err(at.key("http2KeepaliveTimeout"), "has no effect without `http2KeepaliveInterval`");
+            }
             let durations = [
                 ("http1IdleTimeout", http.http1_idle_timeout),
                 ("requestHeaderTimeout", http.request_header_timeout),
