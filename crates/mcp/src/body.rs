@@ -142,7 +142,9 @@ where
         match (&mut first, &mut joined) {
             (None, None) => first = Some(data),
             (Some(f), None) => {
-                let mut all = BytesMut::with_capacity(body.size_hint().lower() as usize + len);
+                // Sized from what the body announces, never beyond the limit.
+                let expected = usize::try_from(body.size_hint().lower()).unwrap_or(limit).saturating_add(len);
+                let mut all = BytesMut::with_capacity(expected.min(limit));
                 all.extend_from_slice(f);
                 all.extend_from_slice(&data);
                 joined = Some(all);
