@@ -190,6 +190,8 @@ pub struct Relay {
     pub(crate) options: McpOptions,
     /// New sessions per caller and per address.
     pub(crate) new_sessions: Arc<NewSessions>,
+    /// Bytes all request bodies being read may hold together (none: no gateway-wide limit).
+    pub(crate) budget: Option<Arc<body::Budget>>,
 }
 
 /// An upstream call's span, begun.
@@ -222,6 +224,7 @@ impl Relay {
             tracer: None,
             options: McpOptions::default(),
             new_sessions: Arc::new(NewSessions::new(QuotaSettings::default())),
+            budget: None,
         }
     }
 
@@ -234,6 +237,12 @@ impl Relay {
 
     pub fn options(&self) -> &McpOptions {
         &self.options
+    }
+
+    /// Holds request bodies being read within `budget` (503 beyond it).
+    pub fn with_budget(mut self, budget: Arc<body::Budget>) -> Relay {
+        self.budget = Some(budget);
+        self
     }
 
     /// Exports a span per upstream call when traces are on.
@@ -315,8 +324,29 @@ impl Relay {
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        read_limited(body, self.limits.max_request).await.map_err(|e| match e {
+        let limit = self.limits.max_request;
+        // A declared length is judged before anything is read: a client announcing too much
+        // is answered at once instead of being allowed to fill memory first.
+        if let Some(declared) = body.size_hint().exact().and_then(|n| usize::try_from(n).ok()) {
+            if declared > limit {
+                return Err(RelayError::BodyTooLarge { limit });
+            }
+            if self.budget.as_ref().is_some_and(|b| declared > b.available()) {
+                self.metrics.requests_over_budget.inc();
+                return Err(RelayError::BodyBudget);
+            }
+        }
+        let read = match &self.budget {
+            Some(budget) => body::read_budgeted(body, limit, budget).await,
+            None => read_limited(body, limit).await,
+        };
+        read.map_err(|e| match e {
             ReadError::TooLarge { limit } => RelayError::BodyTooLarge { limit },
+            ReadError::Io(e) if e.is::<body::BodyTimedOut>() => RelayError::BodyTimeout,
+            ReadError::Io(e) if e.is::<body::OverBudget>() => {
+                self.metrics.requests_over_budget.inc();
+                RelayError::BodyBudget
+            }
             ReadError::Io(_) => RelayError::BodyRead,
         })
     }
