@@ -232,7 +232,7 @@ async fn run(loaded: Loaded, options: agw_gateway::Options) -> ExitCode {
         }
     };
     let signal = signals.wait().await;
-    info!("received {signal}; draining and shutting down");
+    info!("received {signal}; shutting down");
     running.shutdown().await;
     info!("shutdown complete");
     ExitCode::SUCCESS

@@ -142,7 +142,7 @@ fn sigterm_lets_a_call_in_flight_finish_then_exits_0() {
         })
         .await;
         sigterm(&child);
-        logs.wait_for("draining and shutting down");
+        logs.wait_for("stopped accepting connections");
         // New connections are refused while the call drains.
         let refused = McpClient::new(&url).post(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).await;
         assert!(refused.is_err(), "a new request was accepted during shutdown");

@@ -53,6 +53,46 @@ pub(crate) struct Shared {
     /// The connections of the main worker (the caller's runtime); other workers' are
     /// thread-local.
     pub(crate) main_worker: Arc<conn::Worker>,
+    /// Accept loops still listening (shutdown says it has stopped accepting once none is).
+    pub(crate) listening: Arc<Listening>,
+}
+
+/// Counts the traffic ports' accept loops that still hold their listening socket.
+#[derive(Debug, Default)]
+pub(crate) struct Listening {
+    open: std::sync::atomic::AtomicUsize,
+    closed: tokio::sync::Notify,
+}
+
+/// Held by an accept loop while its socket listens.
+pub(crate) struct ListeningGuard(Arc<Listening>);
+
+impl Listening {
+    pub(crate) fn enter(self: &Arc<Self>) -> ListeningGuard {
+        self.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ListeningGuard(self.clone())
+    }
+
+    /// Waits (at most `within`) until no accept loop listens any more.
+    async fn all_closed(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, async {
+            loop {
+                let closed = self.closed.notified();
+                if self.open.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for ListeningGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.closed.notify_waiters();
+    }
 }
 
 /// Changes the log filter at run time (the admin server's `/logging`).
@@ -96,12 +136,17 @@ pub struct Running {
     tasks: JoinSet<()>,
     locals: Arc<LocalSessions>,
     tracer: Option<agw_mcp::trace::Tracer>,
+    listening: Arc<Listening>,
 }
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish (bounded), and returns when done.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        // Only once every traffic port has closed its socket is it true that new connections
+        // are refused.
+        self.listening.all_closed(Duration::from_secs(1)).await;
+        info!("stopped accepting connections; draining requests in flight");
         while self.tasks.join_next().await.is_some() {}
         // Requests have drained: now end the sessions this gateway holds (kills children).
         self.locals.close_all().await;
@@ -187,6 +232,7 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         log_level: options.log_level,
         ports: Default::default(),
         main_worker: Default::default(),
+        listening: Default::default(),
     });
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -296,7 +342,8 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         }
         None => None,
     };
-    Ok(Running { bind_addrs, admin_addr, readiness_addr, stats_addr, shutdown, tasks, locals, tracer })
+    let listening = shared.listening.clone();
+    Ok(Running { bind_addrs, admin_addr, readiness_addr, stats_addr, shutdown, tasks, locals, tracer, listening })
 }
 
 /// Ends idle sessions now and then (killing their stdio children).

@@ -46,6 +46,7 @@ pub(crate) async fn serve_bind(
     let worker = conn::Worker::current(&shared.main_worker);
     let metrics = shared.relay.metrics().clone();
     let mut conns = JoinSet::new();
+    let listening = shared.listening.enter();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = tcp.accept() => match accepted {
@@ -90,6 +91,7 @@ pub(crate) async fn serve_bind(
         });
     }
     drop(tcp);
+    drop(listening);
     let drained = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         info!(port, open = conns.len(), "drain time over; closing remaining connections");

@@ -150,6 +150,7 @@ async fn batches_are_checked_request_by_request() {
     // Batches exist in protocol 2025-03-26: a session opened with it.
     c.session = None;
     c.initialize_version("2025-03-26").await.unwrap();
+    c.protocol = Some("2025-03-26".into());
     let batch = json!([
         {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "a", "arguments": {}}},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "b", "arguments": {}}},

@@ -178,6 +178,7 @@ async fn messages_reach_the_upstream_byte_for_byte() {
     // the answers come back as one array.
     let mut client = McpClient::new(gw.url("/mcp"));
     client.initialize_version("2025-03-26").await.unwrap();
+    client.protocol = Some("2025-03-26".into());
     let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"notifications/b"},{"jsonrpc":"2.0","id":2,"method":"c"}]"#;
     let ex = client.post_bytes(&batch[..], None).await.unwrap();
     assert_eq!(&rec.last().body[..], &batch[..]);
