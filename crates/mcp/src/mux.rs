@@ -555,8 +555,11 @@ impl<'a> Mux<'a> {
                     session: Some(s.to_string()),
                     headers: self.headers.clone(),
                 };
-                if let Err(e) = self.relay.client.send(http.request(out)).await {
-                    debug!(target = idx, error = %e, "upstream DELETE failed");
+                let limit = self.relay.options.request_timeout;
+                match tokio::time::timeout(limit, self.relay.client.send(http.request(out))).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => debug!(target = idx, error = %e, "upstream DELETE failed"),
+                    Err(_) => debug!(target = idx, "upstream DELETE not answered in time"),
                 }
             }
         }

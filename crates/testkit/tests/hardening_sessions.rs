@@ -241,3 +241,31 @@ async fn batches_follow_the_protocol_version_and_have_a_size_limit() {
         gw.stop().await;
     }
 }
+
+#[tokio::test]
+async fn stateless_notifications_leave_no_child_and_no_session_behind() {
+    let yaml = stdio_route("").replace("      - mcp:\n", "      - mcp:\n          statefulMode: stateless\n");
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let c = client(&gw, None);
+    for i in 0..6 {
+        // More than the anonymous stdio quota (4): a leaked slot would show as a 429.
+        let ex = c.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await.unwrap();
+        assert_eq!(ex.status, StatusCode::ACCEPTED, "notification {i}");
+    }
+    let call = c
+        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "x"}}}))
+        .await
+        .unwrap();
+    assert_eq!(first_text(call.response(&json!(1)).unwrap()), Some("Echo: x"));
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = gw.metrics().await.unwrap();
+        if metric(&text, "agentgateway_stdio_children") == 0.0
+            && metric(&text, "agentgateway_mcp_local_sessions") == 0.0
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("children or sessions left behind:\n{text}");
+}

@@ -223,11 +223,14 @@ impl Relay {
                 session: Some(s.to_string()),
                 headers: headers.clone(),
             };
-            match self.client.send(http.request(out)).await {
-                Ok(resp) if resp.status() == StatusCode::OK => streams.push((idx, resp.into_body())),
-                Ok(resp) if resp.status() == StatusCode::NOT_FOUND => return Err(RelayError::SessionUnknown),
-                Ok(resp) => debug!(target = %t.name, status = %resp.status(), "no server stream"),
-                Err(e) => debug!(target = %t.name, error = %e, "no server stream"),
+            // The stream lives as long as the session; only the wait for its headers is bounded.
+            let opened = tokio::time::timeout(self.options.request_timeout, self.client.send(http.request(out))).await;
+            match opened {
+                Ok(Ok(resp)) if resp.status() == StatusCode::OK => streams.push((idx, resp.into_body())),
+                Ok(Ok(resp)) if resp.status() == StatusCode::NOT_FOUND => return Err(RelayError::SessionUnknown),
+                Ok(Ok(resp)) => debug!(target = %t.name, status = %resp.status(), "no server stream"),
+                Ok(Err(e)) => debug!(target = %t.name, error = %e, "no server stream"),
+                Err(_) => debug!(target = %t.name, "no server stream: no answer in time"),
             }
         }
         if streams.is_empty() && local.is_none() {

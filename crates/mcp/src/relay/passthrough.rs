@@ -256,7 +256,11 @@ impl Relay {
         };
         // The standalone stream lives as long as the session: the request timeout does not
         // apply to it, only the wait for its headers.
-        let opts = CallOptions { deadline: None, ..opts.clone() };
+        let opts = CallOptions {
+            deadline: None,
+            backend_timeout: opts.backend_timeout.or(Some(self.options.request_timeout)),
+            ..opts.clone()
+        };
         let resp = self.send(target, out, &opts).await?;
         let status = resp.status();
         if status == StatusCode::OK && media_type(resp.headers()).as_deref() == Some("text/event-stream") {
