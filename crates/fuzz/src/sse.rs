@@ -80,6 +80,70 @@ fn check_same(a: &Pass, b: &Pass) {
     }
 }
 
+/// The events' fields as the standard's line-by-line algorithm reads them (WHATWG HTML
+/// §9.2.6), with the decoder's documented choices: a BOM is dropped from the first line that
+/// is not blank, an `id` with NUL is ignored, `retry` is whatever parses as a `u64` (else
+/// none), and an event is dispatched at a blank line when any line came since the last one
+/// (comments too: they are forwarded as keep-alives). Only complete lines count; a final `\r`
+/// ends a line.
+fn reference(input: &[u8]) -> Vec<Fields> {
+    let mut out = Vec::new();
+    let (mut event, mut id, mut data, mut retry): (Option<String>, Option<String>, Option<String>, Option<u64>) =
+        (None, None, None, None);
+    let mut lines_since_dispatch = false;
+    let mut first = true;
+    let mut rest = input;
+    while let Some(end) = rest.iter().position(|b| is_line_break(*b)) {
+        let mut line = &rest[..end];
+        let skip = if rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n') { 2 } else { 1 };
+        rest = &rest[end + skip..];
+        if line.is_empty() {
+            if lines_since_dispatch {
+                out.push((event.take(), id.take(), data.take().unwrap_or_default(), retry.take()));
+            }
+            lines_since_dispatch = false;
+            continue;
+        }
+        lines_since_dispatch = true;
+        if std::mem::take(&mut first) {
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        if line.first() == Some(&b':') {
+            continue;
+        }
+        let (name, value) = match line.iter().position(|b| *b == b':') {
+            Some(i) => (&line[..i], line[i + 1..].strip_prefix(b" ").unwrap_or(&line[i + 1..])),
+            None => (line, &b""[..]),
+        };
+        let value = String::from_utf8_lossy(value).into_owned();
+        match name {
+            b"event" => event = Some(value),
+            b"data" => match &mut data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(&value);
+                }
+                None => data = Some(value),
+            },
+            b"id" if !value.contains('\0') => id = Some(value),
+            b"retry" => retry = value.parse().ok(),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The decoder reads what the reference reads (a prefix of it, if it stopped at the limit).
+fn check_reference(input: &[u8], pass: &Pass) {
+    let expected = reference(input);
+    let got: Vec<Fields> = pass.events.iter().map(fields).collect();
+    if pass.too_large {
+        assert!(got.len() <= expected.len() && got[..] == expected[..got.len()], "events differ from the reference");
+    } else {
+        assert_eq!(got, expected, "events differ from the reference");
+    }
+}
+
 /// A message event survives re-encoding.
 fn check_reencode(event: &Event) {
     if !event.is_message() || event.data.contains('\n') {
@@ -95,8 +159,8 @@ fn check_reencode(event: &Event) {
 
 /// Input: byte 0 picks the limit, byte 1 seeds the chunk sizes, the rest is the stream.
 ///
-/// Invariants: see [`check_bytes`], [`check_same`] and [`check_reencode`], for the stream fed
-/// whole, byte by byte, and in pseudo-random chunks.
+/// Invariants: see [`check_bytes`], [`check_same`], [`check_reference`] and
+/// [`check_reencode`], for the stream fed whole, byte by byte, and in pseudo-random chunks.
 pub fn sse(data: &[u8]) {
     let [l, seed, input @ ..] = data else { return };
     let limit = if *l == 255 { 1 << 20 } else { 1 + usize::from(*l) * 3 };
@@ -113,6 +177,7 @@ pub fn sse(data: &[u8]) {
     for pass in [&whole, &bytewise, &chunked] {
         check_bytes(input, limit, pass);
     }
+    check_reference(input, &whole);
     check_same(&whole, &bytewise);
     check_same(&whole, &chunked);
     whole.events.iter().for_each(check_reencode);

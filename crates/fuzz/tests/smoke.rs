@@ -174,9 +174,11 @@ fn smoke_config() {
 }
 
 #[test]
-fn every_target_has_a_corpus_a_dictionary_and_a_test() {
+fn every_target_has_a_corpus_a_dictionary_a_test_and_an_afl_binary() {
     let this = include_str!("smoke.rs");
+    let afl = include_str!("../../../fuzz/afl/Cargo.toml");
     for (name, _) in agw_fuzz::TARGETS {
+        assert!(afl.contains(&format!("name = \"{name}\"")), "fuzz/afl/Cargo.toml has no binary for {name}");
         assert!(corpus(name).len() >= 3, "corpus/{name} needs a few seeds");
         assert!(!dictionary(name).is_empty(), "dict/{name}.dict is empty");
         assert!(this.contains(&format!("fn smoke_{name}()")), "no smoke test for {name}");

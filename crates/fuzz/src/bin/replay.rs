@@ -14,8 +14,10 @@ fn main() {
     };
     for file in files {
         let data = std::fs::read(file).unwrap_or_else(|e| panic!("cannot read {file}: {e}"));
-        eprintln!("{name}: {file} ({} bytes)", data.len());
-        target(&data);
+        if let Err(panic) = std::panic::catch_unwind(|| target(&data)) {
+            eprintln!("{name}: {file} ({} bytes) panicked", data.len());
+            std::panic::resume_unwind(panic);
+        }
     }
-    eprintln!("{name}: {} input(s), no crash", files.len());
+    println!("{name}: {} input(s), no crash", files.len());
 }
