@@ -155,7 +155,7 @@ impl McpClient {
             while let Some(ev) = decoder.next_event()? {
                 raw.extend_from_slice(&ev.raw);
                 if ev.is_message() {
-                    messages.push(serde_json::from_str(&ev.data)?);
+                    messages.push(serde_json::from_str(ev.data())?);
                 }
             }
         }
@@ -202,7 +202,7 @@ impl McpClient {
                 if !ev.is_message() {
                     continue;
                 }
-                let msg: Value = serde_json::from_str(&ev.data)?;
+                let msg: Value = serde_json::from_str(ev.data())?;
                 if let (Some(h), Some(id), Some(_)) = (handler.as_deref_mut(), msg.get("id"), msg.get("method")) {
                     let reply = json!({"jsonrpc": "2.0", "id": id, "result": h(&msg)});
                     let answered = Box::pin(self.post(&reply)).await?;

@@ -269,7 +269,7 @@ async fn legacy_sse_clients_are_served() {
             let Ok(data) = frame.into_data() else { continue };
             decoder.feed(&data);
             while let Ok(Some(ev)) = decoder.next_event() {
-                if tx.send((ev.event.clone(), ev.data.clone())).await.is_err() {
+                if tx.send((ev.event.clone(), ev.data().to_owned())).await.is_err() {
                     return;
                 }
             }

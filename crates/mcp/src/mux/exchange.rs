@@ -188,7 +188,7 @@ impl Mux<'_> {
                     if !ev.is_message() {
                         continue;
                     }
-                    let m: Value = serde_json::from_str(&ev.data)
+                    let m: Value = serde_json::from_str(ev.data())
                         .map_err(|e| self.fail(idx, FailureKind::Garbage(e.to_string())))?;
                     if is_response_to(&m, &id) {
                         response = Some(m);

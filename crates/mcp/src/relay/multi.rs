@@ -211,7 +211,7 @@ impl Relay {
                     let Ok(data) = frame.into_data() else { continue };
                     decoder.feed(&data);
                     while let Ok(Some(ev)) = decoder.next_event() {
-                        let Ok(m) = serde_json::from_str::<Value>(&ev.data) else { continue };
+                        let Ok(m) = serde_json::from_str::<Value>(ev.data()) else { continue };
                         if !out.message(&mux.outward(idx, m)).await {
                             return;
                         }

@@ -125,7 +125,7 @@ impl State {
         if !event.is_message() || (self.pending.is_empty() && !policed) {
             return Ok(None);
         }
-        let body = jsonrpc::Body::parse(&event.data).map_err(|e| format!("event is not JSON-RPC: {e}"))?;
+        let body = jsonrpc::Body::parse(event.data()).map_err(|e| format!("event is not JSON-RPC: {e}"))?;
         for msg in body.messages.iter().filter(|m| m.kind == Kind::Response) {
             if let Some(id) = msg.id.and_then(|id| serde_json::from_str::<Value>(id.get()).ok()) {
                 // One answer settles one request.
@@ -141,11 +141,11 @@ impl State {
     }
 
     fn filter_event(&self, event: &Event, authz: &dyn Authorizer) -> Result<Option<Bytes>, String> {
-        if !authz::may_hold_list(event.data.as_bytes())? {
+        if !authz::may_hold_list(event.data().as_bytes())? {
             return Ok(None);
         }
         let mut value: Value =
-            serde_json::from_str(&event.data).map_err(|e| format!("event cannot be checked: {e}"))?;
+            serde_json::from_str(event.data()).map_err(|e| format!("event cannot be checked: {e}"))?;
         let changed = authz::filter_all(&mut value, &self.target, authz);
         Ok(changed.then(|| {
             Event::encode_message(&serde_json::to_vec(&value).expect("JSON re-serialises"), event.id.as_deref())

@@ -59,7 +59,7 @@ impl SseConn {
             loop {
                 while let Some(ev) = decoder.next_event().map_err(|e| ConnError::Write(e.to_string()))? {
                     if ev.event.as_deref() == Some("endpoint") {
-                        return Ok::<String, ConnError>(ev.data);
+                        return Ok::<String, ConnError>(ev.data().to_owned());
                     }
                 }
                 match body.frame().await {
@@ -87,7 +87,7 @@ impl SseConn {
             loop {
                 loop {
                     match decoder.next_event() {
-                        Ok(Some(ev)) if ev.is_message() => match serde_json::from_str::<Value>(&ev.data) {
+                        Ok(Some(ev)) if ev.is_message() => match serde_json::from_str::<Value>(ev.data()) {
                             Ok(Value::Array(batch)) => {
                                 for m in batch {
                                     r.dispatch(m).await;
