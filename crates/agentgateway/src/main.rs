@@ -214,6 +214,12 @@ async fn run(loaded: Loaded, options: agw_gateway::Options) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    // Each client connection holds a descriptor; the per-worker connection caps are derived
+    // from the limit raised here.
+    match agw_gateway::raise_fd_limit() {
+        Ok((soft, hard)) => info!(soft, hard, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
+    }
     let running = match agw_gateway::start_with(&loaded, options).await {
         Ok(r) => r,
         Err(agw_gateway::StartError::Config(e)) => {

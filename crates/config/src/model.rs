@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod common;
+pub mod frontend;
 pub mod listener;
 pub mod policy;
 pub mod settings;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use backend::*;
 pub use common::*;
+pub use frontend::*;
 pub use listener::*;
 pub use policy::*;
 pub use settings::*;
@@ -37,9 +39,9 @@ pub struct Config {
     /// TCP routes. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_routes: Option<Unsupported>,
-    /// Connection-level policies. Not supported yet.
+    /// Connection-level settings for every bind: time-outs, sizes, limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub frontend_policies: Option<Unsupported>,
+    pub frontend_policies: Option<FrontendPolicies>,
     /// Targeted policies. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<Unsupported>,
@@ -73,7 +75,6 @@ impl Config {
             ("gateways", &self.gateways),
             ("routes", &self.routes),
             ("tcpRoutes", &self.tcp_routes),
-            ("frontendPolicies", &self.frontend_policies),
             ("policies", &self.policies),
             ("workloads", &self.workloads),
             ("services", &self.services),

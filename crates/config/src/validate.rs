@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    AuthMode, BasicAuth, Bind, Config, GatewayPolicies, JwtAuth, Listener, ListenerProtocol, McpBackend, McpHost,
+    AuthMode, FrontendPolicies, HeaderCase, BasicAuth, Bind, Config, GatewayPolicies, JwtAuth, Listener, ListenerProtocol, McpBackend, McpHost,
     McpTarget, PathMatch, Route, RouteBackend, RoutePolicies, Settings, Unsupported, present,
 };
 
@@ -40,6 +40,9 @@ impl Validator {
         if let Some(s) = &c.config {
             self.settings(&root.key("config"), s);
         }
+        if let Some(f) = &c.frontend_policies {
+            self.frontend(&root.key("frontendPolicies"), f);
+        }
         let mut ports = HashSet::new();
         for (i, bind) in c.binds.iter().enumerate() {
             let at = root.key("binds").index(i);
@@ -47,6 +50,55 @@ impl Validator {
                 self.err(at.key("port"), format!("port {} is bound twice; put both listeners in one bind", bind.port));
             }
             self.bind(&at, bind);
+        }
+    }
+
+    fn frontend(&mut self, at: &FieldPath, f: &FrontendPolicies) {
+        self.unsupported(at, f.unsupported());
+        if let Some(http) = &f.http {
+            let at = at.key("http");
+            if http.http1_header_case == Some(HeaderCase::Preserve) {
+                self.errors.push(FieldError::not_supported(at.key("http1HeaderCase")));
+            }
+            if let Some(size) = http.http2_frame_size
+                && !(16_384..=16_777_215).contains(&size)
+            {
+                self.err(at.key("http2FrameSize"), "must be between 16384 and 16777215 (RFC 9113)");
+            }
+            let positive = [
+                ("maxBufferSize", http.max_buffer_size),
+                ("http1MaxHeaders", http.http1_max_headers),
+                ("maxBufferedRequestBytes", http.max_buffered_request_bytes),
+            ];
+            for (name, value) in positive {
+                if value == Some(0) {
+                    self.err(at.key(name), "must be more than 0");
+                }
+            }
+            if let (Some(each), Some(all)) = (http.max_buffer_size, http.max_buffered_request_bytes)
+                && all < each
+            {
+                self.err(
+                    at.key("maxBufferedRequestBytes"),
+                    "is smaller than `maxBufferSize`: one request of the largest size could never be read",
+                );
+            }
+            let durations = [
+                ("http1IdleTimeout", http.http1_idle_timeout),
+                ("requestHeaderTimeout", http.request_header_timeout),
+                ("requestBodyTimeout", http.request_body_timeout),
+                ("maxConnectionDuration", http.max_connection_duration),
+            ];
+            for (name, value) in durations {
+                if value.is_some_and(|d| d.get().is_zero()) {
+                    self.err(at.key(name), "must be more than 0 (leave it out for the default)");
+                }
+            }
+        }
+        if let Some(tcp) = &f.tcp
+            && tcp.max_connections_per_worker == Some(0)
+        {
+            self.err(at.key("tcp").key("maxConnectionsPerWorker"), "must be more than 0");
         }
     }
 

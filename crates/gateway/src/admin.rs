@@ -1,16 +1,12 @@
 //! The admin server (`/ui/`, `/config_dump`, `/logging`), the readiness server
 //! (`/healthz/ready`) and the metrics server (`/metrics`).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use agw_mcp::body::{self, Body};
 use http::header::{CONTENT_TYPE, HeaderValue, LOCATION};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -26,7 +22,9 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // The same per-connection watchdog as traffic ports: a client that connects and sends
+    // nothing must not keep the admin or readiness port's descriptors.
+    let (builder, timeouts) = crate::conn::admin_builder();
     loop {
         let stream = tokio::select! {
             accepted = tcp.accept() => match accepted {
@@ -39,13 +37,16 @@ where
             },
             _ = shutdown.changed() => return,
         };
-        let app = app.clone();
-        let service = service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app(req).await) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let serve = crate::conn::Serve {
+            builder: &builder,
+            timeouts,
+            grace: std::time::Duration::ZERO,
+            shutdown: shutdown.clone(),
+            metrics: None,
+        };
+        let conn = crate::conn::serve(stream, crate::conn::ConnState::new(), serve, app.clone());
         let mut stop = shutdown.clone();
+        // Admin endpoints are local tools: no draining.
         tokio::spawn(async move {
             tokio::select! {
                 _ = conn => {}

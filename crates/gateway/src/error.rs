@@ -22,6 +22,10 @@ pub enum GatewayError {
     ShuttingDown,
     #[error("the request is not allowed by the authorization rules")]
     Forbidden,
+    #[error("request path refused: {0}")]
+    BadPath(#[from] crate::path::PathError),
+    #[error("request body was not received in time")]
+    RequestBodyTimeout,
 }
 
 impl GatewayError {
@@ -32,6 +36,8 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Forbidden => StatusCode::FORBIDDEN,
+            GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
+            GatewayError::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 

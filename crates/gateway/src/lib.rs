@@ -7,10 +7,12 @@ mod admin;
 pub mod auth;
 pub mod authz;
 mod backend;
+mod conn;
 mod error;
 pub mod explain;
 pub mod jwks;
 mod listener;
+pub mod path;
 mod reload;
 pub mod resolve;
 pub mod route;
@@ -31,6 +33,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::info;
 
+pub use conn::raise_fd_limit;
 pub use error::GatewayError;
 pub use resolve::{Runtime, resolve};
 
@@ -47,6 +50,9 @@ pub(crate) struct Shared {
     pub(crate) log_level: Option<Arc<dyn LogLevel>>,
     /// The port each bind really listens on, by its configured port (they differ for 0).
     pub(crate) ports: std::sync::Mutex<std::collections::HashMap<u16, u16>>,
+    /// The connections of the main worker (the caller's runtime); other workers' are
+    /// thread-local.
+    pub(crate) main_worker: Arc<conn::Worker>,
 }
 
 /// Changes the log filter at run time (the admin server's `/logging`).
@@ -158,13 +164,24 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         }
         None => None,
     };
+    // Body sizes and the buffer budget are fixed for the process: the relay is built once.
+    let limits = match runtime.frontend.max_buffer_size {
+        Some(n) => Limits { max_request: n, max_response: n },
+        None => Limits::default(),
+    };
+    let budget = Arc::new(agw_mcp::body::Budget::new(
+        runtime.frontend.max_buffered_request_bytes,
+        metrics.request_body_buffered_bytes.clone(),
+    ));
     let shared = Arc::new(Shared {
-        relay: Relay::new(client.clone(), Limits::default(), codec, locals.clone(), metrics)
-            .with_tracer(tracer.clone()),
+        relay: Relay::new(client.clone(), limits, codec, locals.clone(), metrics)
+            .with_tracer(tracer.clone())
+            .with_budget(budget),
         client,
         runtime: ArcSwap::from_pointee(runtime),
         log_level: options.log_level,
         ports: Default::default(),
+        main_worker: Default::default(),
     });
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -218,6 +235,7 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
                         return;
                     }
                 };
+                conn::Worker::enter(Arc::default());
                 rt.block_on(async move {
                     let mut serving = JoinSet::new();
                     for (port, stop, l) in std_listeners {

@@ -1,7 +1,6 @@
 //! Accepting connections on a bind and taking each request through listener → route →
 //! policies → backend.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -19,18 +18,16 @@ use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, Hea
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::Shared;
 use crate::auth::{self, Authn, Identity, Origin};
 use crate::authz;
 use crate::backend;
+use crate::conn;
 use crate::error::GatewayError;
 use crate::resolve::Policies;
 use crate::route::{self, Listener};
@@ -44,10 +41,11 @@ pub(crate) async fn serve_bind(
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
     // Metrics and logs name the port really listened on (the config may say 0).
     let actual = tcp.local_addr().map_or(port, |a| a.port());
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let worker = conn::Worker::current(&shared.main_worker);
+    let metrics = shared.relay.metrics().clone();
+    let mut conns = JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = tcp.accept() => match accepted {
@@ -59,28 +57,58 @@ pub(crate) async fn serve_bind(
                     continue;
                 }
             },
+            // Finished connections are reaped as they end.
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
             _ = shutdown.changed() => break,
         };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let stop = shutdown.clone();
-        let service = service_fn(move |req| {
-            let shared = shared.clone();
-            let stop = stop.clone();
-            async move { Ok::<_, Infallible>(handle(&shared, (port, actual), peer, req, stop).await) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(%peer, error = %e, "connection ended with an error");
+        // A reload applies to connections accepted after it.
+        let settings = shared.runtime.load().frontend.clone();
+        let Some(open) = worker.open(settings.max_connections_per_worker, &metrics) else {
+            drop(stream);
+            continue;
+        };
+        settings.prepare(&stream);
+        let app = {
+            let (shared, stop, settings, metrics) = (shared.clone(), shutdown.clone(), settings.clone(), metrics.clone());
+            move |req: Request<Incoming>| {
+                let (shared, stop, settings, metrics) = (shared.clone(), stop.clone(), settings.clone(), metrics.clone());
+                async move {
+                    let version = req.version();
+                    let (parts, body) = req.into_parts();
+                    let (body, cut) = conn::GuardedBody::new(body, &settings, metrics);
+                    let resp = handle(&shared, (port, actual), peer, Request::from_parts(parts, body), stop).await;
+                    if cut.load(std::sync::atomic::Ordering::Relaxed) { body_timed_out(version) } else { resp }
+                }
             }
+        };
+        let serve = conn::Serve {
+            builder: &settings.builder,
+            timeouts: settings.timeouts,
+            grace: drain,
+            shutdown: shutdown.clone(),
+            metrics: Some(metrics.clone()),
+        };
+        let task = conn::serve(stream, conn::ConnState::new(), serve, app);
+        conns.spawn(async move {
+            let _open = open;
+            task.await;
         });
     }
     drop(tcp);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        info!(port, "drain time over; closing remaining connections");
+    let drained = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        info!(port, open = conns.len(), "drain time over; closing remaining connections");
     }
+}
+
+/// The answer to a request whose body was too slow, whatever the backend made of the cut body;
+/// the connection is not kept (the rest of the body may still be on its way).
+fn body_timed_out(version: http::Version) -> Response<Body> {
+    let mut resp = GatewayError::RequestBodyTimeout.into_response();
+    if version < http::Version::HTTP_2 {
+        resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// Where a request went, noted on the way for the access log and metrics.
@@ -100,7 +128,7 @@ pub(crate) async fn handle(
     shared: &Shared,
     (port, actual_port): (u16, u16),
     peer: SocketAddr,
-    req: Request<Incoming>,
+    req: Request<conn::GuardedBody>,
     stop: watch::Receiver<bool>,
 ) -> Response<Body> {
     let started = std::time::Instant::now();
@@ -200,7 +228,7 @@ async fn route_request(
     shared: &Shared,
     port: u16,
     peer: SocketAddr,
-    req: Request<Incoming>,
+    req: Request<conn::GuardedBody>,
     trail: &mut Trail,
 ) -> Response<Body> {
     let runtime = shared.runtime.load_full();
@@ -209,6 +237,11 @@ async fn route_request(
         return GatewayError::ShuttingDown.into_response();
     };
     let (mut parts, body) = req.into_parts();
+    // Before anything reads the path: routing, policies and backends all see the normal form.
+    if let Err(e) = normalize_path(&mut parts) {
+        debug!(path = parts.uri.path(), error = %e, "request path refused");
+        return e.into_response();
+    }
     let host = route::request_host(&parts);
     let Some(listener) = Listener::select(&bind.listeners, &host) else {
         return GatewayError::NoListener.into_response();
@@ -260,6 +293,23 @@ async fn route_request(
             .await;
     policies.response_headers.apply(resp.headers_mut());
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
+}
+
+/// Rewrites the request's path to its normal form ([`crate::path`]); scheme, authority and
+/// query stay as sent.
+fn normalize_path(parts: &mut Parts) -> Result<(), GatewayError> {
+    let std::borrow::Cow::Owned(path) = crate::path::normalize(parts.uri.path())? else {
+        return Ok(());
+    };
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    // Cannot fail: the path is the normal form of a valid one and the query is unchanged.
+    uri.path_and_query = http::uri::PathAndQuery::try_from(path_and_query).ok();
+    parts.uri = http::Uri::from_parts(uri).map_err(|_| GatewayError::BadPath(crate::path::PathError::InvalidEscape))?;
+    Ok(())
 }
 
 fn is_event_stream(resp: &Response<Body>) -> bool {

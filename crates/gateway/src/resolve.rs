@@ -38,6 +38,8 @@ pub struct Runtime {
     pub warnings: Vec<String>,
     /// The effective config with secrets redacted, for `/config_dump`.
     pub dump: serde_json::Value,
+    /// How connections accepted while this version is current are served.
+    pub(crate) frontend: Arc<crate::conn::Settings>,
 }
 
 #[derive(Debug)]
@@ -112,6 +114,7 @@ impl Builder {
             audit: config.config.as_ref().and_then(|s| s.logging.as_ref()).and_then(|l| l.audit).unwrap_or_default(),
             warnings: Vec::new(),
             dump: serde_json::to_value(config).unwrap_or(serde_json::Value::Null),
+            frontend: Arc::new(crate::conn::Settings::resolve(config)),
         }
     }
 

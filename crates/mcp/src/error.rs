@@ -29,6 +29,10 @@ pub enum RelayError {
     TooManySessions(usize),
     #[error("{0}")]
     Upstream(#[from] UpstreamFailure),
+    #[error("request body was not received in time")]
+    BodyTimeout,
+    #[error("the gateway is buffering too many request bodies; try again later")]
+    BodyBudget,
 }
 
 /// An upstream did not give a usable answer.
@@ -98,6 +102,8 @@ impl RelayError {
                 | FailureKind::TooLarge(_) => StatusCode::BAD_GATEWAY,
                 FailureKind::SessionExpired => StatusCode::NOT_FOUND,
             },
+            RelayError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            RelayError::BodyBudget => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -115,6 +121,8 @@ impl RelayError {
             RelayError::TooManySessions(_) => code::SERVER_ERROR,
             RelayError::Upstream(f) if matches!(f.kind, FailureKind::SessionExpired) => code::SESSION_NOT_FOUND,
             RelayError::Upstream(_) => code::INTERNAL_ERROR,
+            RelayError::BodyTimeout => code::INVALID_REQUEST,
+            RelayError::BodyBudget => code::SERVER_ERROR,
         };
         let data = match self {
             RelayError::Upstream(f) => Some(serde_json::json!({ "target": f.target })),

@@ -86,6 +86,13 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// Why the gateway closed a client connection.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    /// `header_timeout`, `idle`, `body_timeout` or `max_duration`.
+    pub reason: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
@@ -179,6 +186,11 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Tool names that have a series of their own (at most [`MAX_TOOL_SERIES`]).
     tools: std::sync::RwLock<std::collections::HashSet<String>>,
+    pub connections_open: Gauge,
+    pub connections_refused: Counter,
+    pub connections_closed: Family<CloseLabels, Counter>,
+    pub request_body_buffered_bytes: Gauge,
+    pub requests_over_budget: Counter,
 }
 
 impl Default for Metrics {
@@ -245,6 +257,32 @@ impl Metrics {
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         registry.register("build_info", "The gateway's version", build);
+        let connections_open = Gauge::default();
+        registry.register("connections_open", "Open client connections on traffic ports", connections_open.clone());
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Client connections closed on accept: the per-worker connection limit was reached",
+            connections_refused.clone(),
+        );
+        let connections_closed = Family::<CloseLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Client connections closed by the gateway, by reason (header_timeout, idle, body_timeout, max_duration)",
+            connections_closed.clone(),
+        );
+        let request_body_buffered_bytes = Gauge::default();
+        registry.register(
+            "request_body_buffered_bytes",
+            "Bytes of request bodies being buffered now (MCP requests are read whole)",
+            request_body_buffered_bytes.clone(),
+        );
+        let requests_over_budget = Counter::default();
+        registry.register(
+            "requests_over_budget",
+            "Requests refused (503) because the request-body buffer budget was used up",
+            requests_over_budget.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -258,6 +296,11 @@ impl Metrics {
             stdio_children,
             reloads,
             tools: Default::default(),
+            connections_open,
+            connections_refused,
+            connections_closed,
+            request_body_buffered_bytes,
+            requests_over_budget,
         }
     }
 

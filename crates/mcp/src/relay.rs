@@ -148,6 +148,8 @@ pub struct Relay {
     pub(crate) locals: Arc<LocalSessions>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tracer: Option<Tracer>,
+    /// Bytes all request bodies being read may hold together (none: no gateway-wide limit).
+    pub(crate) budget: Option<Arc<body::Budget>>,
 }
 
 /// An upstream call's span, begun.
@@ -171,7 +173,13 @@ impl Relay {
         locals: Arc<LocalSessions>,
         metrics: Arc<Metrics>,
     ) -> Relay {
-        Relay { client, codec, limits, locals, metrics, tracer: None }
+        Relay { client, codec, limits, locals, metrics, tracer: None, budget: None }
+    }
+
+    /// Holds request bodies being read within `budget` (503 beyond it).
+    pub fn with_budget(mut self, budget: Arc<body::Budget>) -> Relay {
+        self.budget = Some(budget);
+        self
     }
 
     /// Exports a span per upstream call when traces are on.
@@ -253,8 +261,29 @@ impl Relay {
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        read_limited(body, self.limits.max_request).await.map_err(|e| match e {
+        let limit = self.limits.max_request;
+        // A declared length is judged before anything is read: a client announcing too much
+        // is answered at once instead of being allowed to fill memory first.
+        if let Some(declared) = body.size_hint().exact().and_then(|n| usize::try_from(n).ok()) {
+            if declared > limit {
+                return Err(RelayError::BodyTooLarge { limit });
+            }
+            if self.budget.as_ref().is_some_and(|b| declared > b.available()) {
+                self.metrics.requests_over_budget.inc();
+                return Err(RelayError::BodyBudget);
+            }
+        }
+        let read = match &self.budget {
+            Some(budget) => body::read_budgeted(body, limit, budget).await,
+            None => read_limited(body, limit).await,
+        };
+        read.map_err(|e| match e {
             ReadError::TooLarge { limit } => RelayError::BodyTooLarge { limit },
+            ReadError::Io(e) if e.is::<body::BodyTimedOut>() => RelayError::BodyTimeout,
+            ReadError::Io(e) if e.is::<body::OverBudget>() => {
+                self.metrics.requests_over_budget.inc();
+                RelayError::BodyBudget
+            }
             ReadError::Io(_) => RelayError::BodyRead,
         })
     }
