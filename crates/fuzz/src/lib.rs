@@ -10,18 +10,21 @@
 mod config;
 mod jsonrpc;
 mod jwt;
+mod path;
 mod sse;
 
 pub use config::config;
 pub use jsonrpc::jsonrpc;
 pub use jwt::jwt;
+pub use path::path;
 pub use sse::sse;
 
 /// A fuzz target: bytes in, panics out.
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the name is also its corpus folder and its AFL binary).
-pub const TARGETS: &[(&str, Target)] = &[("jwt", jwt), ("jsonrpc", jsonrpc), ("sse", sse), ("config", config)];
+pub const TARGETS: &[(&str, Target)] =
+    &[("jwt", jwt), ("jsonrpc", jsonrpc), ("sse", sse), ("config", config), ("path", path)];
 
 /// The target called `name`.
 pub fn target(name: &str) -> Option<Target> {

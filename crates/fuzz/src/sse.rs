@@ -17,7 +17,7 @@ struct Pass {
 type Fields = (Option<String>, Option<String>, String, Option<u64>);
 
 fn fields(e: &Event) -> Fields {
-    (e.event.clone(), e.id.clone(), e.data.clone(), e.retry)
+    (e.event.clone(), e.id.clone(), e.data().to_string(), e.retry)
 }
 
 /// Feeds `input` cut at the lengths `chunks` yields, taking events after every chunk.
@@ -146,14 +146,14 @@ fn check_reference(input: &[u8], pass: &Pass) {
 
 /// A message event survives re-encoding.
 fn check_reencode(event: &Event) {
-    if !event.is_message() || event.data.contains('\n') {
+    if !event.is_message() || event.data().contains('\n') {
         return;
     }
-    let raw = Event::encode_message(event.data.as_bytes(), event.id.as_deref());
+    let raw = Event::encode_message(event.data().as_bytes(), event.id.as_deref());
     let again = decode(usize::MAX, &raw, || raw.len());
     assert_eq!(again.events.len(), 1, "re-encoded event");
     let e = &again.events[0];
-    assert_eq!((e.event.as_deref(), &e.id, &e.data), (Some("message"), &event.id, &event.data));
+    assert_eq!((e.event.as_deref(), &e.id, e.data()), (Some("message"), &event.id, event.data()));
     assert_eq!(e.raw, raw);
 }
 
