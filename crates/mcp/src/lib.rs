@@ -4,6 +4,7 @@
 pub mod authz;
 pub mod body;
 pub mod error;
+mod grow;
 pub mod jsonrpc;
 pub mod local;
 pub mod metrics;

@@ -299,7 +299,7 @@ impl Buffer {
 
     /// Appends `chunk`. Capacity grows by half again at a time, capped at the limit plus
     /// this chunk: a buffer holds at most one event (refused past the limit) and the chunk
-    /// that completes it, and `Vec`'s doubling would let a 17 MiB event take 32 MiB.
+    /// that completes it.
     fn append(&mut self, chunk: &[u8], limit: usize) {
         let mut v = match std::mem::replace(self, Buffer::Filling(Vec::new())) {
             Buffer::Filling(v) => v,
@@ -309,12 +309,7 @@ impl Buffer {
                 v
             }
         };
-        let needed = v.len() + chunk.len();
-        if needed > v.capacity() {
-            let ceiling = limit.saturating_add(chunk.len()).max(needed);
-            let target = v.capacity().saturating_add(v.capacity() / 2).clamp(needed, ceiling);
-            v.reserve_exact(target - v.len());
-        }
+        crate::grow::reserve(&mut v, chunk.len(), limit.saturating_add(chunk.len()));
         v.extend_from_slice(chunk);
         *self = Buffer::Filling(v);
     }

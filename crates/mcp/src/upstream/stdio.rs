@@ -19,8 +19,13 @@ use tracing::{debug, info, warn};
 
 use super::conn::{ConnError, Router, ServerEvent};
 
+mod stderr;
+
 /// Lines (messages) longer than this end the connection.
 pub const MAX_LINE: usize = 32 << 20;
+
+/// The line buffer kept between messages; a larger one is freed once its message is read.
+const KEPT_CAPACITY: usize = 64 << 10;
 
 /// How to start a stdio target.
 #[derive(Debug, Clone)]
@@ -90,6 +95,10 @@ impl StdioConn {
             let mut reader = BufReader::new(stdout);
             let mut line = Vec::new();
             loop {
+                if line.capacity() > KEPT_CAPACITY {
+                    // A large message passed: do not hold its buffer for the child's lifetime.
+                    line = Vec::new();
+                }
                 line.clear();
                 match read_line(&mut reader, &mut line).await {
                     Ok(0) => break,
@@ -118,13 +127,7 @@ impl StdioConn {
         });
 
         let stderr = child.stderr.take().expect("piped stderr");
-        let name = target.to_string();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                info!(target = %name, "stderr: {line}");
-            }
-        });
+        tokio::spawn(stderr::log_lines(target.to_string(), stderr));
 
         Ok(Arc::new(StdioConn {
             router,
@@ -194,6 +197,8 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, out: &mut
         if out.len() + take > MAX_LINE {
             return Err(std::io::Error::other(format!("message larger than {MAX_LINE} bytes")));
         }
+        // Grown here, not by `Vec`'s doubling: one message takes at most `MAX_LINE`.
+        crate::grow::reserve(out, take, MAX_LINE);
         out.extend_from_slice(&buf[..take]);
         reader.consume(take);
         if done {
