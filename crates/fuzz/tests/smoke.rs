@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 
 /// Mutated inputs per target (on top of the corpus).
-const MUTANTS: usize = 2_000;
+const MUTANTS: usize = 5_000;
 /// Mutants never grow past this.
 const MAX_LEN: usize = 16 * 1024;
 
