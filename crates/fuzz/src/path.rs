@@ -116,3 +116,17 @@ pub fn path(data: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_reads_what_a_path_names() {
+        let named = resolve;
+        assert_eq!(named("/a/./b/../c//"), (vec![b"a".to_vec(), b"c".to_vec()], true));
+        assert_eq!(named("/%61/%2e%2E/b"), (vec![b"b".to_vec()], false));
+        assert_eq!(named("/.."), (vec![], true));
+        assert_ne!(named("/a%2fb"), named("/a/b"), "an encoded slash is part of a segment");
+    }
+}

@@ -182,3 +182,21 @@ pub fn sse(data: &[u8]) {
     check_same(&whole, &chunked);
     whole.events.iter().for_each(check_reencode);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference model itself, on the decoder's own test stream.
+    #[test]
+    fn the_reference_reads_every_line_ending() {
+        let text = b"data: a\r\ndata: b\r\rdata:c\n\n: keepalive\n\nid: 1\nretry: 500\ndata: \n\n\xEF\xBB\xBFdata: x";
+        let events = reference(text);
+        let data: Vec<&str> = events.iter().map(|e| e.2.as_str()).collect();
+        assert_eq!(data, ["a\nb", "c", "", ""]);
+        assert_eq!((events[3].1.as_deref(), events[3].3), (Some("1"), Some(500)));
+        let whole = decode(1 << 20, text, || text.len());
+        check_reference(text, &whole);
+        assert_eq!(whole.leftover, b"\xEF\xBB\xBFdata: x".len());
+    }
+}
