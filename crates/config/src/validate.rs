@@ -8,8 +8,9 @@ use std::collections::HashSet;
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    AuthMode, FrontendPolicies, HeaderCase, BasicAuth, Bind, Config, GatewayPolicies, JwtAuth, Listener, ListenerProtocol, McpBackend, McpHost,
-    McpTarget, PathMatch, Route, RouteBackend, RoutePolicies, Settings, Unsupported, present,
+    AuthMode, BasicAuth, Bind, Config, FrontendPolicies, GatewayPolicies, HeaderCase, JwtAuth, Listener,
+    ListenerProtocol, McpBackend, McpHost, McpTarget, PathMatch, Route, RouteBackend, RoutePolicies, Settings,
+    Unsupported, present,
 };
 
 pub(crate) fn validate(config: &Config) -> Vec<FieldError> {

@@ -34,8 +34,8 @@ use tokio::time::Instant;
 use tracing::debug;
 
 pub(crate) use body::GuardedBody;
-pub use limits::raise_fd_limit;
 pub(crate) use limits::Worker;
+pub use limits::raise_fd_limit;
 pub(crate) use settings::{Settings, admin as admin_builder};
 
 /// The first bytes of every HTTP/2 cleartext connection (RFC 9113 §3.4).

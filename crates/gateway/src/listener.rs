@@ -69,9 +69,11 @@ pub(crate) async fn serve_bind(
         };
         settings.prepare(&stream);
         let app = {
-            let (shared, stop, settings, metrics) = (shared.clone(), shutdown.clone(), settings.clone(), metrics.clone());
+            let (shared, stop, settings, metrics) =
+                (shared.clone(), shutdown.clone(), settings.clone(), metrics.clone());
             move |req: Request<Incoming>| {
-                let (shared, stop, settings, metrics) = (shared.clone(), stop.clone(), settings.clone(), metrics.clone());
+                let (shared, stop, settings, metrics) =
+                    (shared.clone(), stop.clone(), settings.clone(), metrics.clone());
                 async move {
                     let version = req.version();
                     let (parts, body) = req.into_parts();

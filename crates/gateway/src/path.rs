@@ -174,7 +174,9 @@ mod tests {
 
     #[test]
     fn normal_paths_are_borrowed() {
-        for p in ["/", "/mcp", "/a/b/c", "/a/b/", "/a.b/c..d/.e", "/a/...", "*", "/caf\u{e9}", "/a%20b", "/a%3Ab", "/%252e"] {
+        for p in
+            ["/", "/mcp", "/a/b/c", "/a/b/", "/a.b/c..d/.e", "/a/...", "*", "/caf\u{e9}", "/a%20b", "/a%3Ab", "/%252e"]
+        {
             assert!(matches!(normalize(p), Ok(Cow::Borrowed(b)) if b == p), "{p}");
         }
     }

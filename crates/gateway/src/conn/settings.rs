@@ -102,7 +102,8 @@ impl Settings {
 /// The builder for the gateway's own small servers (admin, readiness, metrics), with the
 /// time-outs they are served with: they must keep answering while traffic ports are busy.
 pub(crate) fn admin() -> (auto::Builder<TokioExecutor>, Timeouts) {
-    let timeouts = Timeouts { header: DEFAULT_REQUEST_HEADER_TIMEOUT, idle: Duration::from_secs(60), max_duration: None };
+    let timeouts =
+        Timeouts { header: DEFAULT_REQUEST_HEADER_TIMEOUT, idle: Duration::from_secs(60), max_duration: None };
     (builder(&FrontendHttp::default()), timeouts)
 }
 
