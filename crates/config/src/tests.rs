@@ -166,3 +166,60 @@ fn schema_describes_fields() {
     assert!(schema.contains("AES-256-GCM key sealing session ids"));
     assert!(schema.contains("\"additionalProperties\":false"));
 }
+
+#[test]
+fn frontend_policies_load_and_refuse_what_is_not_implemented() {
+    let text = format!(
+        "{MINIMAL}frontendPolicies:
+  http:
+    maxBufferSize: 1048576
+    http1MaxHeaders: 50
+    http1IdleTimeout: 30s
+    http1HeaderCase: lowercase
+    http2WindowSize: 65535
+    http2FrameSize: 32768
+    http2KeepaliveInterval: 10s
+    http2KeepaliveTimeout: 5s
+    maxConnectionDuration: 1h
+    requestHeaderTimeout: 5s
+    requestBodyTimeout: 20s
+    requestBodyMinRate: 2048
+    maxBufferedRequestBytes: 67108864
+  tcp:
+    keepalives:
+      enabled: true
+      time: 60s
+      interval: 10s
+      retries: 3
+    maxConnectionsPerWorker: 1000
+"
+    );
+    let loaded = load_str("config.yaml", &text).unwrap();
+    let f = loaded.config.frontend_policies.unwrap();
+    let http = f.http.unwrap();
+    assert_eq!(http.request_body_min_rate, Some(2048));
+    assert_eq!(http.http1_idle_timeout.map(|d| d.get().as_secs()), Some(30));
+    assert_eq!(f.tcp.unwrap().keepalives.unwrap().retries, Some(3));
+
+    for key in [
+        "tls",
+        "networkAuthorization",
+        "networkExtAuthz",
+        "proxyProtocol",
+        "proxy",
+        "connect",
+        "accessLog",
+        "logging",
+        "tracing",
+    ] {
+        let text = format!("{MINIMAL}frontendPolicies:\n  {key}: {{}}\n");
+        assert!(error(&text).ends_with(&format!("frontendPolicies.{key}: not supported yet")), "{key}");
+    }
+    let preserve = format!("{MINIMAL}frontendPolicies:\n  http:\n    http1HeaderCase: preserve\n");
+    assert!(error(&preserve).ends_with("frontendPolicies.http.http1HeaderCase: not supported yet"));
+    let frame = format!("{MINIMAL}frontendPolicies:\n  http:\n    http2FrameSize: 100\n");
+    assert!(error(&frame).contains("must be between 16384 and 16777215"));
+    let budget =
+        format!("{MINIMAL}frontendPolicies:\n  http:\n    maxBufferSize: 100\n    maxBufferedRequestBytes: 10\n");
+    assert!(error(&budget).contains("smaller than `maxBufferSize`"));
+}

@@ -103,15 +103,7 @@ impl ConnState {
     fn verdict(&self, t: &Timeouts, now: Instant) -> Verdict {
         let elapsed = u64::try_from(now.saturating_duration_since(self.accepted).as_millis()).unwrap_or(NONE - 1);
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(NONE - 1);
-        // Busy connections are looked at again after a while (a request may end any time).
-        let mut next = elapsed.saturating_add(ms(t.idle.min(t.header)));
-        if let Some(max) = t.max_duration.map(ms) {
-            if elapsed >= max {
-                return Verdict::Graceful(Reason::MaxDuration);
-            }
-            next = next.min(max);
-        }
-        if self.in_flight.load(Ordering::Acquire) == 0 {
+        let mut next = if self.in_flight.load(Ordering::Acquire) == 0 {
             let head = self.head_started.load(Ordering::Relaxed);
             let h2 = self.h2.load(Ordering::Relaxed);
             let (deadline, reason) = if head != NONE {
@@ -126,7 +118,19 @@ impl ConnState {
                 // in flight has nothing to lose.
                 return if h2 && reason == Reason::Idle { Verdict::Graceful(reason) } else { Verdict::Close(reason) };
             }
-            next = next.min(deadline);
+            // A request may yet start and end before `deadline`, and then the idle time-out
+            // runs from its end: never sleep past the earliest such end (matters only when the
+            // idle time-out is the shorter).
+            deadline.min(elapsed.saturating_add(ms(t.idle)))
+        } else {
+            // Busy: looked at again after a while (its requests may end any time).
+            elapsed.saturating_add(ms(t.idle.min(t.header)))
+        };
+        if let Some(max) = t.max_duration.map(ms) {
+            if elapsed >= max {
+                return Verdict::Graceful(Reason::MaxDuration);
+            }
+            next = next.min(max);
         }
         Verdict::Wait(self.accepted + Duration::from_millis(next))
     }
@@ -356,42 +360,51 @@ mod tests {
         state.accepted + Duration::from_secs(secs)
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn silent_connection_hits_the_header_timeout() {
+    #[test]
+    fn silent_connection_hits_the_header_timeout() {
         let s = ConnState::new();
         assert!(matches!(s.verdict(&T, at(&s, 1)), Verdict::Wait(w) if w == at(&s, 10)));
         assert!(matches!(s.verdict(&T, at(&s, 10)), Verdict::Close(Reason::HeaderTimeout)));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn idle_after_a_response_and_head_in_progress() {
+    #[test]
+    fn idle_after_a_response_and_head_in_progress() {
         let s = ConnState::new();
         s.on_read(b"GET / HTTP/1.1\r\n\r\n");
         let req = s.begin();
         // Busy: nothing closes it.
         assert!(matches!(s.verdict(&T, at(&s, 50)), Verdict::Wait(_)));
-        tokio::time::advance(Duration::from_secs(5)).await;
         drop(req);
+        s.last_done.store(5_000, Ordering::Relaxed);
         assert!(matches!(s.verdict(&T, at(&s, 6)), Verdict::Wait(w) if w == at(&s, 125)));
         assert!(matches!(s.verdict(&T, at(&s, 125)), Verdict::Close(Reason::Idle)));
         // A new head starts: the header timeout applies from its first byte.
-        tokio::time::advance(Duration::from_secs(1)).await;
         s.on_read(b"GET");
+        s.head_started.store(6_000, Ordering::Relaxed);
         assert!(matches!(s.verdict(&T, at(&s, 7)), Verdict::Wait(w) if w == at(&s, 16)));
+        assert!(matches!(s.verdict(&T, at(&s, 16)), Verdict::Close(Reason::HeaderTimeout)));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn h2_idle_is_graceful_and_frames_are_not_heads() {
+    #[test]
+    fn h2_idle_is_graceful_and_frames_are_not_heads() {
         let s = ConnState::new();
         s.on_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
         drop(s.begin());
+        s.last_done.store(0, Ordering::Relaxed);
         s.on_read(b"ping frame");
         assert!(matches!(s.verdict(&T, at(&s, 119)), Verdict::Wait(_)));
         assert!(matches!(s.verdict(&T, at(&s, 120)), Verdict::Graceful(Reason::Idle)));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn max_duration_is_graceful_even_when_busy() {
+    #[test]
+    fn a_short_idle_timeout_is_not_missed_while_waiting_for_a_head() {
+        let s = ConnState::new();
+        let t = Timeouts { header: Duration::from_secs(10), idle: Duration::from_secs(1), max_duration: None };
+        assert!(matches!(s.verdict(&t, at(&s, 0)), Verdict::Wait(w) if w == at(&s, 1)));
+    }
+
+    #[test]
+    fn max_duration_is_graceful_even_when_busy() {
         let s = ConnState::new();
         let t = Timeouts { max_duration: Some(Duration::from_secs(30)), ..T };
         let _req = s.begin();

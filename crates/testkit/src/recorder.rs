@@ -18,6 +18,8 @@ pub struct Seen {
     pub method: Method,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The path and query as received.
+    pub path: String,
 }
 
 pub struct Recorder {
@@ -39,6 +41,7 @@ impl Recorder {
                     method: parts.method.clone(),
                     headers: parts.headers,
                     body: bytes.clone(),
+                    path: parts.uri.path_and_query().map_or_else(String::new, |p| p.to_string()),
                 });
                 answer(&parts.method, &bytes)
             }
