@@ -5,7 +5,7 @@
 //! kept so that any error that names a field path (from serde or from validation later) can be
 //! pointed at a line and column.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Number, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
@@ -181,8 +181,20 @@ fn parse_float(s: &str) -> Option<Number> {
 }
 
 enum Frame {
-    Seq { pos: Pos, anchor: usize, items: Vec<Node> },
-    Map { pos: Pos, anchor: usize, entries: Vec<(String, Pos, Node)>, key: Option<(String, Pos)> },
+    Seq {
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    /// `keys` holds the keys of `entries`: a mapping can have many, and finding duplicates by
+    /// scanning `entries` made loading quadratic (100,000 keys took minutes).
+    Map {
+        pos: Pos,
+        anchor: usize,
+        entries: Vec<(String, Pos, Node)>,
+        keys: HashSet<String>,
+        key: Option<(String, Pos)>,
+    },
 }
 
 #[derive(Default)]
@@ -218,7 +230,7 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
+            Some(Frame::Map { entries, keys, key, .. }) => match key.take() {
                 None => {
                     let key_pos = node.pos;
                     match node.kind {
@@ -229,7 +241,7 @@ impl Builder {
                     }
                 }
                 Some((k, key_pos)) => {
-                    if entries.iter().any(|(name, _, _)| *name == k) {
+                    if !keys.insert(k.clone()) {
                         self.fail(key_pos, format!("duplicate key `{k}`"));
                     } else {
                         entries.push((k, key_pos, node));
@@ -279,7 +291,7 @@ impl MarkedEventReceiver for Builder {
                 let frame = if matches!(ev, Event::SequenceStart(..)) {
                     Frame::Seq { pos, anchor, items: Vec::new() }
                 } else {
-                    Frame::Map { pos, anchor, entries: Vec::new(), key: None }
+                    Frame::Map { pos, anchor, entries: Vec::new(), keys: HashSet::new(), key: None }
                 };
                 self.stack.push(frame);
             }
@@ -342,6 +354,19 @@ mod tests {
         let err = Source::parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(err.pos, Pos { line: 3, col: 1 });
         assert!(err.message.contains("duplicate key `a`"));
+    }
+
+    /// Found while writing the `config` fuzz target: duplicates were found by scanning every
+    /// earlier key, so a mapping of 100,000 keys (1.4 MB, far under the size limit) took
+    /// minutes to load.
+    #[test]
+    fn duplicate_keys_are_found_among_many_keys() {
+        let n = 200_000;
+        let mut text: String = (0..n).map(|i| format!("k{i}: {i}\n")).collect();
+        text.push_str("k7: again\n");
+        let err = Source::parse(&text).unwrap_err();
+        assert_eq!(err.pos, Pos { line: n + 1, col: 1 });
+        assert!(err.message.contains("duplicate key `k7`"), "{}", err.message);
     }
 
     #[test]
