@@ -116,20 +116,35 @@ where
     }
 }
 
-#[tokio::test]
-async fn a_rule_change_reaches_open_sessions_and_a_broken_file_changes_nothing() {
+/// A gateway on a config file in a fresh directory (rules: `echo` only), with an initialized
+/// session of the tutorial's first token.
+struct Reloading {
+    _upstream: agw_testkit::serve::Server,
+    dir: std::path::PathBuf,
+    path: std::path::PathBuf,
+    up: String,
+    gw: Gateway,
+    c: McpClient,
+}
+
+async fn reloading(name: &str) -> Reloading {
     let upstream = agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
-    let dir = std::env::temp_dir().join(format!("agw-reload-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config.yaml");
     let up = upstream.url("/mcp");
     std::fs::write(&path, config(&up, &[r#"mcp.tool.name == "echo""#])).unwrap();
     let gw = Gateway::start_file(&path).await.unwrap();
-
     let mut c =
         McpClient::new(gw.url("/mcp")).with_header("authorization", &format!("Bearer {}", token("example1.key")));
     c.initialize().await.unwrap();
     assert_eq!(c.tool_names().await.unwrap(), ["echo"]);
+    Reloading { _upstream: upstream, dir, path, up, gw, c }
+}
+
+#[tokio::test]
+async fn a_rule_change_reaches_open_sessions_and_a_broken_file_changes_nothing() {
+    let Reloading { _upstream, dir, path, up, gw, c } = reloading("agw-reload").await;
 
     // A new rule: the same session sees it on its next list.
     std::fs::write(&path, config(&up, &[r#"mcp.tool.name == "echo""#, r#"mcp.tool.name == "add""#])).unwrap();
@@ -159,17 +174,7 @@ async fn a_rule_change_reaches_open_sessions_and_a_broken_file_changes_nothing()
 #[tokio::test]
 async fn a_file_written_in_pieces_is_reloaded_once() {
     use std::io::Write;
-    let upstream = agw_testkit::reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
-    let dir = std::env::temp_dir().join(format!("agw-reload-halves-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("config.yaml");
-    let up = upstream.url("/mcp");
-    std::fs::write(&path, config(&up, &[r#"mcp.tool.name == "echo""#])).unwrap();
-    let gw = Gateway::start_file(&path).await.unwrap();
-    let mut c =
-        McpClient::new(gw.url("/mcp")).with_header("authorization", &format!("Bearer {}", token("example1.key")));
-    c.initialize().await.unwrap();
-    assert_eq!(c.tool_names().await.unwrap(), ["echo"]);
+    let Reloading { _upstream, dir, path, up, gw, c } = reloading("agw-reload-halves").await;
 
     let next = config(&up, &[r#"mcp.tool.name == "echo""#, r#"mcp.tool.name == "add""#]);
     let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
