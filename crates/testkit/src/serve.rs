@@ -63,6 +63,10 @@ where
                 r = tcp.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
                 _ = stopped_accept.changed() => break,
             };
+            // Answers go out as several small writes (an SSE event, then the end of the chunked
+            // body): with Nagle's algorithm on, each waits for the client's delayed ACK (~40 ms
+            // per call on a keep-alive connection).
+            let _ = stream.set_nodelay(true);
             let app = app.clone();
             let service = service_fn(move |req| {
                 let app = app.clone();
