@@ -39,7 +39,7 @@ pub(crate) async fn call<B>(
     policies: &Policies,
     (relay, client): (&Relay, &HttpClient),
     peer: SocketAddr,
-    (authorizer, trace, caller): (Option<Arc<dyn Authorizer>>, Option<agw_mcp::trace::SpanContext>, Caller),
+    (authorizer, trace): (Option<Arc<dyn Authorizer>>, Option<agw_mcp::trace::SpanContext>),
     req: Request<B>,
 ) -> Response<Body>
 where
@@ -69,7 +69,11 @@ where
                 authorizer,
             );
             opts.trace = trace;
-            opts.caller = caller;
+            // Who is calling matters to MCP sessions only: worked out here, not for every route.
+            opts.caller = req
+                .extensions()
+                .get::<Identity>()
+                .map_or_else(|| Caller::anonymous(Some(peer.ip())), |id| id.caller(peer));
             relay.serve(mcp.clone(), req, opts).await
         }
         Backend::Host { authority } => {

@@ -304,18 +304,11 @@ async fn route_request(
         Err(e) => return decorate(e.into_response(), &[route_cors, listener_cors], cors_origin.as_ref()),
     };
 
-    let caller = identity.caller(peer);
     parts.extensions.insert(identity);
     let req = Request::from_parts(parts, body);
-    let mut resp = backend::call(
-        &route.backend,
-        policies,
-        (&shared.relay, &shared.client),
-        peer,
-        (authorizer, trail.trace, caller),
-        req,
-    )
-    .await;
+    let mut resp =
+        backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, (authorizer, trail.trace), req)
+            .await;
     policies.response_headers.apply(resp.headers_mut());
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
 }

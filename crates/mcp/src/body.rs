@@ -139,13 +139,14 @@ where
         if !held.grow(data.len()) {
             return Err(ReadError::Io(Box::new(OverBudget)));
         }
-        match (&mut first, &mut joined) {
+        match (first.take(), &mut joined) {
             (None, None) => first = Some(data),
             (Some(f), None) => {
-                // Sized from what the body announces, never beyond the limit.
+                // Sized from what the body announces, never beyond the limit; the first frame
+                // is copied in and let go.
                 let expected = usize::try_from(body.size_hint().lower()).unwrap_or(limit).saturating_add(len);
                 let mut all = BytesMut::with_capacity(expected.min(limit));
-                all.extend_from_slice(f);
+                all.extend_from_slice(&f);
                 all.extend_from_slice(&data);
                 joined = Some(all);
             }
