@@ -2,6 +2,7 @@
 //! or SSE), and two kinds that hold a connection per session: legacy HTTP+SSE and stdio.
 
 pub mod conn;
+pub mod quickack;
 pub mod sse;
 pub mod stdio;
 
@@ -19,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::body::{self, Body};
+use quickack::QuickAckConnector;
 
 pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -29,10 +31,11 @@ const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, tex
 const ACCEPT_SSE: HeaderValue = HeaderValue::from_static("text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-type Pool = Client<HttpsConnector<HttpConnector>, Body>;
+type Pool = Client<HttpsConnector<QuickAckConnector>, Body>;
 
 /// A pooled HTTP/1.1 client (plain HTTP, and HTTPS verified against the system's root
-/// certificates) shared by every upstream of the gateway.
+/// certificates) shared by every upstream of the gateway. Its connections send no delayed ACKs
+/// (see [`quickack`]).
 ///
 /// Each thread gets its own connection pool: a connection's task then runs on the thread
 /// that uses it, so a request and its upstream call never hand off between threads.
@@ -40,7 +43,7 @@ type Pool = Client<HttpsConnector<HttpConnector>, Body>;
 pub struct HttpClient {
     /// Tells this client's pools apart from other clients' in the per-thread table.
     id: u64,
-    connector: HttpsConnector<HttpConnector>,
+    connector: HttpsConnector<QuickAckConnector>,
 }
 
 static NEXT_CLIENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -72,7 +75,7 @@ impl HttpClient {
                 )
             }
         };
-        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
+        let connector = builder.https_or_http().enable_http1().wrap_connector(QuickAckConnector::new(http));
         HttpClient { id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), connector }
     }
 

@@ -1,11 +1,13 @@
 //! Test kit: the reference MCP upstream, a small MCP client, upstreams that misbehave on
-//! purpose, real npm peers, and a harness that runs the gateway in-process from YAML.
+//! purpose, a Nagle-bound upstream, real npm peers, and a harness that runs the gateway
+//! in-process from YAML.
 
 pub mod client;
 pub mod faulty;
 pub mod harness;
 pub mod jwt;
 pub mod load;
+pub mod nagle;
 pub mod node;
 pub mod otlp;
 pub mod recorder;

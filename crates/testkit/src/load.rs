@@ -269,6 +269,24 @@ pub async fn open_loop(s: &Session, rate: u64, duration: Duration) -> (Latency, 
     (percentiles(all), errors.load(Ordering::Relaxed))
 }
 
+/// One agent: a single keep-alive connection making `calls` sequential `tools/call echo`, the
+/// way SDK clients work (after a few warm-up calls). Latency of each call, µs.
+pub async fn one_agent(front: &Front, calls: usize) -> anyhow::Result<Latency> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let c = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build(connector);
+    let s = Session::open(&c, &front.url, front.token.as_deref()).await?;
+    let mut us = Vec::with_capacity(calls);
+    for i in 0..calls + 5 {
+        let t = Instant::now();
+        s.echo(i as u64 + 1).await?;
+        if i >= 5 {
+            us.push(t.elapsed().as_micros() as u64);
+        }
+    }
+    Ok(percentiles(us))
+}
+
 /// A proxy (or nothing) in front of an upstream.
 pub struct Front {
     pub name: String,

@@ -303,3 +303,48 @@ async fn request_header_modifier_adds_upstream_headers() {
     assert_eq!(rec.last().headers["x-api-key"], "upstream-key");
     assert_eq!(ex.header("x-served-by"), Some("agentgateway-rs"));
 }
+
+/// The gateway acknowledges its upstream's reads at once (`TCP_QUICKACK`), so an upstream that
+/// leaves Nagle's algorithm on and writes its answer in pieces is not held up by delayed ACKs.
+/// What is asserted is what the upstream's kernel saw: how long each answer's first piece waited
+/// for its ACK. A delayed ACK waits 40 ms or more on Linux; a prompt one, microseconds. The
+/// control (a plain keep-alive client straight to the upstream) must show the stall, or the
+/// check proves nothing.
+#[tokio::test]
+async fn a_nagle_bound_upstream_is_acknowledged_promptly_through_the_gateway() {
+    use agw_testkit::nagle;
+    const CALLS: usize = 12;
+    let delayed = |waits: &[Duration]| waits.iter().filter(|w| **w >= Duration::from_millis(20)).count();
+    let upstream = nagle::serve("127.0.0.1:0".parse().unwrap(), nagle::Options { watch_acks: true }).await.unwrap();
+
+    let mut direct = McpClient::new(upstream.url("/mcp"));
+    direct.initialize().await.unwrap();
+    upstream.clear_ack_waits();
+    for i in 0..CALLS {
+        let resp = direct.call_tool("echo", json!({"message": format!("d{i}")})).await.unwrap();
+        assert_eq!(first_text(&resp), Some(format!("Echo: d{i}").as_str()));
+    }
+    let direct_waits = upstream.ack_waits_of(CALLS).await;
+    assert_eq!(direct_waits.len(), CALLS);
+
+    let gw = gateway_to(&upstream.url("/mcp")).await;
+    let mut client = McpClient::new(gw.url("/mcp"));
+    client.initialize().await.unwrap();
+    upstream.clear_ack_waits();
+    for i in 0..CALLS {
+        let resp = client.call_tool("echo", json!({"message": format!("g{i}")})).await.unwrap();
+        assert_eq!(first_text(&resp), Some(format!("Echo: g{i}").as_str()));
+    }
+    let gateway_waits = upstream.ack_waits_of(CALLS).await;
+    assert_eq!(gateway_waits.len(), CALLS);
+
+    assert!(
+        delayed(&direct_waits) >= CALLS / 2,
+        "control: a plain keep-alive client should delay its ACKs; waits {direct_waits:?}"
+    );
+    // Not zero: a busy test machine may deschedule the gateway for a while now and then.
+    assert!(
+        delayed(&gateway_waits) <= CALLS / 4,
+        "through the gateway, ACKs should not wait for the delayed-ACK timer; waits {gateway_waits:?}"
+    );
+}

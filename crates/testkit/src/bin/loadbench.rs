@@ -25,6 +25,8 @@ struct Args {
     everything_rate: u64,
     extras: bool,
     sessions: usize,
+    one_agent_calls: usize,
+    one_agent_only: bool,
     out: Option<String>,
 }
 
@@ -44,6 +46,8 @@ fn usage() -> ! {
   --table-only     skip start-up, idle-session and tools/list figures
   --fronts         which paths: direct,nginx,gateway,gateway+policies (default all)
   --sessions       idle sessions for the memory figure (default 10000)
+  --one-agent N    sequential calls per cell of the one-agent table (default 200; 0 skips it)
+  --one-agent-only only the one-agent table
   --out FILE       also write the report (Markdown) to FILE"
     );
     std::process::exit(2);
@@ -61,6 +65,8 @@ fn parse() -> Args {
         everything_rate: 200,
         extras: true,
         sessions: 10_000,
+        one_agent_calls: 200,
+        one_agent_only: false,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -75,6 +81,7 @@ fn parse() -> Args {
                 a.everything_rate = 50;
                 a.rate_duration = Duration::from_millis(500);
                 a.sessions = 200;
+                a.one_agent_calls = 10;
             }
             "--duration" => a.duration = Duration::from_secs(num(it.next())),
             "--concurrency" => a.concurrency = num(it.next()) as usize,
@@ -87,6 +94,8 @@ fn parse() -> Args {
             "--table-only" => a.extras = false,
             "--fronts" => a.fronts = it.next().unwrap_or_else(|| usage()).split(',').map(str::to_string).collect(),
             "--sessions" => a.sessions = num(it.next()) as usize,
+            "--one-agent" => a.one_agent_calls = num(it.next()) as usize,
+            "--one-agent-only" => a.one_agent_only = true,
             "--out" => a.out = Some(it.next().unwrap_or_else(|| usage())),
             _ => usage(),
         }
@@ -94,16 +103,17 @@ fn parse() -> Args {
     a
 }
 
-/// The example server (JSON answers, no upstream sessions) on a free port.
-async fn rust_upstream() -> anyhow::Result<(Process, String)> {
+/// The example server on a free port: JSON answers without upstream sessions (`json`), or as
+/// README command 1 runs it (SSE answers, sessions).
+async fn example_server(json: bool) -> anyhow::Result<(Process, String)> {
     let bin = load::sibling("mcp-example-server")?;
     let port = free_port().await;
-    let p = Process::spawn(
-        "mcp-example-server",
-        &bin.to_string_lossy(),
-        &["--listen", &format!("127.0.0.1:{port}"), "--json"],
-        &[],
-    );
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["--listen", &listen];
+    if json {
+        args.push("--json");
+    }
+    let p = Process::spawn("mcp-example-server", &bin.to_string_lossy(), &args, &[]);
     wait_for_port(port, Duration::from_secs(10)).await;
     Ok((p, format!("http://127.0.0.1:{port}/mcp")))
 }
@@ -115,6 +125,59 @@ fn split_url(url: &str) -> (String, String) {
     (host.replace("localhost", "127.0.0.1"), format!("/{path}"))
 }
 
+/// The one-agent table: p50 / p99 of sequential calls on one keep-alive connection, for each
+/// upstream kind and each path.
+async fn one_agent_table(args: &Args, dir: &std::path::Path, token: &str) -> anyhow::Result<String> {
+    let paths = ["direct", "nginx", "gateway", "gateway+policies"];
+    let mut out = format!(
+        "One agent: {} sequential `tools/call echo` on one keep-alive connection, p50 / p99 ms\n\n| upstream | {} |\n|---|{}\n",
+        args.one_agent_calls,
+        paths.join(" | "),
+        "---|".repeat(paths.len())
+    );
+    for up in ["example server (SSE)", "server-everything", "Nagle-bound"] {
+        // What keeps the upstream running until its row is done.
+        let (_process, _nagle, url) = match up {
+            "example server (SSE)" => {
+                let (p, url) = example_server(false).await?;
+                (Some(p), None, url)
+            }
+            "server-everything" => {
+                let (p, url) = node::server_everything_http().await;
+                (Some(p), None, url)
+            }
+            _ => {
+                let n = agw_testkit::nagle::serve("127.0.0.1:0".parse()?, Default::default()).await?;
+                let url = n.url("/mcp");
+                (None, Some(n), url)
+            }
+        };
+        let (hostport, path) = split_url(&url);
+        let mut cells = Vec::new();
+        for name in paths {
+            let front = match name {
+                "direct" => Some(Front { name: "direct".into(), url: url.clone(), process: None, token: None }),
+                "nginx" => load::nginx(&hostport, &path, dir).await?,
+                "gateway" => Some(load::gateway("gateway", &url, "", dir).await?),
+                _ => Some(load::gateway("gateway+policies", &url, &load::tutorial_policies(), dir).await?),
+            };
+            let Some(mut front) = front else {
+                cells.push("— (no nginx)".to_string());
+                continue;
+            };
+            front.token = Some(token.to_string());
+            eprintln!("one agent: {up} via {name} …");
+            let lat = load::one_agent(&front, args.one_agent_calls)
+                .await
+                .with_context(|| format!("one agent: {up} via {name}"))?;
+            cells.push(format!("{:.2} / {:.2}", lat.p50 / 1000.0, lat.p99 / 1000.0));
+        }
+        out.push_str(&format!("| {up} | {} |\n", cells.join(" | ")));
+    }
+    out.push('\n');
+    Ok(out)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse();
@@ -124,9 +187,19 @@ async fn main() -> anyhow::Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 
+    let one_agent = if args.one_agent_calls > 0 { one_agent_table(&args, &dir, &token).await? } else { String::new() };
+    if args.one_agent_only {
+        println!("{one_agent}");
+        if let Some(out) = &args.out {
+            std::fs::write(out, &one_agent)?;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
+
     for up in &args.upstreams {
         let (upstream, url) = match up.as_str() {
-            "rust" => rust_upstream().await?,
+            "rust" => example_server(true).await?,
             "everything" => node::server_everything_http().await,
             other => anyhow::bail!("unknown upstream `{other}`"),
         };
@@ -163,13 +236,14 @@ async fn main() -> anyhow::Result<()> {
 
     let mut report = load::table(&rows);
     report.push('\n');
+    report.push_str(&one_agent);
     if !args.extras {
         println!("{report}");
         return Ok(());
     }
 
     // Start-up to listening, tutorial config.
-    let (up, up_url) = rust_upstream().await?;
+    let (up, up_url) = example_server(true).await?;
     let bin = load::sibling("agentgateway")?;
     let mut startups = Vec::new();
     for _ in 0..if args.smoke { 2 } else { 9 } {
