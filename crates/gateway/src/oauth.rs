@@ -407,16 +407,13 @@ impl Endpoint {
     {
         let (server, kind, served) = match self {
             Endpoint::ResourceMetadata { meta, resource_path } => {
-                return match allowed(&parts.method, "GET, HEAD, OPTIONS") {
-                    Err(r) => r,
-                    Ok(true) => preflight("GET, OPTIONS"),
-                    Ok(false) => {
-                        let mut r = json_response(StatusCode::OK, &meta.document(origin, &resource_path));
-                        public_cors(&mut r, "GET, OPTIONS");
-                        r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
-                        r
-                    }
-                };
+                if let Some(r) = not_served(&parts.method, "GET, HEAD, OPTIONS") {
+                    return r;
+                }
+                let mut r = json_response(StatusCode::OK, &meta.document(origin, &resource_path));
+                public_cors(&mut r, "GET, OPTIONS");
+                r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+                return r;
             }
             Endpoint::Server { server, kind, served } => (server, kind, served),
         };
@@ -424,10 +421,8 @@ impl Endpoint {
             Kind::Metadata | Kind::Authorize => "GET, HEAD, OPTIONS",
             Kind::Registration | Kind::Token => "POST, OPTIONS",
         };
-        match allowed(&parts.method, methods) {
-            Err(r) => return r,
-            Ok(true) => return preflight(methods),
-            Ok(false) => {}
+        if let Some(r) = not_served(&parts.method, methods) {
+            return r;
         }
         let result = match kind {
             Kind::Metadata => server.metadata(&served).await.map(|doc| {
@@ -457,18 +452,36 @@ impl Endpoint {
     }
 }
 
-/// `Ok(true)` for a preflight, `Ok(false)` for a method the endpoint serves, else the 405.
-fn allowed(method: &Method, methods: &'static str) -> Result<bool, Response<Body>> {
+/// What a request's method asks of an endpoint serving `methods`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    Preflight,
+    Serve,
+    NotAllowed,
+}
+
+fn asked(method: &Method, methods: &'static str) -> Asked {
     if method == Method::OPTIONS {
-        return Ok(true);
+        Asked::Preflight
+    } else if methods.split(", ").any(|m| m == method.as_str()) {
+        Asked::Serve
+    } else {
+        Asked::NotAllowed
     }
-    if methods.split(", ").any(|m| m == method.as_str()) {
-        return Ok(false);
+}
+
+/// 405, or the preflight answer; `None` when the endpoint should serve the request.
+fn not_served(method: &Method, methods: &'static str) -> Option<Response<Body>> {
+    match asked(method, methods) {
+        Asked::Serve => None,
+        Asked::Preflight => Some(preflight(methods)),
+        Asked::NotAllowed => {
+            let mut r = Response::new(body::empty());
+            *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            r.headers_mut().insert(ALLOW, HeaderValue::from_static(methods));
+            Some(r)
+        }
     }
-    let mut r = Response::new(body::empty());
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r.headers_mut().insert(ALLOW, HeaderValue::from_static(methods));
-    Err(r)
 }
 
 fn preflight(methods: &'static str) -> Response<Body> {

@@ -172,13 +172,12 @@ async fn registration_is_relayed_to_the_derived_endpoint_with_cors_and_nothing_e
     assert_eq!(headers["access-control-allow-origin"], "*");
     assert!(headers.get("set-cookie").is_none(), "the provider's cookies are not relayed");
 
-    let seen = seen.lock().unwrap();
-    let (sent_headers, sent_body) = seen.registrations.last().expect("the provider got the registration");
+    let (sent_headers, sent_body) =
+        seen.lock().unwrap().registrations.last().cloned().expect("the provider got the registration");
     assert_eq!(sent_body.as_ref(), request.as_bytes(), "the body unchanged");
     assert_eq!(sent_headers["content-type"], "application/json");
     assert_eq!(sent_headers["authorization"], "Bearer initial-access-token", "an initial access token goes along");
     assert!(sent_headers.get("cookie").is_none(), "nothing else does");
-    drop(seen);
 
     let (status, _, _) = send("POST", &url, &[], &"x".repeat(70 << 10)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
