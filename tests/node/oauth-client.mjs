@@ -38,6 +38,7 @@ async function recordingFetch(input, init) {
   if (path.includes("oauth-protected-resource")) step(`SDK GET ${url} → ${res.status} (RFC 9728 resource metadata)`);
   else if (path.includes("oauth-authorization-server") && !path.endsWith("client-registration"))
     step(`SDK GET ${url} → ${res.status} (RFC 8414 authorization server metadata)`);
+  else if (path.includes("openid-configuration")) step(`SDK GET ${url} → ${res.status} (OpenID Connect discovery)`);
   else if (path.endsWith("client-registration") || path.includes("clients-registrations"))
     step(`SDK POST ${url} → ${res.status} (RFC 7591 registration)`);
   else if (path.endsWith("/token")) step(`SDK POST ${url} → ${res.status} (token: code + PKCE verifier + resource)`);

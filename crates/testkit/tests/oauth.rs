@@ -19,15 +19,23 @@ const PREREGISTERED: &str = "mcp-preregistered";
 /// Two routes on one port, both adapted with the Keycloak preset (the provider script uses
 /// Keycloak's paths): `/mcp` has clients register dynamically through the gateway, `/pre/mcp`
 /// hands out the pre-registered client. Each accepts only tokens for its own URL (RFC 8707).
-/// No `jwks`: the preset's default location is used.
+/// No `jwks`: the preset's default location is used. `/direct/mcp` has no provider.
 fn config(gw_port: u16, idp: &str, upstream: &str) -> String {
     let route = |name: &str, path: &str, extra: &str| {
         format!(
             "    - name: {name}\n      matches:\n      - path:\n          pathPrefix: {path}\n      policies:\n        mcpAuthentication:\n          issuer: {idp}\n          audiences: [http://127.0.0.1:{gw_port}{path}]\n          provider:\n            keycloak: {{}}\n{extra}          resourceMetadata:\n            scopesSupported: [mcp:tools]\n      backends:\n      - mcp:\n          targets:\n          - name: reference\n            mcp:\n              host: {upstream}\n"
         )
     };
+    // Without a provider the gateway sends clients to the issuer itself; the provider script's
+    // keys are not at the default location, so `jwks` is set.
+    let direct = route(
+        "direct",
+        "/direct/mcp",
+        &format!("          jwks:\n            url: {idp}/protocol/openid-connect/certs\n"),
+    )
+    .replace("          provider:\n            keycloak: {}\n", "");
     format!(
-        "binds:\n- port: {gw_port}\n  listeners:\n  - routes:\n{}{}",
+        "binds:\n- port: {gw_port}\n  listeners:\n  - routes:\n{}{}{direct}",
         route("preregistered", "/pre/mcp", &format!("          clientId: {PREREGISTERED}\n")),
         route("dynamic", "/mcp", "")
     )
@@ -179,7 +187,24 @@ async fn sdk_client_gets_a_token_through_the_gateway_from_a_real_openid_provider
     assert_eq!(pre["claims"]["aud"], format!("{gateway}/pre/mcp"));
     assert_eq!(pre["echo"], "Echo: hello through OAuth");
 
-    println!("3. tokens for another audience (RFC 8707) are refused");
+    println!("3. without a provider the SDK talks to the issuer itself ({gateway}/direct/mcp)");
+    let direct = sdk_client(&format!("{gateway}/direct/mcp"), None).await;
+    let seen = requests(&direct);
+    assert!(
+        seen.contains(&format!("GET {gateway}/.well-known/oauth-protected-resource/direct/mcp 200")),
+        "{}",
+        seen.join("\n")
+    );
+    assert!(seen.contains(&format!("POST {idp}/clients-registrations/openid-connect 201")), "{}", seen.join("\n"));
+    assert!(
+        !seen.iter().any(|r| r.contains(&format!("{gateway}/.well-known/oauth-authorization-server"))),
+        "the gateway is not the authorization server here:\n{}",
+        seen.join("\n")
+    );
+    assert_eq!(direct["claims"]["aud"], format!("{gateway}/direct/mcp"));
+    assert_eq!(direct["echo"], "Echo: hello through OAuth");
+
+    println!("4. tokens for another audience (RFC 8707) are refused");
     let for_mcp = dynamic["access_token"].as_str().unwrap();
     let for_pre = pre["access_token"].as_str().unwrap();
     assert_eq!(initialize_with(&format!("{gateway}/mcp"), for_mcp).await.0, StatusCode::OK, "control: right audience");
