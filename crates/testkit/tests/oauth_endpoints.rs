@@ -303,3 +303,33 @@ async fn provider_configs_are_checked_at_load() {
         assert!(err.contains(message), "expected `{message}` in:\n{err}");
     }
 }
+
+/// agentgateway's `examples/mcp-authentication` layout (scenario C): `exact` matches for the
+/// resource and for each well-known path on the same route.
+#[tokio::test]
+async fn agentgateway_example_layout_with_exact_matches() {
+    let (idp, seen) = scripted_idp().await;
+    let key = TestKey::generate("k1", Alg::ES256);
+    let yaml = format!(
+        "binds:\n- port: 0\n  listeners:\n  - routes:\n    - matches:\n      - path:\n          exact: /keycloak/mcp\n      - path:\n          exact: /.well-known/oauth-protected-resource/keycloak/mcp\n      - path:\n          exact: /.well-known/oauth-authorization-server/keycloak/mcp\n      - path:\n          exact: /.well-known/oauth-authorization-server/keycloak/mcp/client-registration\n      policies:\n        cors:\n          allowHeaders: [mcp-protocol-version, content-type]\n          allowOrigins: ['*']\n        mcpAuthentication:\n          issuer: {}\n          audiences: [mcp_proxy]\n          jwks: '{}'\n          provider:\n            keycloak: {{}}\n          resourceMetadata:\n            resource: http://localhost:3000/keycloak/mcp\n            scopesSupported: [profile, offline_access, openid]\n            bearerMethodsSupported: [header, body, query]\n            resourceDocumentation: http://localhost:3000/keycloak/docs\n      backends:\n      - host: 127.0.0.1:1\n",
+        idp.url("/kc"),
+        jwt::jwks(&[&key], false)
+    );
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let prm = json_at(&gw.url("/.well-known/oauth-protected-resource/keycloak/mcp")).await;
+    assert_eq!(prm["resource"], "http://localhost:3000/keycloak/mcp");
+    assert_eq!(prm["authorization_servers"], json!([gw.url("/keycloak/mcp")]));
+    assert_eq!(prm["bearer_methods_supported"], json!(["header", "body", "query"]), "configured keys win");
+    assert_eq!(prm["resource_documentation"], "http://localhost:3000/keycloak/docs");
+    let meta_url = gw.url("/.well-known/oauth-authorization-server/keycloak/mcp");
+    let doc = json_at(&meta_url).await;
+    assert_eq!(doc["registration_endpoint"], format!("{meta_url}/client-registration"));
+    let (status, headers, _) =
+        send("POST", &format!("{meta_url}/client-registration"), &[], r#"{"redirect_uris":["http://localhost:9/cb"]}"#)
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the scripted provider's answer");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(seen.lock().unwrap().registrations.len(), 1);
+    assert_eq!(send("POST", &gw.url("/keycloak/mcp"), &[], "{}").await.0, StatusCode::UNAUTHORIZED);
+    gw.stop().await;
+}
