@@ -13,7 +13,8 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-/// What the scripted provider saw: `METHOD path`, and the registration requests.
+/// What the scripted provider saw: `METHOD path`, and the registration (and Entra token)
+/// requests.
 #[derive(Default)]
 struct Seen {
     requests: Vec<String>,
@@ -37,6 +38,15 @@ async fn scripted_idp() -> (Server, Arc<Mutex<Seen>>) {
                 "/kc/.well-known/openid-configuration" => (200, metadata(&format!("http://{host}/kc")).to_string()),
                 "/rfc/.well-known/oauth-authorization-server" | "/.well-known/oauth-authorization-server/rfc" => {
                     (200, metadata(&format!("http://{host}/rfc")).to_string())
+                }
+                "/tenant-x/v2.0/.well-known/openid-configuration" => {
+                    let mut doc = metadata(&format!("http://{host}/tenant-x/v2.0"));
+                    doc.as_object_mut().unwrap().retain(|k, _| k != "registration_endpoint" && !k.starts_with("code_"));
+                    (200, doc.to_string())
+                }
+                "/tenant-x/oauth2/v2.0/token" => {
+                    log.lock().unwrap().registrations.push((parts.headers.clone(), bytes));
+                    (200, json!({"access_token": "t", "token_type": "Bearer"}).to_string())
                 }
                 "/kc/clients-registrations/openid-connect" => {
                     log.lock().unwrap().registrations.push((parts.headers.clone(), bytes));
@@ -331,5 +341,74 @@ async fn agentgateway_example_layout_with_exact_matches() {
     assert_eq!(headers["access-control-allow-origin"], "*");
     assert_eq!(seen.lock().unwrap().registrations.len(), 1);
     assert_eq!(send("POST", &gw.url("/keycloak/mcp"), &[], "{}").await.0, StatusCode::UNAUTHORIZED);
+    gw.stop().await;
+}
+
+/// Entra's token endpoint through the gateway (a national-cloud style issuer on the scripted
+/// provider): `resource` dropped, the secret added only where it belongs, the answer relayed.
+#[tokio::test]
+async fn entra_token_requests_get_the_secret_only_for_delegated_grants_of_the_client() {
+    let (idp, seen) = scripted_idp().await;
+    let extra = format!(
+        "          issuer: {}\n          provider:\n            entra: {{}}\n          clientId: app-x\n          clientSecret: s3cret-planted\n",
+        idp.url("/tenant-x/v2.0")
+    );
+    let gw = Gateway::start(&config(&[("/mcp", &extra)])).await.unwrap();
+    let meta_url = gw.url("/.well-known/oauth-authorization-server/mcp");
+    let doc = json_at(&meta_url).await;
+    for (key, endpoint) in [
+        ("authorization_endpoint", "authorize"),
+        ("token_endpoint", "token"),
+        ("registration_endpoint", "client-registration"),
+    ] {
+        assert_eq!(doc[key], format!("{meta_url}/{endpoint}"));
+    }
+    assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+
+    let token = format!("{meta_url}/token");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let last = || seen.lock().unwrap().registrations.last().cloned().unwrap();
+    let (status, headers, body) = send(
+        "POST",
+        &token,
+        &form,
+        "grant_type=authorization_code&client_id=app-x&code=c1&code_verifier=v1&resource=http%3A%2F%2Fgw%2Fmcp",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["access_token"], "t");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(headers.get("set-cookie").is_none());
+    let (sent_headers, sent) = last();
+    let sent = String::from_utf8_lossy(&sent).into_owned();
+    assert_eq!(
+        sent,
+        "grant_type=authorization_code&client_id=app-x&code=c1&code_verifier=v1&client_secret=s3cret-planted"
+    );
+    assert_eq!(sent_headers["content-type"], "application/x-www-form-urlencoded");
+
+    for body in [
+        "grant_type=client_credentials&client_id=app-x&scope=x",
+        "grant_type=authorization_code&client_id=someone-else&code=c",
+    ] {
+        assert_eq!(send("POST", &token, &form, body).await.0, StatusCode::OK);
+        let sent = String::from_utf8_lossy(&last().1).into_owned();
+        assert_eq!(sent, body, "forwarded unchanged, no secret");
+    }
+    let (_, _, _) = send(
+        "POST",
+        &token,
+        &[("content-type", "application/x-www-form-urlencoded"), ("authorization", "Basic Y2xpZW50OnNlY3JldA==")],
+        "grant_type=refresh_token&client_id=app-x&refresh_token=r",
+    )
+    .await;
+    let (sent_headers, sent) = last();
+    assert!(
+        !String::from_utf8_lossy(&sent).contains("s3cret"),
+        "a client that authenticates itself gets nothing added"
+    );
+    assert_eq!(sent_headers["authorization"], "Basic Y2xpZW50OnNlY3JldA==");
+
+    assert_eq!(send("GET", &token, &[], "").await.0, StatusCode::METHOD_NOT_ALLOWED);
     gw.stop().await;
 }

@@ -107,14 +107,17 @@ pub struct Entra {
 
 impl Entra {
     pub fn from_issuer(issuer: &Issuer) -> Result<Entra, String> {
-        let host = issuer.origin.split_once("://").map_or("", |(_, h)| h);
+        let (scheme, host) = issuer.origin.split_once("://").unwrap_or(("https", ""));
         let Some(tenant) = issuer.segments().first().map(|s| s.to_string()) else {
             return Err(entra_issuer_error(&issuer.base()));
         };
         // v1 tokens name sts.windows.net; the interactive endpoints are on the login host.
-        // Other hosts (national clouds) are used as they are.
-        let login = if host.eq_ignore_ascii_case("sts.windows.net") { "login.microsoftonline.com" } else { host };
-        let authority = format!("https://{login}/{tenant}");
+        // Other hosts (national clouds) are used as the issuer names them.
+        let authority = if host.eq_ignore_ascii_case("sts.windows.net") {
+            format!("https://login.microsoftonline.com/{tenant}")
+        } else {
+            format!("{scheme}://{host}/{tenant}")
+        };
         Ok(Entra {
             openid_configuration: format!("{authority}/v2.0/.well-known/openid-configuration"),
             authorization_endpoint: format!("{authority}/oauth2/v2.0/authorize"),
@@ -256,6 +259,11 @@ mod tests {
             "https://login.microsoftonline.com/t-1/v2.0/.well-known/openid-configuration"
         );
         assert!(metadata_url(ENTRA, &issuer("https://login.microsoftonline.com/")).is_err());
+        assert_eq!(
+            metadata_url(ENTRA, &issuer("https://login.microsoftonline.us/t-3/v2.0")).unwrap(),
+            "https://login.microsoftonline.us/t-3/v2.0/.well-known/openid-configuration",
+            "national clouds keep their host"
+        );
     }
 
     #[test]
