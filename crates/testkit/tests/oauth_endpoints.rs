@@ -412,3 +412,22 @@ async fn entra_token_requests_get_the_secret_only_for_delegated_grants_of_the_cl
     assert_eq!(send("GET", &token, &[], "").await.0, StatusCode::METHOD_NOT_ALLOWED);
     gw.stop().await;
 }
+
+/// Without `jwks` (or with `{url: ""}`), the keys are fetched from the preset's location.
+#[tokio::test]
+async fn jwks_come_from_the_presets_location() {
+    let (idp, seen) = scripted_idp().await;
+    let yaml = format!(
+        "binds:\n- port: 0\n  listeners:\n  - routes:\n    - matches:\n      - path:\n          pathPrefix: /a\n      policies:\n        mcpAuthentication:\n          issuer: {}\n          provider:\n            keycloak: {{}}\n          jwks:\n            url: ''\n      backends:\n      - host: 127.0.0.1:1\n    - matches:\n      - path:\n          pathPrefix: /b\n      policies:\n        mcpAuthentication:\n          issuer: {}\n      backends:\n      - host: 127.0.0.1:1\n",
+        idp.url("/kc"),
+        idp.url("/rfc/")
+    );
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let wanted = ["GET /kc/protocol/openid-connect/certs", "GET /rfc/.well-known/jwks.json"];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !wanted.iter().all(|w| seen.lock().unwrap().requests.iter().any(|r| r == w)) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", seen.lock().unwrap().requests);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    gw.stop().await;
+}

@@ -237,7 +237,12 @@ impl Builder {
             self.location(&at.key("authorizationLocation"), m.authorization_location.as_ref(), Location::bearer())?;
         let server = self.auth_server(at, m)?;
         let derived;
-        let jwks = match &m.jwks {
+        let configured = match &m.jwks {
+            // `{url: ""}` asks for the default location too (as in agentgateway).
+            Some(FileInlineOrRemote::Remote(r)) if r.url.is_empty() => None,
+            other => other.as_ref(),
+        };
+        let jwks = match configured {
             Some(j) => j,
             None => match oauth::provider::default_jwks_url(m.provider, &m.issuer) {
                 Ok(url) => {
