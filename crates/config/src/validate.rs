@@ -322,11 +322,6 @@ impl Validator {
         if let Some(b) = &p.basic_auth {
             self.basic_auth(&at.key("basicAuth"), b);
         }
-        if let Some(m) = &p.mcp_authentication
-            && let Some(provider) = &m.provider
-        {
-            self.unsupported(&at.key("mcpAuthentication"), std::iter::once(("provider", provider)));
-        }
         if let Some(b) = &p.backend_auth {
             let at = at.key("backendAuth");
             self.unsupported(&at, b.unsupported());

@@ -10,12 +10,14 @@
 mod config;
 mod jsonrpc;
 mod jwt;
+mod oauth;
 mod path;
 mod sse;
 
 pub use config::config;
 pub use jsonrpc::jsonrpc;
 pub use jwt::jwt;
+pub use oauth::oauth;
 pub use path::path;
 pub use sse::sse;
 
@@ -24,7 +26,7 @@ pub type Target = fn(&[u8]);
 
 /// Every target by name (the name is also its corpus folder and its AFL binary).
 pub const TARGETS: &[(&str, Target)] =
-    &[("jwt", jwt), ("jsonrpc", jsonrpc), ("sse", sse), ("config", config), ("path", path)];
+    &[("jwt", jwt), ("jsonrpc", jsonrpc), ("sse", sse), ("config", config), ("path", path), ("oauth", oauth)];
 
 /// The target called `name`.
 pub fn target(name: &str) -> Option<Target> {

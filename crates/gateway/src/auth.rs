@@ -117,7 +117,13 @@ pub struct ResourceMetadata {
     pub issuer: String,
     /// `resourceMetadata` from the config, keys in RFC 9728 spelling.
     pub extra: Map<String, Value>,
+    /// With a `provider`, clients are sent to the gateway as their authorization server (it
+    /// serves the provider's metadata, adapted); otherwise to the issuer itself.
+    pub via_gateway: bool,
 }
+
+/// The MCP revision whose authorization rules the metadata follows (as agentgateway says).
+pub const MCP_PROTOCOL_VERSION: &str = "2025-06-18";
 
 /// Scheme and host of the request as the client addressed it.
 #[derive(Debug, Clone)]
@@ -149,12 +155,24 @@ impl ResourceMetadata {
         format!("{base}://{authority}/.well-known/oauth-protected-resource{suffix}")
     }
 
-    /// The metadata document.
+    /// The authorization server clients are sent to: the issuer, or the gateway at the
+    /// resource's path when it adapts a provider.
+    pub fn authorization_server(&self, origin: &Origin, path: &str) -> String {
+        if !self.via_gateway {
+            return self.issuer.clone();
+        }
+        let path = if path == "/" { "" } else { path };
+        format!("{}://{}{}", origin.scheme, origin.host, path)
+    }
+
+    /// The metadata document; configured keys win over the computed ones.
     pub fn document(&self, origin: &Origin, path: &str) -> Value {
         let mut doc = Map::new();
         doc.insert("resource".into(), json!(self.resource(origin, path)));
-        doc.insert("authorization_servers".into(), json!([self.issuer]));
+        doc.insert("authorization_servers".into(), json!([self.authorization_server(origin, path)]));
         doc.insert("bearer_methods_supported".into(), json!(["header"]));
+        doc.insert("mcp_protocol_version".into(), json!(MCP_PROTOCOL_VERSION));
+        doc.insert("resource_type".into(), json!("mcp-server"));
         for (k, v) in &self.extra {
             doc.insert(k.clone(), v.clone());
         }
@@ -388,7 +406,7 @@ mod tests {
 
     #[test]
     fn metadata_urls() {
-        let meta = ResourceMetadata { issuer: "https://idp".into(), extra: Map::new() };
+        let meta = ResourceMetadata { issuer: "https://idp".into(), extra: Map::new(), via_gateway: false };
         let origin = Origin { scheme: "http".into(), host: "localhost:3000".into() };
         assert_eq!(
             meta.metadata_url(&origin, "/mcp"),
@@ -402,13 +420,28 @@ mod tests {
         );
         let mut extra = Map::new();
         extra.insert("resource".into(), json!("https://api.example.com/v1/mcp"));
-        let meta = ResourceMetadata { issuer: "https://idp".into(), extra };
+        let meta = ResourceMetadata { issuer: "https://idp".into(), extra, via_gateway: false };
         assert_eq!(
             meta.metadata_url(&origin, "/mcp"),
             "https://api.example.com/.well-known/oauth-protected-resource/v1/mcp"
         );
         assert_eq!(snake_case("scopesSupported"), "scopes_supported");
         assert_eq!(snake_case("resource_documentation"), "resource_documentation");
+    }
+
+    #[test]
+    fn metadata_documents() {
+        let origin = Origin { scheme: "http".into(), host: "gw:3000".into() };
+        let mut extra = Map::new();
+        extra.insert("resource_type".into(), json!("custom"));
+        let meta = ResourceMetadata { issuer: "https://idp".into(), extra, via_gateway: false };
+        let doc = meta.document(&origin, "/mcp");
+        assert_eq!(doc["authorization_servers"], json!(["https://idp"]));
+        assert_eq!(doc["mcp_protocol_version"], MCP_PROTOCOL_VERSION);
+        assert_eq!(doc["resource_type"], "custom", "configured keys win");
+        let meta = ResourceMetadata { via_gateway: true, ..meta };
+        assert_eq!(meta.document(&origin, "/mcp")["authorization_servers"], json!(["http://gw:3000/mcp"]));
+        assert_eq!(meta.document(&origin, "/")["authorization_servers"], json!(["http://gw:3000"]));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub enum GatewayError {
     BadPath(#[from] crate::path::PathError),
     #[error("request body was not received in time")]
     RequestBodyTimeout,
+    #[error("{}", .0.public())]
+    OAuth(#[from] crate::oauth::OAuthError),
 }
 
 impl GatewayError {
@@ -38,6 +40,7 @@ impl GatewayError {
             GatewayError::Forbidden => StatusCode::FORBIDDEN,
             GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
             GatewayError::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::OAuth(e) => e.status(),
         }
     }
 

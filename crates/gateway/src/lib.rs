@@ -12,6 +12,7 @@ mod error;
 pub mod explain;
 pub mod jwks;
 mod listener;
+pub mod oauth;
 pub mod path;
 mod reload;
 pub mod resolve;

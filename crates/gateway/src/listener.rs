@@ -14,7 +14,7 @@ use agw_mcp::body::{self, Body};
 use agw_mcp::metrics::{AuthnLabels, HttpLabels, McpCall, Metrics, RouteLabels};
 use agw_mcp::trace::{Attr, Kind, SpanContext, SpanData};
 use agw_policy::cors::Cors;
-use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, ORIGIN};
+use http::header::{CONTENT_TYPE, HeaderValue, ORIGIN};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -29,6 +29,7 @@ use crate::authz;
 use crate::backend;
 use crate::conn;
 use crate::error::GatewayError;
+use crate::oauth;
 use crate::resolve::Policies;
 use crate::route::{self, Listener};
 
@@ -270,12 +271,13 @@ async fn route_request(
     let listener_cors = listener.policies.cors.as_ref();
 
     // Before any authentication: CORS preflights (browsers send them without credentials) and
-    // the RFC 9728 metadata (how a client learns where to get a token).
+    // `mcpAuthentication`'s public endpoints (how a client learns where and how to get a
+    // token: RFC 9728 and RFC 8414 metadata, client registration).
     if let Some(resp) = listener_cors.and_then(|c| preflight(c, &parts)) {
         return resp;
     }
-    if let Some(resp) = protected_resource_metadata(listener, &parts, &host, &origin) {
-        return resp;
+    if let Some(endpoint) = oauth::endpoint(listener, &parts, &host, &origin) {
+        return endpoint.answer(&parts, body, &origin).await;
     }
     // The route is chosen by what the client sent, before credentials are taken off.
     let route = listener.route(&parts, &host);
@@ -443,38 +445,4 @@ fn decorate(mut resp: Response<Body>, policies: &[Option<&Cors>], origin: Option
         cors.decorate(origin, resp.headers_mut());
     }
     resp
-}
-
-/// `GET /.well-known/oauth-protected-resource/<path>` for a route with `mcpAuthentication`
-/// (RFC 9728), answered whichever route the well-known path itself would match.
-fn protected_resource_metadata(
-    listener: &Listener,
-    parts: &Parts,
-    host: &str,
-    origin: &Origin,
-) -> Option<Response<Body>> {
-    let suffix = parts.uri.path().strip_prefix("/.well-known/oauth-protected-resource")?;
-    if !(suffix.is_empty() || suffix.starts_with('/'))
-        || !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
-    {
-        return None;
-    }
-    let resource_path = if suffix.is_empty() { "/" } else { suffix };
-    let mut probe = Request::builder().method(Method::POST).uri(resource_path).body(()).ok()?.into_parts().0;
-    probe.headers = parts.headers.clone();
-    let meta = listener.route(&probe, host)?.policies.resource_metadata.as_ref()?;
-    let mut r = if parts.method == Method::OPTIONS {
-        let mut r = Response::new(body::empty());
-        r.headers_mut().insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, OPTIONS"));
-        r.headers_mut().insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
-        r
-    } else {
-        let mut r = Response::new(body::full(meta.document(origin, resource_path).to_string()));
-        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        r
-    };
-    // Public metadata that browser-based MCP clients must be able to read.
-    r.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
-    Some(r)
 }

@@ -1,5 +1,5 @@
 //! Real MCP peers from npm (installed in `tests/node` by `.ci/run`): the conformance suite,
-//! `server-everything`, `mcp-proxy` and scripts using the TypeScript SDK client.
+//! `server-everything`, `mcp-proxy`, `oidc-provider` and scripts using the TypeScript SDK client.
 
 use std::path::PathBuf;
 use std::process::Stdio;

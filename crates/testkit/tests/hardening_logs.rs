@@ -190,3 +190,33 @@ async fn dns_rebinding_protection_reads_the_http2_authority() {
     }
     gw.stop().await;
 }
+
+/// `mcpAuthentication.clientSecret` (entra) and the token requests the gateway proxies: in
+/// neither the log (even at debug, even when the call to the provider fails) nor `/config_dump`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_client_secret_and_token_requests_are_not_logged() {
+    log();
+    let dead = agw_testkit::node::free_port().await;
+    let yaml = format!(
+        "config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 'off'\n  statsAddr: 'off'\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - matches:\n      - path:\n          pathPrefix: /entra-log\n      policies:\n        mcpAuthentication:\n          issuer: http://127.0.0.1:{dead}/tenant-log/v2.0\n          jwks: '{{\"keys\":[{{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\",\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\",\"kid\":\"k\"}}]}}'\n          provider:\n            entra: {{}}\n          clientId: app-log\n          clientSecret: entra-secret-planted\n      backends:\n      - host: 127.0.0.1:1\n"
+    );
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let token = gw.url("/.well-known/oauth-authorization-server/entra-log/token");
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = http::Request::post(&token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from_static(b"grant_type=authorization_code&client_id=app-log&code=code-planted")))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 502, "nothing listens where the provider should be");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = logged("authorization server endpoint failed").await;
+    for secret in ["entra-secret-planted", "code-planted"] {
+        assert!(!text.contains(secret), "{secret} in the log:\n{text}");
+        assert!(!String::from_utf8_lossy(&body).contains(secret));
+    }
+    let admin = gw.admin.unwrap();
+    let (_, dump) = agw_testkit::client::http("GET", &format!("http://{admin}/config_dump"), &[], "").await.unwrap();
+    assert!(dump.contains("app-log") && !dump.contains("entra-secret-planted"), "{dump}");
+    gw.stop().await;
+}

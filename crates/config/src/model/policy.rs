@@ -315,13 +315,20 @@ pub struct McpAuthentication {
     /// Accepted `aud` values. Empty: any audience.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audiences: Option<Vec<String>>,
-    /// Identity-provider specifics (`auth0`, `keycloak`, …).
+    /// The identity provider, when it needs adapting to what MCP clients expect: `{auth0: {}}`,
+    /// `{keycloak: {}}`, `{okta: {}}`, `{descope: {}}`, `{authentik: {}}` or `{entra: {}}`.
+    /// With a provider the gateway presents itself as the authorization server
+    /// (`authorization_servers` names the gateway) and serves the provider's metadata, adapted,
+    /// at `/.well-known/oauth-authorization-server/<path>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<Unsupported>,
-    /// Extra protected-resource metadata fields.
+    pub provider: Option<McpProvider>,
+    /// Extra protected-resource metadata fields (RFC 9728); camelCase keys become snake_case.
+    /// `resource` overrides the resource URL derived from the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_metadata: Option<BTreeMap<String, serde_json::Value>>,
-    /// The issuer's public keys. Default: derived from `issuer`.
+    /// The issuer's public keys. Default: derived from `issuer` and `provider`
+    /// (`<issuer>/.well-known/jwks.json`; keycloak `<issuer>/protocol/openid-connect/certs`;
+    /// authentik `<issuer>/jwks/`; descope the project's keys; entra the tenant's keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<FileInlineOrRemote>,
     /// `strict` (default), `optional` or `permissive`.
@@ -333,12 +340,51 @@ pub struct McpAuthentication {
     /// Claim requirements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_validation_options: Option<JwtValidationOptions>,
-    /// Pre-registered OAuth client id.
+    /// A pre-registered OAuth client: the gateway answers client registration (RFC 7591) with
+    /// this id instead of registering with the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    /// Pre-registered OAuth client secret.
+    /// The secret of `clientId` (entra only): added to the token requests the gateway proxies
+    /// for that client. Never logged; redacted in `/config_dump`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret>,
+}
+
+/// An identity provider the gateway adapts to MCP clients (`mcpAuthentication.provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum McpProvider {
+    /// Auth0: `?audience=<first audience>` is added to the authorization endpoint (Auth0 has
+    /// no RFC 8707 resource indicators).
+    Auth0 {},
+    /// Keycloak: metadata from OIDC discovery; registration proxied through the gateway (to
+    /// `<issuer>/clients-registrations/openid-connect`, which sends no CORS headers).
+    Keycloak {},
+    /// Okta: metadata from OIDC discovery, `?audience=` added, registration proxied to
+    /// `<org>/oauth2/v1/clients`.
+    Okta {},
+    /// Descope: metadata from OIDC discovery, registration proxied to the management API.
+    Descope {},
+    /// authentik: metadata from OIDC discovery; it has no registration, so the gateway
+    /// advertises its own, answered with `clientId`.
+    Authentik {},
+    /// Microsoft Entra ID: the gateway serves `/authorize` and `/token` (dropping the RFC 8707
+    /// `resource` parameter Entra refuses, adding `clientSecret`) and answers registration
+    /// with `clientId`.
+    Entra {},
+}
+
+impl McpProvider {
+    pub fn name(self) -> &'static str {
+        match self {
+            McpProvider::Auth0 {} => "auth0",
+            McpProvider::Keycloak {} => "keycloak",
+            McpProvider::Okta {} => "okta",
+            McpProvider::Descope {} => "descope",
+            McpProvider::Authentik {} => "authentik",
+            McpProvider::Entra {} => "entra",
+        }
+    }
 }
 
 /// A list of CEL rules.

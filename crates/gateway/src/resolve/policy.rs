@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use agw_config::FieldPath;
 use agw_config::model::{
-    self, AuthMode, FileInlineOrRemote, GatewayPolicies as RawGatewayPolicies, JwtAuth, McpAuthentication,
+    self, AuthMode, FileInlineOrRemote, GatewayPolicies as RawGatewayPolicies, JwtAuth, McpAuthentication, McpProvider,
     RoutePolicies, SecretFileOrInline,
 };
 use agw_policy::apikey::ApiKeys;
@@ -23,6 +23,7 @@ use serde_json::Map;
 use super::Builder;
 use crate::auth::{Authn, AuthnKind, ResourceMetadata, snake_case};
 use crate::jwks::RemoteJwks;
+use crate::oauth::{self, AuthServer};
 
 /// Listener policies, applied before routing.
 #[derive(Debug, Default)]
@@ -40,6 +41,9 @@ pub struct Policies {
     pub authn: Vec<Authn>,
     /// Set by `mcpAuthentication`: the metadata served for this route.
     pub resource_metadata: Option<Arc<ResourceMetadata>>,
+    /// Set by `mcpAuthentication` with a URL issuer: the authorization-server endpoints the
+    /// gateway serves for this route.
+    pub auth_server: Option<Arc<AuthServer>>,
     /// `mcpAuthorization`: which tools, prompts and resources callers see and use.
     pub mcp_authorization: Option<Rules>,
     /// `authorization`: HTTP-level rules (403).
@@ -101,10 +105,11 @@ impl Builder {
         let mut out =
             Policies { cors: p.cors.as_ref().and_then(|c| self.cors(&at.key("cors"), c)), ..Policies::default() };
         if let Some(m) = &p.mcp_authentication
-            && let Some((authn, meta)) = self.mcp_authentication(&at.key("mcpAuthentication"), m)
+            && let Some((authn, meta, server)) = self.mcp_authentication(&at.key("mcpAuthentication"), m)
         {
             out.authn.push(authn);
             out.resource_metadata = Some(meta);
+            out.auth_server = server;
         }
         if let Some(j) = &p.jwt_auth {
             out.authn.extend(self.jwt_auth(&at.key("jwtAuth"), j));
@@ -223,18 +228,32 @@ impl Builder {
         })
     }
 
-    fn mcp_authentication(&mut self, at: &FieldPath, m: &McpAuthentication) -> Option<(Authn, Arc<ResourceMetadata>)> {
+    fn mcp_authentication(
+        &mut self,
+        at: &FieldPath,
+        m: &McpAuthentication,
+    ) -> Option<(Authn, Arc<ResourceMetadata>, Option<Arc<AuthServer>>)> {
         let location =
             self.location(&at.key("authorizationLocation"), m.authorization_location.as_ref(), Location::bearer())?;
+        let server = self.auth_server(at, m)?;
         let derived;
-        let jwks = match &m.jwks {
+        let configured = match &m.jwks {
+            // `{url: ""}` asks for the default location too (as in agentgateway).
+            Some(FileInlineOrRemote::Remote(r)) if r.url.is_empty() => None,
+            other => other.as_ref(),
+        };
+        let jwks = match configured {
             Some(j) => j,
-            None => {
-                derived = FileInlineOrRemote::Remote(model::UrlRef {
-                    url: format!("{}/.well-known/jwks.json", m.issuer.trim_end_matches('/')),
-                });
-                &derived
-            }
+            None => match oauth::provider::default_jwks_url(m.provider, &m.issuer) {
+                Ok(url) => {
+                    derived = FileInlineOrRemote::Remote(model::UrlRef { url });
+                    &derived
+                }
+                Err(e) => {
+                    self.err(at.key("issuer"), e);
+                    return None;
+                }
+            },
         };
         let (keys, remote) = self.jwks(&at.key("jwks"), jwks)?;
         let options = m.jwt_validation_options.as_ref();
@@ -251,7 +270,7 @@ impl Builder {
         };
         let extra: Map<String, serde_json::Value> =
             m.resource_metadata.iter().flatten().map(|(k, v)| (snake_case(k), v.clone())).collect();
-        let meta = Arc::new(ResourceMetadata { issuer: m.issuer.clone(), extra });
+        let meta = Arc::new(ResourceMetadata { issuer: m.issuer.clone(), extra, via_gateway: m.provider.is_some() });
         let authn = Authn {
             mode: m.mode.unwrap_or(AuthMode::Strict),
             location,
@@ -263,7 +282,41 @@ impl Builder {
                 preserve: false,
             },
         };
-        Some((authn, meta))
+        Some((authn, meta, server))
+    }
+
+    /// The authorization-server endpoints (`Some(None)` when the issuer is not a URL and no
+    /// provider needs one); `None` after recording an error.
+    fn auth_server(&mut self, at: &FieldPath, m: &McpAuthentication) -> Option<Option<Arc<AuthServer>>> {
+        if m.client_secret.is_some() && !matches!(m.provider, Some(McpProvider::Entra {})) {
+            self.warn(at.key("clientSecret"), "only the `entra` provider uses `clientSecret`; it is ignored");
+        } else if m.client_secret.is_some() && m.client_id.is_none() {
+            self.warn(at.key("clientSecret"), "`clientSecret` is used only with `clientId`; it is ignored");
+        }
+        let Some(issuer) = oauth::provider::Issuer::parse(&m.issuer) else {
+            if let Some(p) = m.provider {
+                self.err(
+                    at.key("issuer"),
+                    format!("with `provider: {{{}: {{}}}}` the issuer must be an http(s) URL (without credentials or query)", p.name()),
+                );
+                return None;
+            }
+            return Some(None);
+        };
+        let config = oauth::AuthServerConfig {
+            issuer: &issuer,
+            provider: m.provider,
+            audiences: m.audiences.as_deref().unwrap_or_default(),
+            client_id: m.client_id.as_deref(),
+            client_secret: m.client_secret.as_ref(),
+        };
+        match AuthServer::new(config, self.client.clone()) {
+            Ok(s) => Some(Some(Arc::new(s))),
+            Err(e) => {
+                self.err(at.key("issuer"), e);
+                None
+            }
+        }
     }
 
     /// Loads a JWKS: inline and files now, URLs in the background (shared per URL).
