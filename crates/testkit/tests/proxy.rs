@@ -309,7 +309,8 @@ async fn request_header_modifier_adds_upstream_headers() {
 /// What is asserted is what the upstream's kernel saw: how long each answer's first piece waited
 /// for its ACK. A delayed ACK waits 40 ms or more on Linux; a prompt one, microseconds. The
 /// control (a plain keep-alive client straight to the upstream) must show the stall, or the
-/// check proves nothing.
+/// check proves nothing. The gateway learns that an upstream needs prompt ACKs from its first
+/// stalled answer (here: `initialize`), so the calls after it are the ones checked.
 #[tokio::test]
 async fn a_nagle_bound_upstream_is_acknowledged_promptly_through_the_gateway() {
     use agw_testkit::nagle;
