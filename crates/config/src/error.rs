@@ -46,6 +46,11 @@ impl FieldPath {
         &self.0
     }
 
+    /// The rest of `self` after `prefix`, when `self` starts with it.
+    pub fn strip_prefix(&self, prefix: &FieldPath) -> Option<FieldPath> {
+        self.0.starts_with(&prefix.0).then(|| FieldPath(self.0[prefix.0.len()..].to_vec()))
+    }
+
     pub(crate) fn from_serde(path: &serde_path_to_error::Path) -> FieldPath {
         use serde_path_to_error::Segment as S;
         let mut out = FieldPath::root();
