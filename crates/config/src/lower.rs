@@ -373,13 +373,14 @@ impl Lowering<'_> {
                         let path = host.path.clone().unwrap_or_default();
                         *host = McpHost { host: Some(format!("http://{authority}{path}")), ..Default::default() };
                     }
-                    None => {
-                        let kind = if named.mcp.is_some() { "an MCP backend" } else { "not a `host` backend" };
-                        self.err(
-                            at,
-                            format!("`{reference}` is {kind}: an MCP target's `backend` names a `host` backend"),
+                    None if named.mcp.is_some() => {
+                        let message = format!(
+                            "`{reference}` is an MCP backend: an MCP target's `backend` names a `host` backend"
                         );
+                        self.err(at, message);
                     }
+                    // Other kinds (`aws`, `ai`, …) are refused where they are defined.
+                    None => {}
                 }
             }
         }

@@ -389,6 +389,11 @@ fn named_backends_and_targets_are_checked_as_written() {
     for (text, want) in cases {
         assert_eq!(error(text), want, "{text}");
     }
+    // A target naming a backend of a kind not supported yet: refused where the kind is, once.
+    let aws = errors(
+        "mcp:\n  targets:\n  - name: a\n    mcp:\n      backend: /agent\n      path: /mcp\nbackends:\n- name: agent\n  aws: {}\n",
+    );
+    assert_eq!(aws, ["config.yaml:9:3: backends[0].aws: not supported yet"]);
     let both = errors(
         "mcp:\n  targets:\n  - name: a\n    mcp:\n      backend: b\n      path: /mcp\n    policies: {}\nbackends:\n- name: b\n  host: h:1\n",
     );
