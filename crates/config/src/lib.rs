@@ -1,7 +1,8 @@
 //! The user-facing config model: agentgateway's standalone YAML, read with positions so that
 //! every error names file, line, column and field path.
 //!
-//! Loading is `text → Source (positions) → serde_json::Value → model::Config → validate`.
+//! Loading is `text → Source (positions) → serde_json::Value → model::Config → validate →
+//! lower` (agentgateway's `mcp:`, `gateways`/`routes` and named `backends` become `binds`).
 //! The gateway turns a [`Loaded`] config into runtime types in its own resolve step and reports
 //! its errors through [`Loaded::error`], so they are located the same way.
 
