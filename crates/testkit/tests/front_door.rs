@@ -180,3 +180,26 @@ async fn shorthand_config_reloads_without_dropping_sessions() {
     gw.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `mcp:` on a gateway with MCP OAuth: the metadata path under `/.well-known` reaches it, and
+/// an unauthenticated call is told where to look.
+#[tokio::test]
+async fn mcp_on_a_gateway_serves_its_oauth_metadata() {
+    let upstream = reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let key = examples().join("tutorial/pub-key");
+    let text = format!(
+        "gateways:\n  default:\n    port: 0\nmcp:\n  policies:\n    mcpAuthentication:\n      issuer: agentgateway.dev\n      audiences: [test.agentgateway.dev]\n      jwks:\n        file: {}\n      resourceMetadata:\n        resource: http://localhost:3000/mcp\n  targets:\n  - name: upstream\n    mcp:\n      host: {}\n",
+        key.display(),
+        upstream.url("/mcp")
+    );
+    let gw = Gateway::start(&text).await.unwrap();
+    let (status, body) = http("GET", &gw.url("/.well-known/oauth-protected-resource/mcp"), &[], "").await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let meta: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(meta["resource"], "http://localhost:3000/mcp");
+    let mut anonymous = McpClient::new(gw.url("/mcp"));
+    assert!(anonymous.initialize().await.unwrap_err().to_string().contains("401"));
+    let mut c =
+        McpClient::new(gw.url("/mcp")).with_header("authorization", &format!("Bearer {}", token("example1.key")));
+    assert!(c.initialize().await.is_ok());
+}
