@@ -48,13 +48,9 @@ impl Loaded {
     /// Locates several problems at once. A piece used in several places (a route attached to
     /// two gateways, a named backend referenced twice) is reported once.
     pub fn errors(&self, errs: Vec<FieldError>) -> ConfigErrors {
-        let mut out: Vec<ConfigError> = Vec::with_capacity(errs.len());
-        for e in errs.into_iter().map(|e| self.error(e)) {
-            if !out.contains(&e) {
-                out.push(e);
-            }
-        }
-        ConfigErrors(out)
+        let mut seen = std::collections::HashSet::new();
+        let located = errs.into_iter().map(|e| self.error(e));
+        ConfigErrors(located.filter(|e| seen.insert(e.to_string())).collect())
     }
 }
 
