@@ -16,7 +16,7 @@
 //! here is about how the shapes fit together: references, attachment, ports. [`Origins`]
 //! remembers where each lowered piece was written, so later errors point into the file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
@@ -24,26 +24,31 @@ use crate::model::{
     NamedBackend, PathMatch, Route, RouteBackend, RouteMatch, SimpleMcp, backend_ref_name,
 };
 
+/// Routes and MCP targets the lowered config may hold. Attaching a route to many listeners
+/// and referencing a large backend many times multiply a small file; past this the config is
+/// refused rather than built (no real config comes near it).
+pub(crate) const MAX_LOWERED_ITEMS: usize = 200_000;
+
 /// Where the pieces of a lowered config were written: lowered path prefix → source prefix.
 #[derive(Debug, Clone, Default)]
-pub struct Origins(Vec<(FieldPath, FieldPath)>);
+pub struct Origins(HashMap<FieldPath, FieldPath>);
 
 impl Origins {
     fn add(&mut self, lowered: FieldPath, source: FieldPath) {
-        self.0.push((lowered, source));
+        self.0.insert(lowered, source);
     }
 
-    /// The path in the file as written of a path into the lowered config.
+    /// The path in the file as written of a path into the lowered config: its longest prefix
+    /// that was lowered, replaced by where that was written.
     pub fn source(&self, path: &FieldPath) -> FieldPath {
-        let best = self
-            .0
-            .iter()
-            .filter_map(|(lowered, source)| path.strip_prefix(lowered).map(|rest| (lowered, source, rest)))
-            .max_by_key(|(lowered, _, _)| lowered.segments().len());
-        match best {
-            Some((_, source, rest)) => source.join(&rest),
-            None => path.clone(),
+        for n in (1..=path.segments().len()).rev() {
+            let prefix = path.prefix(n);
+            if let Some(source) = self.0.get(&prefix) {
+                let rest = path.strip_prefix(&prefix).unwrap_or_default();
+                return source.join(&rest);
+            }
         }
+        path.clone()
     }
 }
 
@@ -57,6 +62,8 @@ pub(crate) fn lower(config: &Config) -> (Config, Origins, Vec<FieldError>) {
         errors: Vec::new(),
         attach: BTreeMap::new(),
         ports: BTreeMap::new(),
+        budget: MAX_LOWERED_ITEMS,
+        budget_spent: false,
     };
     l.user_binds();
     l.gateways(config);
@@ -94,6 +101,15 @@ struct Lowering<'a> {
     attach: BTreeMap<String, Vec<Slot>>,
     /// Ports taken so far → who took them (for the message).
     ports: BTreeMap<u16, String>,
+    /// Routes and targets that may still be added (see [`MAX_LOWERED_ITEMS`]).
+    budget: usize,
+    /// The budget ran out (reported once).
+    budget_spent: bool,
+}
+
+/// What a copy of `route` costs against the budget: the route and its inline targets.
+fn cost(route: &Route) -> usize {
+    1 + route.backends.iter().filter_map(|b| b.mcp.as_ref()).map(|m| m.targets.len()).sum::<usize>()
 }
 
 fn bind_path(b: usize) -> FieldPath {
@@ -104,9 +120,27 @@ fn listener_path(b: usize, l: usize) -> FieldPath {
     bind_path(b).key("listeners").index(l)
 }
 
-impl Lowering<'_> {
+impl<'a> Lowering<'a> {
     fn err(&mut self, at: FieldPath, message: impl Into<String>) {
         self.errors.push(FieldError::new(at, message));
+    }
+
+    /// Spends `units` of the budget for a copy made at `at`; false (and one error) when spent.
+    fn spend(&mut self, at: &FieldPath, units: usize) -> bool {
+        if units > self.budget {
+            if self.budget_spent {
+                return false;
+            }
+            self.budget_spent = true;
+            let message = format!(
+                "the config grows past {MAX_LOWERED_ITEMS} routes and MCP targets once routes are attached \
+                 to their gateways and named backends written in place"
+            );
+            self.err(at.clone(), message);
+            return false;
+        }
+        self.budget -= units;
+        true
     }
 
     /// Takes `port` for `who`; a port already taken is an error at `at`. Port 0 (any free port)
@@ -198,6 +232,7 @@ impl Lowering<'_> {
     /// The HTTP listeners `refs` (written at `at`) stand for, each once, in order.
     fn resolve_refs(&mut self, at: &FieldPath, refs: &GatewayRefs) -> Vec<Slot> {
         let mut out: Vec<Slot> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (i, reference) in refs.as_slice().iter().enumerate() {
             let at = match refs {
                 GatewayRefs::One(_) => at.clone(),
@@ -217,11 +252,7 @@ impl Lowering<'_> {
             if http.is_empty() && !slots.is_empty() {
                 self.err(at, format!("gateway `{reference}` has no HTTP listeners"));
             }
-            for s in http {
-                if !out.iter().any(|o| (o.bind, o.listener) == (s.bind, s.listener)) {
-                    out.push(s);
-                }
-            }
+            out.extend(http.into_iter().filter(|s| seen.insert((s.bind, s.listener))));
         }
         out
     }
@@ -264,6 +295,9 @@ impl Lowering<'_> {
         };
         for slot in self.resolve_refs(&source.key("gateways"), &refs) {
             let mut lowered = route.route();
+            if !self.spend(&source, cost(&lowered)) {
+                return;
+            }
             let at = self.next_route(slot);
             self.origins.add(at.clone(), source.clone());
             self.route_backends(&at, &source, &mut lowered);
@@ -282,6 +316,9 @@ impl Lowering<'_> {
         match refs {
             Some(refs) => {
                 for slot in self.resolve_refs(&at.key("gateways"), &refs) {
+                    if !self.spend(&at, 1 + m.targets.len()) {
+                        return;
+                    }
                     let route = self.mcp_route(m, shared_port_matches());
                     let at = self.next_route(slot);
                     self.mcp_origins(&at);
@@ -352,6 +389,9 @@ impl Lowering<'_> {
                 b.host = Some(host.clone());
                 self.origins.add(at.key("host"), named_at.key("host"));
             } else if let Some(mcp) = &named.mcp {
+                if !self.spend(&source, mcp.targets.len()) {
+                    continue;
+                }
                 let mut mcp = mcp.clone();
                 self.target_refs(&named_at.key("mcp"), &mut mcp);
                 b.mcp = Some(mcp);
@@ -387,7 +427,7 @@ impl Lowering<'_> {
     }
 
     /// The named backend `reference` (`name` or `/name`) points at.
-    fn named(&mut self, at: &FieldPath, reference: &str) -> Option<(usize, &NamedBackend)> {
+    fn named(&mut self, at: &FieldPath, reference: &str) -> Option<(usize, &'a NamedBackend)> {
         let name = backend_ref_name(reference);
         if name.is_empty() {
             return None; // reported by validation

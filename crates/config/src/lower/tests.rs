@@ -429,3 +429,23 @@ fn lowered_paths_lead_back_to_the_file() {
         "config.yaml:2:3: gateways.default: x"
     );
 }
+
+#[test]
+fn a_small_file_cannot_lower_into_a_huge_config() {
+    let mut text = String::from("gateways:\n  g:\n    port: 1\n    listeners:\n");
+    text.push_str(&"    - {}\n".repeat(1000));
+    text.push_str("routes:\n");
+    text.push_str(&"- gateways: g\n  backends: [{host: 'h:1'}]\n".repeat(201));
+    let all = errors(&text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all[0].contains("routes[200]: the config grows past 200000 routes and MCP targets"), "{}", all[0]);
+    // Referencing a large named backend many times counts its targets each time.
+    let targets: String = (0..2000).map(|i| format!("    - {{name: t{i}, stdio: {{cmd: x}}}}\n")).collect();
+    let refs = "    - backends: [{backend: big}]\n".repeat(101);
+    let text = format!(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n{refs}backends:\n- name: big\n  mcp:\n    targets:\n{targets}"
+    );
+    let all = errors(&text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all[0].contains("routes[100].backends[0]: the config grows past"), "{}", all[0]);
+}
