@@ -302,6 +302,14 @@ fn gateway_shapes_are_checked_as_written() {
     let cases: Vec<(&str, &str)> = vec![
         ("gateways:\n  g: {}\n", "config.yaml:2:3: gateways.g.port: required: the port this gateway listens on"),
         (
+            "mcp:\n  gateways: {a: 1}\n  targets: []\n",
+            "config.yaml:2:3: mcp.gateways: wrong type: found map, expected a gateway (`<gateway>` or `<gateway>/<listener>`) or a list of them",
+        ),
+        (
+            "mcp:\n  gateways: [a, 5]\n  targets: []\n",
+            "config.yaml:2:17: mcp.gateways[1]: wrong type: found integer `5`, expected a string",
+        ),
+        (
             "gateways:\n  g:\n    port: 1\n    cors: {allowOrigins: ['*']}\n    listeners:\n    - name: a\n",
             "config.yaml:2:3: gateways.g: with `listeners`, only `port` may be set on the gateway itself: move `protocol`, `tls` and policies onto its listeners",
         ),

@@ -166,13 +166,36 @@ impl GatewayProtocol {
 
 /// Which gateways something attaches to: `<gateway>` (all its listeners) or
 /// `<gateway>/<listener>`, one or a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum GatewayRefs {
     /// One reference.
     One(String),
     /// Several references.
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for GatewayRefs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Refs;
+        impl<'de> serde::de::Visitor<'de> for Refs {
+            type Value = GatewayRefs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a gateway (`<gateway>` or `<gateway>/<listener>`) or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<GatewayRefs, E> {
+                Ok(GatewayRefs::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<GatewayRefs, A::Error> {
+                let mut refs = Vec::new();
+                while let Some(r) = seq.next_element::<String>()? {
+                    refs.push(r);
+                }
+                Ok(GatewayRefs::Many(refs))
+            }
+        }
+        d.deserialize_any(Refs)
+    }
 }
 
 impl GatewayRefs {
