@@ -51,6 +51,25 @@ fn committed_schema_is_current() {
     assert_eq!(schema["title"], "Config");
 }
 
+/// Our configs in agentgateway's front-door shapes (`mcp:`, `gateways`/`routes`, named
+/// `backends`): every one is valid, checked from its own folder as a user would.
+#[test]
+fn front_door_examples_are_valid() {
+    let dir = repo().join("examples/front-door");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 9, "{files:?}");
+    for f in &files {
+        let out = Command::new(BIN).args(["-f", f, "--validate-only"]).current_dir(&dir).output().unwrap();
+        assert!(out.status.success(), "{f}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("{f}: configuration is valid")));
+    }
+}
+
 #[test]
 fn validate_only_accepts_the_example_and_reports_errors_with_positions() {
     let out = Command::new(BIN)

@@ -5,14 +5,14 @@ use std::fmt;
 use crate::source::Pos;
 
 /// One step of a field path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Segment {
     Key(String),
     Index(usize),
 }
 
 /// A path into the config document such as `binds[0].listeners[1].routes[0].policies.cors`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct FieldPath(Vec<Segment>);
 
 impl FieldPath {
@@ -44,6 +44,17 @@ impl FieldPath {
 
     pub fn segments(&self) -> &[Segment] {
         &self.0
+    }
+
+    /// The first `n` segments.
+    #[must_use]
+    pub fn prefix(&self, n: usize) -> FieldPath {
+        FieldPath(self.0[..n.min(self.0.len())].to_vec())
+    }
+
+    /// The rest of `self` after `prefix`, when `self` starts with it.
+    pub fn strip_prefix(&self, prefix: &FieldPath) -> Option<FieldPath> {
+        self.0.starts_with(&prefix.0).then(|| FieldPath(self.0[prefix.0.len()..].to_vec()))
     }
 
     pub(crate) fn from_serde(path: &serde_path_to_error::Path) -> FieldPath {

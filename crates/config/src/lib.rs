@@ -1,11 +1,13 @@
 //! The user-facing config model: agentgateway's standalone YAML, read with positions so that
 //! every error names file, line, column and field path.
 //!
-//! Loading is `text → Source (positions) → serde_json::Value → model::Config → validate`.
+//! Loading is `text → Source (positions) → serde_json::Value → model::Config → validate →
+//! lower` (agentgateway's `mcp:`, `gateways`/`routes` and named `backends` become `binds`).
 //! The gateway turns a [`Loaded`] config into runtime types in its own resolve step and reports
 //! its errors through [`Loaded::error`], so they are located the same way.
 
 pub mod error;
+mod lower;
 pub mod model;
 pub mod redact;
 pub mod source;
@@ -14,6 +16,7 @@ mod validate;
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, FieldError, FieldPath};
+pub use lower::Origins;
 pub use model::Config;
 use source::{Pos, Source};
 
@@ -21,23 +24,33 @@ use source::{Pos, Source};
 pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
 
 /// A parsed and statically validated config, with its source kept for locating errors.
+///
+/// `config` is the lowered form: agentgateway's `gateways`, `routes`, named `backends` and
+/// `mcp:` shorthand are turned into `binds` (see `lower.rs`), so the gateway runs one shape.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
     /// The name errors use: the path given on the command line, or `<inline>`.
     pub file: String,
     source: Source,
+    /// Where each lowered piece of `config` was written.
+    origins: Origins,
 }
 
 impl Loaded {
-    /// Locates a problem found after loading (e.g. a CEL rule that does not compile).
+    /// Locates a problem found after loading (e.g. a CEL rule that does not compile) at a path
+    /// of the lowered `config`: the message names the place in the file as written.
     pub fn error(&self, e: FieldError) -> ConfigError {
-        ConfigError::at(&self.file, self.source.locate(&e.path), Some(e.path), e.message)
+        let path = self.origins.source(&e.path);
+        ConfigError::at(&self.file, self.source.locate(&path), Some(path), e.message)
     }
 
-    /// Locates several problems at once.
+    /// Locates several problems at once. A piece used in several places (a route attached to
+    /// two gateways, a named backend referenced twice) is reported once.
     pub fn errors(&self, errs: Vec<FieldError>) -> ConfigErrors {
-        ConfigErrors(errs.into_iter().map(|e| self.error(e)).collect())
+        let mut seen = std::collections::HashSet::new();
+        let located = errs.into_iter().map(|e| self.error(e));
+        ConfigErrors(located.filter(|e| seen.insert(e.to_string())).collect())
     }
 }
 
@@ -72,9 +85,15 @@ pub fn load_str(file: &str, text: &str) -> Result<Loaded, ConfigErrors> {
         let message = explain_serde(&e.inner().to_string());
         one(source.locate(&path), Some(path), message)
     })?;
-    let loaded = Loaded { config, file: file.to_string(), source };
-    let problems = validate::validate(&loaded.config);
-    if problems.is_empty() { Ok(loaded) } else { Err(loaded.errors(problems)) }
+    // Both checks see the config as written, so their paths need no translation.
+    let mut problems = validate::validate(&config);
+    let (lowered, origins, wiring) = lower::lower(&config);
+    problems.extend(wiring);
+    if !problems.is_empty() {
+        let as_written = Loaded { config, file: file.to_string(), source, origins: Origins::default() };
+        return Err(as_written.errors(problems));
+    }
+    Ok(Loaded { config: lowered, file: file.to_string(), source, origins })
 }
 
 /// Loads any other YAML document (e.g. a `policy test` file) with the same positioned errors.

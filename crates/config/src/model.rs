@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod common;
 pub mod frontend;
+pub mod gateway;
 pub mod listener;
 pub mod policy;
 pub mod settings;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use backend::*;
 pub use common::*;
 pub use frontend::*;
+pub use gateway::*;
 pub use listener::*;
 pub use policy::*;
 pub use settings::*;
@@ -30,12 +32,12 @@ pub struct Config {
     #[serde(default)]
     pub binds: Vec<Bind>,
 
-    /// agentgateway's newer gateway-centric layout. Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateways: Option<Unsupported>,
-    /// Routes attached to `gateways`. Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub routes: Option<Unsupported>,
+    /// Named gateways: a port each, with listeners that `routes` and `mcp` attach to.
+    #[serde(default, skip_serializing_if = "Gateways::is_empty")]
+    pub gateways: Gateways,
+    /// HTTP routes attached to `gateways` (by default to the gateway named `default`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<AttachedRoute>,
     /// TCP routes. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_routes: Option<Unsupported>,
@@ -51,18 +53,19 @@ pub struct Config {
     /// Service discovery (testing). Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<Unsupported>,
-    /// Named, reusable backends. Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backends: Option<Unsupported>,
+    /// Named, reusable backends, referenced by `backend: <name>` (or `/<name>`) from route
+    /// backends and MCP targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<NamedBackend>,
     /// Route groups. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_groups: Option<Unsupported>,
     /// Simplified LLM mode. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<Unsupported>,
-    /// Simplified MCP mode. Not supported yet: write a `binds` entry with an `mcp` backend.
+    /// The MCP shorthand: one MCP endpoint on its own port (default 3000) or on `gateways`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mcp: Option<Unsupported>,
+    pub mcp: Option<SimpleMcp>,
     /// UI attachment. Not supported yet (the admin UI is served on `config.adminAddr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui: Option<Unsupported>,
@@ -72,16 +75,12 @@ impl Config {
     /// The agentgateway top-level fields this gateway recognises but does not implement.
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
         common::present([
-            ("gateways", &self.gateways),
-            ("routes", &self.routes),
             ("tcpRoutes", &self.tcp_routes),
             ("policies", &self.policies),
             ("workloads", &self.workloads),
             ("services", &self.services),
-            ("backends", &self.backends),
             ("routeGroups", &self.route_groups),
             ("llm", &self.llm),
-            ("mcp", &self.mcp),
             ("ui", &self.ui),
         ])
     }

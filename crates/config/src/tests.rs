@@ -84,7 +84,7 @@ fn malformed_configs_name_file_line_column_and_path() {
         // 11. a backend with no kind
         (
             "binds:\n- port: 3000\n  listeners:\n  - routes:\n    - backends:\n      - weight: 1\n",
-            "config.yaml:6:9: binds[0].listeners[0].routes[0].backends[0]: a backend needs one of `host` or `mcp`",
+            "config.yaml:6:9: binds[0].listeners[0].routes[0].backends[0]: a backend needs one of `host`, `mcp` or `backend`",
         ),
         // 12. a target with two transports
         (
@@ -137,7 +137,7 @@ fn agentgateway_features_not_implemented_are_rejected_not_ignored() {
     let text =
         MINIMAL.replace("    - backends:", "    - policies:\n        retry:\n          codes: [503]\n      backends:");
     assert_eq!(error(&text), "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.retry: not supported yet");
-    assert_eq!(error("gateways:\n  default:\n    port: 3000\n"), "config.yaml:1:1: gateways: not supported yet");
+    assert_eq!(error("tcpRoutes: []\n"), "config.yaml:1:1: tcpRoutes: not supported yet");
     let sampled =
         format!("{MINIMAL}config:\n  tracing:\n    otlpEndpoint: http://c:4317\n    randomSampling: 'true'\n");
     assert_eq!(error(&sampled), "config.yaml:14:5: config.tracing.randomSampling: not supported yet");

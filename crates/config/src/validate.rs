@@ -4,6 +4,8 @@
 //! The list of "not supported yet" features lives here, in one place, so that it shrinks as
 //! features land and nothing agentgateway accepts is ever silently ignored.
 
+mod front;
+
 use std::collections::HashSet;
 
 use crate::error::{FieldError, FieldPath};
@@ -52,6 +54,7 @@ impl Validator {
             }
             self.bind(&at, bind);
         }
+        self.front_door(c);
     }
 
     fn frontend(&mut self, at: &FieldPath, f: &FrontendPolicies) {
@@ -363,11 +366,15 @@ impl Validator {
         self.unsupported(at, b.unsupported());
         let kinds = usize::from(b.host.is_some())
             + usize::from(b.mcp.is_some())
+            + usize::from(b.backend.is_some())
             + b.unsupported().filter(|(n, _)| *n != "policies").count();
         if kinds == 0 {
-            self.err(at.clone(), "a backend needs one of `host` or `mcp`");
+            self.err(at.clone(), "a backend needs one of `host`, `mcp` or `backend`");
         } else if kinds > 1 {
-            self.err(at.clone(), "a backend has exactly one of `host`, `mcp`, …; found several");
+            self.err(at.clone(), "a backend has exactly one of `host`, `mcp`, `backend`, …; found several");
+        }
+        if let Some(r) = &b.backend {
+            self.backend_ref(&at.key("backend"), r);
         }
         if let Some(host) = &b.host
             && let Err(msg) = check_host_port(host)
@@ -409,11 +416,12 @@ impl Validator {
         } else if kinds > 1 {
             self.err(at.clone(), "a target has exactly one of `mcp`, `sse`, `stdio`; found several");
         }
-        if let Some(h) = &t.mcp {
-            self.mcp_host(&at.key("mcp"), h);
-        }
-        if let Some(h) = &t.sse {
-            self.mcp_host(&at.key("sse"), h);
+        for (kind, host) in [("mcp", &t.mcp), ("sse", &t.sse)] {
+            let Some(h) = host else { continue };
+            self.mcp_host(&at.key(kind), h);
+            if h.backend.is_some() && t.policies.is_some() {
+                self.err(at.key("policies"), "a target that names a `backend` cannot have `policies` of its own");
+            }
         }
         if let Some(s) = &t.stdio
             && s.cmd.trim().is_empty()
@@ -424,7 +432,15 @@ impl Validator {
 
     fn mcp_host(&mut self, at: &FieldPath, h: &McpHost) {
         if let Some(b) = &h.backend {
-            self.unsupported(at, std::iter::once(("backend", b)));
+            self.backend_ref(&at.key("backend"), b);
+            if h.host.is_some() || h.port.is_some() {
+                self.err(at.clone(), "use either `backend` (with `path`) or `host`, not both");
+            }
+            match &h.path {
+                None => self.err(at.clone(), "`backend` needs `path` too: the MCP endpoint's path, e.g. `/mcp`"),
+                Some(p) if !p.starts_with('/') => self.err(at.key("path"), "a path must start with `/`"),
+                Some(_) => {}
+            }
             return;
         }
         let Some(host) = &h.host else {

@@ -269,6 +269,16 @@ mod tests {
     }
 
     #[test]
+    fn errors_in_lowered_shapes_point_into_the_file() {
+        let text = "gateways:\n  default:\n    port: 0\nroutes:\n- matches:\n  - path:\n      regex: '(unclosed'\n  backends:\n  - host: localhost:1\nmcp:\n  policies:\n    mcpAuthorization:\n      rules:\n      - 'mcp.tool.name =='\n  targets:\n  - name: a\n    stdio: {cmd: x}\n";
+        let loaded = agw_config::load_str("c.yaml", text).unwrap();
+        let err = resolve(&loaded).unwrap_err().0;
+        let shown: Vec<String> =
+            err.iter().map(|e| format!("{}:{}: {}", e.line, e.col, e.path.as_ref().unwrap())).collect();
+        assert_eq!(shown, ["7:7: routes[0].matches[0].path.regex", "14:9: mcp.policies.mcpAuthorization.rules[0]"]);
+    }
+
+    #[test]
     fn regex_errors_are_located() {
         let text = "binds:\n- port: 0\n  listeners:\n  - routes:\n    - matches:\n      - path:\n          regex: '(unclosed'\n      backends:\n      - host: localhost:1\n";
         let loaded = agw_config::load_str("c.yaml", text).unwrap();

@@ -369,7 +369,7 @@ impl Relay {
         let result = if parts.method == Method::GET && path.ends_with("/sse") {
             self.legacy_open(&backend, &parts, &opts).await
         } else if parts.method == Method::POST
-            && path.ends_with("/message")
+            && (path.ends_with("/sse") || path.ends_with("/message"))
             && parts.uri.query().is_some_and(|q| q.contains("sessionId="))
         {
             self.legacy_post(&backend, &parts, body, &opts).await

@@ -278,7 +278,7 @@ async fn legacy_sse_clients_are_served() {
     let _ = stream_client;
     let (event, endpoint) = rx.recv().await.unwrap();
     assert_eq!(event.as_deref(), Some("endpoint"));
-    assert!(endpoint.starts_with("/message?sessionId="), "{endpoint}");
+    assert!(endpoint.starts_with("/sse?sessionId="), "{endpoint}");
     let poster = McpClient::new(gw.url(&endpoint));
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "legacy", "version": "1"}}});
     assert_eq!(poster.post(&init).await.unwrap().status, StatusCode::ACCEPTED);
@@ -290,8 +290,12 @@ async fn legacy_sse_clients_are_served() {
     let (_, data) = rx.recv().await.unwrap();
     let answer: Value = serde_json::from_str(&data).unwrap();
     assert_eq!(first_text(&answer), Some("Echo: legacy"));
-    let unknown = McpClient::new(gw.url("/message?sessionId=nope"));
+    let unknown = McpClient::new(gw.url("/sse?sessionId=nope"));
     assert_eq!(unknown.post(&init).await.unwrap().status, StatusCode::NOT_FOUND);
+    // The older `…/message` endpoint still takes messages.
+    let older = McpClient::new(gw.url(&endpoint.replace("/sse?", "/message?")));
+    let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+    assert_eq!(older.post(&ping).await.unwrap().status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

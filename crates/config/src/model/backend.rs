@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Secret, Unsupported};
 
-/// Where a route sends requests. Exactly one of `host` and `mcp` is set.
+/// Where a route sends requests. Exactly one of `host`, `mcp` and `backend` is set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RouteBackend {
@@ -27,9 +27,9 @@ pub struct RouteBackend {
     /// A Kubernetes-style service. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Unsupported>,
-    /// A reference to a named backend. Not supported yet.
+    /// A named backend from the top-level `backends`: `<name>` or `/<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<Unsupported>,
+    pub backend: Option<String>,
     /// An LLM backend. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai: Option<Unsupported>,
@@ -51,7 +51,6 @@ impl RouteBackend {
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
         super::common::present([
             ("service", &self.service),
-            ("backend", &self.backend),
             ("ai", &self.ai),
             ("aws", &self.aws),
             ("dynamic", &self.dynamic),
@@ -158,17 +157,19 @@ pub struct McpTarget {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct McpHost {
     /// Full URL (`http://localhost:3001/mcp`), or a host name when `port` and `path` are set.
+    /// Leave it out with `backend`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// Port, with `host` and `path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// Path, with `host` and `port`.
+    /// Path, with `host` and `port`, or with `backend`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// A reference to a named backend. Not supported yet.
+    /// A named `host` backend from the top-level `backends` (`<name>` or `/<name>`), reached
+    /// at `path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<Unsupported>,
+    pub backend: Option<String>,
 }
 
 /// A local MCP server process.

@@ -1,5 +1,5 @@
 //! The legacy HTTP+SSE client transport (protocol 2024-11-05): `GET …/sse` opens a stream
-//! whose first event names where to `POST` messages (`…/message?sessionId=…`); every answer
+//! whose first event names where to `POST` messages (`…/sse?sessionId=…`); every answer
 //! arrives on the stream. The stream is bound to this gateway, so the session lives here.
 
 use bytes::Bytes;
@@ -38,8 +38,10 @@ impl Relay {
                 backend.has_stdio(),
             )
             .map_err(|e| self.refusal(e, None))?;
-        let base = parts.uri.path().strip_suffix("/sse").unwrap_or("");
-        let endpoint = format!("event: endpoint\ndata: {base}/message?sessionId={key}\n\n");
+        // Messages are posted back to the stream's own path, as agentgateway does: a route
+        // that matched `GET …/sse` (the `mcp:` shorthand on a gateway matches only `/mcp`,
+        // `/sse` and `/.well-known`) matches the `POST` too. `…/message` is accepted as well.
+        let endpoint = format!("event: endpoint\ndata: {}?sessionId={key}\n\n", parts.uri.path());
         tx.send(Bytes::from(endpoint)).await.map_err(|_| RelayError::BodyRead)?;
         // The stream also carries what stateful upstreams send on their own.
         let (relay, backend, opts) = (self.clone(), backend.clone(), opts.clone());
