@@ -226,4 +226,5 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
     assert!(error(&pings).contains("without `http2KeepaliveInterval`"));
 }
 
+mod settings;
 mod vars;
