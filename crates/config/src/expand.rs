@@ -103,22 +103,22 @@ fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// `message` with what came from variables put back as written: the expanded `texts` become
-/// their `originals`, and any value still in it (quoted differently, or part of a longer
-/// text) becomes `<redacted>`. Values shorter than four characters are left alone: they
-/// cannot hide much, and replacing them would garble the message. One pass, longest match
-/// first, so that nothing put in is replaced again.
+/// `message` with what came from variables put back as written: an expanded text becomes the
+/// text as written (`$NAME`), and any value still in it (quoted differently, or part of a
+/// longer text) becomes `<redacted>`. Texts and values shorter than four characters are left
+/// alone: they cannot hide much, and replacing every `1` or `on` would garble the message.
+/// One pass, longest match first, so that nothing put in is replaced again.
 pub(crate) fn redact_message(message: &str, expansions: &[(&str, &Expanded)]) -> String {
     let mut swaps: Vec<(String, &str)> = Vec::new();
     for (original, e) in expansions {
         swaps.push((e.text.clone(), original));
         swaps.push((escaped(&e.text), original));
-        for v in e.values.iter().filter(|v| v.chars().count() >= 4) {
+        for v in &e.values {
             swaps.push((v.clone(), crate::redact::REDACTED));
             swaps.push((escaped(v), crate::redact::REDACTED));
         }
     }
-    swaps.retain(|(from, _)| !from.is_empty());
+    swaps.retain(|(from, _)| from.chars().count() >= 4);
     swaps.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -228,5 +228,11 @@ mod tests {
         let msg = format!("wrong type: found string {:?}; the key `s3cr3t-value` is bad", e.text);
         let shown = redact_message(&msg, &[("Bearer $KEY", &e)]);
         assert_eq!(shown, "wrong type: found string \"Bearer $KEY\"; the key `<redacted>` is bad");
+        // Short values are left alone rather than replaced inside other words and numbers.
+        let short = Expanded { text: "0".into(), values: vec!["0".into()] };
+        assert_eq!(redact_message("between 1 and 1024", &[("$W", &short)]), "between 1 and 1024");
+        // Escaped the way serde quotes strings.
+        let quoted = Expanded { text: "a\"b\\c".into(), values: vec!["a\"b\\c".into()] };
+        assert_eq!(redact_message(r#"found string "a\"b\\c""#, &[("$Q", &quoted)]), r#"found string "$Q""#);
     }
 }

@@ -313,19 +313,22 @@ impl Builder<'_> {
             Ok(None) => (text, None),
             Ok(Some(expanded)) => (expanded.text.clone(), Some(Expansion { written: text, expanded })),
             Err(unset) => {
-                let path = self.path_here();
+                // The path is worked out only for reported variables: a document with a
+                // million unset references must not build a million paths.
+                let mut path = None;
                 let mut from = None;
                 for u in unset {
                     self.unset_total += 1;
                     if self.unset.len() >= MAX_UNSET_REPORTED {
                         continue;
                     }
+                    let path = path.get_or_insert_with(|| self.path_here()).clone();
                     let pos = self.reference_pos(mark, text.len(), &u.reference, &mut from);
                     let message = format!(
                         "environment variable `{}` is not set (referenced as `{}`; write `${{{}:-default}}` for a default, or `$$` for a literal `$`)",
                         u.name, u.reference, u.name
                     );
-                    self.unset.push(SyntaxError { pos, path: Some(path.clone()), message });
+                    self.unset.push(SyntaxError { pos, path: Some(path), message });
                 }
                 (text, None)
             }

@@ -126,10 +126,10 @@ fn later_errors_point_into_the_file_as_written() {
         "{errors:#?}"
     );
     // A validation error after an expansion.
-    let text = JWKS_ROUTE.replace("- name: mcp", "- name: ${EMPTY}A_B");
+    let text = JWKS_ROUTE.replace("- name: mcp", "- name: ${EMPTY}MY_TOOL");
     let errors = load(&text).unwrap_err();
     assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert!(errors[0].starts_with("config.yaml:14:13: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].name: target name `${EMPTY}A_B` contains"), "{errors:#?}");
+    assert!(errors[0].starts_with("config.yaml:14:13: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].name: target name `${EMPTY}MY_TOOL` contains"), "{errors:#?}");
 }
 
 #[test]
@@ -209,4 +209,13 @@ fn a_value_cannot_change_the_document() {
     };
     let loaded = load_str_with("config.yaml", &api_key_config("$ODD"), &odd).unwrap();
     assert_eq!(the_key(&loaded), "*ref # not a comment");
+}
+
+#[test]
+fn many_unset_variables_are_summed_up() {
+    let text: String = (0..100_000).map(|i| format!("k{i}: $UNSET_{i}\n")).collect();
+    let errors = load(&text).unwrap_err();
+    assert_eq!(errors.len(), 20);
+    assert!(errors[0].starts_with("config.yaml:1:5: k0: environment variable `UNSET_0` is not set"), "{}", errors[0]);
+    assert!(errors[19].ends_with("(99980 more unset variables not shown)"), "{}", errors[19]);
 }
