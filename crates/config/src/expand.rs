@@ -41,8 +41,18 @@ pub(crate) struct Unset {
     pub(crate) reference: String,
 }
 
-/// Expands `text`. `Ok(None)`: nothing to expand (no `$`), the text stays as it is.
-pub(crate) fn expand(text: &str, lookup: Lookup<'_>) -> Result<Option<Expanded>, Vec<Unset>> {
+/// Why a text could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Variables that are not set, in order.
+    Unset(Vec<Unset>),
+    /// The result would be longer than the limit given.
+    TooLong,
+}
+
+/// Expands `text`, giving up once the result is longer than `limit` bytes. `Ok(None)`:
+/// nothing to expand (no `$`), the text stays as it is.
+pub(crate) fn expand(text: &str, lookup: Lookup<'_>, limit: usize) -> Result<Option<Expanded>, Failure> {
     if !text.contains('$') {
         return Ok(None);
     }
@@ -87,6 +97,9 @@ pub(crate) fn expand(text: &str, lookup: Lookup<'_>) -> Result<Option<Expanded>,
         };
         match (lookup(name), default) {
             (Some(value), _) => {
+                if out.len().saturating_add(value.len()) > limit {
+                    return Err(Failure::TooLong);
+                }
                 out.push_str(&value);
                 values.push(value);
             }
@@ -96,7 +109,7 @@ pub(crate) fn expand(text: &str, lookup: Lookup<'_>) -> Result<Option<Expanded>,
         rest = next;
     }
     out.push_str(rest);
-    if unset.is_empty() { Ok(Some(Expanded { text: out, values })) } else { Err(unset) }
+    if unset.is_empty() { Ok(Some(Expanded { text: out, values })) } else { Err(Failure::Unset(unset)) }
 }
 
 fn is_name_char(c: char) -> bool {
@@ -164,7 +177,7 @@ mod tests {
     }
 
     fn ok(text: &str) -> String {
-        match expand(text, &vars) {
+        match expand(text, &vars, usize::MAX) {
             Ok(Some(e)) => e.text,
             Ok(None) => text.to_string(),
             Err(u) => panic!("{text}: unset {u:?}"),
@@ -172,7 +185,10 @@ mod tests {
     }
 
     fn unset(text: &str) -> Vec<(String, String)> {
-        expand(text, &vars).unwrap_err().into_iter().map(|u| (u.name, u.reference)).collect()
+        match expand(text, &vars, usize::MAX) {
+            Err(Failure::Unset(u)) => u.into_iter().map(|u| (u.name, u.reference)).collect(),
+            other => panic!("{text}: {other:?}"),
+        }
     }
 
     #[test]
@@ -200,7 +216,8 @@ mod tests {
         assert_eq!(ok("$-x $. $/"), "$-x $. $/");
         assert_eq!(ok("${HOST"), "${HOST");
         assert_eq!(ok("${$HOST"), "${example.com");
-        assert_eq!(expand("plain", &vars), Ok(None));
+        assert_eq!(expand("plain", &vars, usize::MAX), Ok(None));
+        assert_eq!(expand("$HOST$HOST", &vars, 15), Err(Failure::TooLong));
     }
 
     #[test]
@@ -224,7 +241,7 @@ mod tests {
 
     #[test]
     fn messages_show_what_was_written_not_the_value() {
-        let e = expand("Bearer $KEY", &vars).unwrap().unwrap();
+        let e = expand("Bearer $KEY", &vars, usize::MAX).unwrap().unwrap();
         let msg = format!("wrong type: found string {:?}; the key `s3cr3t-value` is bad", e.text);
         let shown = redact_message(&msg, &[("Bearer $KEY", &e)]);
         assert_eq!(shown, "wrong type: found string \"Bearer $KEY\"; the key `<redacted>` is bad");

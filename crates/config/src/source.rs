@@ -26,6 +26,9 @@ const MAX_NODES: usize = 1_000_000;
 const MAX_DEPTH: usize = 128;
 /// Unset variables reported at once; more are summed up in the last message.
 const MAX_UNSET_REPORTED: usize = 20;
+/// Most bytes of scalars with variables, after expansion, all together: a short file
+/// repeating a reference to a long value must not grow without bound.
+const MAX_EXPANDED_BYTES: usize = 64 * 1024 * 1024;
 
 /// A 1-based line and column in the source text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +115,7 @@ impl Source {
             error: None,
             unset: Vec::new(),
             unset_total: 0,
+            expanded_bytes: 0,
         };
         let mut parser = Parser::new_from_str(text);
         if let Err(e) = parser.load(&mut builder, false) {
@@ -295,6 +299,7 @@ struct Builder<'a> {
     error: Option<SyntaxError>,
     unset: Vec<SyntaxError>,
     unset_total: usize,
+    expanded_bytes: usize,
 }
 
 impl Builder<'_> {
@@ -309,10 +314,18 @@ impl Builder<'_> {
     /// finds the others).
     fn expand(&mut self, text: String, mark: Marker) -> (String, Option<Expansion>) {
         let Some(vars) = self.vars else { return (text, None) };
-        match expand::expand(&text, vars) {
+        let room = MAX_EXPANDED_BYTES.saturating_sub(self.expanded_bytes);
+        match expand::expand(&text, vars, room) {
             Ok(None) => (text, None),
-            Ok(Some(expanded)) => (expanded.text.clone(), Some(Expansion { written: text, expanded })),
-            Err(unset) => {
+            Ok(Some(expanded)) => {
+                self.expanded_bytes = self.expanded_bytes.saturating_add(expanded.text.len());
+                (expanded.text.clone(), Some(Expansion { written: text, expanded }))
+            }
+            Err(expand::Failure::TooLong) => {
+                self.fail(Pos::from(mark), "document too large (variables expand to more than 64 MiB)");
+                (text, None)
+            }
+            Err(expand::Failure::Unset(unset)) => {
                 // The path is worked out only for reported variables: a document with a
                 // million unset references must not build a million paths.
                 let mut path = None;

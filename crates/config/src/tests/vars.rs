@@ -219,3 +219,15 @@ fn many_unset_variables_are_summed_up() {
     assert!(errors[0].starts_with("config.yaml:1:5: k0: environment variable `UNSET_0` is not set"), "{}", errors[0]);
     assert!(errors[19].ends_with("(99980 more unset variables not shown)"), "{}", errors[19]);
 }
+
+#[test]
+fn expansion_cannot_grow_the_document_without_bound() {
+    let big = "x".repeat(1 << 20);
+    let vars = |name: &str| (name == "BIG").then(|| big.clone());
+    let text: String = (0..100).map(|i| format!("k{i}: $BIG\n")).collect();
+    let errors = load_str_with("config.yaml", &text, &vars).unwrap_err();
+    assert!(errors.to_string().contains("variables expand to more than 64 MiB"), "{errors}");
+    let fits: String = (0..10).map(|i| format!("k{i}: $BIG\n")).collect();
+    let errors = load_str_with("config.yaml", &fits, &vars).unwrap_err();
+    assert!(errors.to_string().contains("unknown field `k0`"), "{errors}");
+}
