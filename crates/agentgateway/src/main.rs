@@ -123,6 +123,10 @@ fn main() -> ExitCode {
         }
     };
     if cli.validate_only {
+        if let Err(msg) = log_filter(&loaded) {
+            eprintln!("{msg}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
         for w in &runtime.warnings {
             eprintln!("warning: {w}");
         }
@@ -179,16 +183,27 @@ impl agw_gateway::LogLevel for LogControl {
     }
 }
 
-fn init_logging(loaded: &Loaded) -> Result<Arc<LogControl>, String> {
-    let logging = loaded.config.config.as_ref().and_then(|c| c.logging.clone()).unwrap_or_default();
+/// The log filter: `RUST_LOG` if set, else `config.logging.level` (a list is joined with
+/// commas), else `info`.
+fn log_filter(loaded: &Loaded) -> Result<(String, EnvFilter), String> {
+    let level = loaded.config.config.as_ref().and_then(|c| c.logging.as_ref()).and_then(|l| l.level.as_ref());
     let text = match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => env,
-        _ => logging.level.clone().unwrap_or_else(|| "info".into()),
+        _ => level.map_or_else(|| "info".into(), |l| l.filter()),
     };
     let filter = EnvFilter::try_new(&text).map_err(|e| match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => format!("RUST_LOG: {e}"),
-        _ => format!("{}: config.logging.level: {e}", loaded.file),
+        _ => {
+            let at = agw_config::FieldPath::root().key("config").key("logging").key("level");
+            loaded.error(agw_config::FieldError::new(at, format!("not a log filter: {e}"))).to_string()
+        }
     })?;
+    Ok((text, filter))
+}
+
+fn init_logging(loaded: &Loaded) -> Result<Arc<LogControl>, String> {
+    let logging = loaded.config.config.as_ref().and_then(|c| c.logging.clone()).unwrap_or_default();
+    let (text, filter) = log_filter(loaded)?;
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
     match logging.format.unwrap_or_default() {

@@ -4,7 +4,7 @@ mod support;
 
 use std::process::{Command, Output};
 
-use support::{BIN, Logs, repo, sigterm, start, start_until, tempdir};
+use support::{BIN, Logs, repo, sigterm, start, start_until, start_with_env, tempdir};
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).current_dir(repo()).output().expect("binary runs")
@@ -110,6 +110,52 @@ fn validate_only_accepts_the_example_and_reports_errors_with_positions() {
     let out = run(&["-f", "/no/such/file.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/no/such/file.yaml:1:1: cannot read config file"));
+}
+
+/// `$VAR`s come from the process environment: unset, the config is refused by
+/// `--validate-only` and at start-up, naming the variable where it is written; set, the value
+/// is used and never shown (`/config_dump`, the log).
+#[test]
+fn environment_variables_fill_the_config_and_an_unset_one_stops_start_up() {
+    let dir = tempdir();
+    let path = dir.join("vars.yaml");
+    std::fs::write(
+        &path,
+        "config:\n  adminAddr: 127.0.0.1:0\n  readinessAddr: 'off'\n  statsAddr: 'off'\n  workerThreads: ${AGW_CLI_WORKERS:-1}\n  logging:\n    level: [info, 'agw_mcp=debug']\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - policies:\n        apiKey:\n          keys:\n          - key: $AGW_CLI_API_KEY\n      backends:\n      - host: localhost:1\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let unset = "vars.yaml:15:18: binds[0].listeners[0].routes[0].policies.apiKey.keys[0].key: environment variable `AGW_CLI_API_KEY` is not set";
+    for args in [vec!["-f", file, "--validate-only"], vec!["-f", file]] {
+        let out = Command::new(BIN).args(&args).env_remove("AGW_CLI_API_KEY").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains(unset), "{args:?}: {}", text(&out.stderr));
+    }
+
+    let secret = "cli-key-5d1e0c7b";
+    let out = Command::new(BIN).args(["-f", file, "--validate-only"]).env("AGW_CLI_API_KEY", secret).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (child, logs) = start_with_env(&["-f", file], &[("AGW_CLI_API_KEY", secret)]);
+    let lines = logs.wait_for("Admin UI available at");
+    let admin = lines.iter().find_map(|l| l.split("http://").nth(1)).and_then(|a| a.strip_suffix("/ui/")).unwrap();
+    let dump = http_get(admin, "/config_dump");
+    assert!(dump.starts_with("HTTP/1.1 200"), "{dump}");
+    assert!(dump.contains("<redacted>") && !dump.contains(secret), "{dump}");
+    assert!(dump.contains(r#""agw_mcp=debug""#), "the list form of logging.level: {dump}");
+    sigterm(&child);
+    let mut child = child;
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(logs.lines().iter().all(|l| !l.contains(secret)), "{:#?}", logs.lines());
+}
+
+/// A plain HTTP/1.1 `GET` (the admin server answers loopback clients).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 #[test]

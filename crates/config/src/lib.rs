@@ -1,12 +1,14 @@
 //! The user-facing config model: agentgateway's standalone YAML, read with positions so that
 //! every error names file, line, column and field path.
 //!
-//! Loading is `text → Source (positions) → serde_json::Value → model::Config → validate →
-//! lower` (agentgateway's `mcp:`, `gateways`/`routes` and named `backends` become `binds`).
+//! Loading is `text → Source (positions, $VAR expansion) → serde_json::Value → model::Config →
+//! validate → lower` (agentgateway's `mcp:`, `gateways`/`routes` and named `backends` become
+//! `binds`).
 //! The gateway turns a [`Loaded`] config into runtime types in its own resolve step and reports
 //! its errors through [`Loaded::error`], so they are located the same way.
 
 pub mod error;
+pub mod expand;
 mod lower;
 pub mod model;
 pub mod redact;
@@ -39,10 +41,12 @@ pub struct Loaded {
 
 impl Loaded {
     /// Locates a problem found after loading (e.g. a CEL rule that does not compile) at a path
-    /// of the lowered `config`: the message names the place in the file as written.
+    /// of the lowered `config`: the message names the place in the file as written. A value that
+    /// came from a variable is shown as written (`$VAR`), never as its value.
     pub fn error(&self, e: FieldError) -> ConfigError {
         let path = self.origins.source(&e.path);
-        ConfigError::at(&self.file, self.source.locate(&path), Some(path), e.message)
+        let message = self.source.redact(&path, e.message);
+        ConfigError::at(&self.file, self.source.locate(&path), Some(path), message)
     }
 
     /// Locates several problems at once. A piece used in several places (a route attached to
@@ -67,22 +71,34 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
     load_str(&name, &text)
 }
 
-/// Loads config text; `file` is the name used in error messages.
+/// Loads config text; `file` is the name used in error messages. `$VAR` references are
+/// expanded from the process environment.
 pub fn load_str(file: &str, text: &str) -> Result<Loaded, ConfigErrors> {
+    load_str_with(file, text, &expand::env)
+}
+
+/// Loads config text, expanding `$VAR` references with `vars` instead of the environment.
+pub fn load_str_with(file: &str, text: &str, vars: expand::Lookup<'_>) -> Result<Loaded, ConfigErrors> {
     let one = |pos: Pos, path: Option<FieldPath>, message: String| {
         ConfigErrors(vec![ConfigError::at(file, pos, path, message)])
     };
     if text.len() > MAX_CONFIG_BYTES {
         return Err(one(Pos { line: 1, col: 1 }, None, format!("config is larger than {MAX_CONFIG_BYTES} bytes")));
     }
-    let source = Source::parse(text).map_err(|e| one(e.pos, None, format!("invalid YAML: {}", e.message)))?;
+    let source = Source::parse_expanding(text, vars).map_err(|errors| {
+        let located = errors.into_iter().map(|e| match e.path {
+            None => ConfigError::at(file, e.pos, None, format!("invalid YAML: {}", e.message)),
+            Some(path) => ConfigError::at(file, e.pos, Some(path), e.message),
+        });
+        ConfigErrors(located.collect())
+    })?;
     let mut value = source.to_value();
     if value.is_null() {
         value = serde_json::Value::Object(Default::default());
     }
     let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = FieldPath::from_serde(e.path());
-        let message = explain_serde(&e.inner().to_string());
+        let message = source.redact(&path, explain_serde(&e.inner().to_string()));
         one(source.locate(&path), Some(path), message)
     })?;
     // Both checks see the config as written, so their paths need no translation.

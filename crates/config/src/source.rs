@@ -4,6 +4,11 @@
 //! position of each node, converted to a `serde_json::Value` for deserialisation, and the tree is
 //! kept so that any error that names a field path (from serde or from validation later) can be
 //! pointed at a line and column.
+//!
+//! `$VAR` references are expanded here, in each scalar's text (keys included), when the
+//! document is parsed for a config (see `expand.rs`): nodes keep their positions in the file
+//! as written, and each remembers what it was before, so that errors show `$VAR`, never its
+//! value.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,12 +17,18 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::error::{FieldPath, Segment};
+use crate::expand::{self, Expanded, Lookup};
 
 /// Nodes beyond this count (after alias expansion) make the document invalid: a few anchors
 /// referencing each other can otherwise expand into billions of nodes.
 const MAX_NODES: usize = 1_000_000;
 /// Nesting beyond this depth is refused (deep recursion in conversion and in serde).
 const MAX_DEPTH: usize = 128;
+/// Unset variables reported at once; more are summed up in the last message.
+const MAX_UNSET_REPORTED: usize = 20;
+/// Most bytes of scalars with variables, after expansion, all together: a short file
+/// repeating a reference to a long value must not grow without bound.
+const MAX_EXPANDED_BYTES: usize = 64 * 1024 * 1024;
 
 /// A 1-based line and column in the source text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +43,7 @@ impl From<Marker> for Pos {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Kind {
     Scalar(Value),
     Seq(Vec<Node>),
@@ -40,35 +51,89 @@ enum Kind {
     Map(Vec<(String, Pos, Node)>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Node {
     pos: Pos,
     kind: Kind,
+    /// `$VAR` expansions in this scalar, or in this mapping's keys.
+    expansions: Vec<Expansion>,
 }
 
-/// The parsed document: its JSON value plus a position index.
-#[derive(Debug, Clone)]
+/// A scalar whose text had `$VAR` references: as written, and after expansion.
+#[derive(Clone)]
+struct Expansion {
+    written: String,
+    expanded: Expanded,
+}
+
+/// The parsed document: its JSON value plus a position index. Its `Debug` shows no values:
+/// they may hold secrets.
+#[derive(Clone)]
 pub struct Source {
     root: Option<Node>,
 }
 
-/// A problem in the YAML text itself (before any field is looked at).
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Source { .. }")
+    }
+}
+
+/// A problem in the YAML text itself (before any field is looked at), or a variable that
+/// is not set.
 #[derive(Debug, Clone)]
 pub struct SyntaxError {
     pub pos: Pos,
+    /// The field an unset variable is in; `None` for YAML syntax errors.
+    pub path: Option<FieldPath>,
     pub message: String,
 }
 
 impl Source {
-    /// Parses `text`. An empty document is `null`.
+    /// Parses `text` as it is. An empty document is `null`.
     pub fn parse(text: &str) -> Result<Source, SyntaxError> {
-        let mut builder = Builder::default();
+        Source::parse_with(text, None).map_err(|errors| {
+            let unknown = || SyntaxError { pos: Pos { line: 1, col: 1 }, path: None, message: "invalid YAML".into() };
+            errors.into_iter().next().unwrap_or_else(unknown)
+        })
+    }
+
+    /// Parses `text`, expanding `$VAR` references in every scalar with `vars`. Every unset
+    /// variable is reported (up to 20), each at its reference in the text.
+    pub fn parse_expanding(text: &str, vars: Lookup<'_>) -> Result<Source, Vec<SyntaxError>> {
+        Source::parse_with(text, Some(vars))
+    }
+
+    fn parse_with(text: &str, vars: Option<Lookup<'_>>) -> Result<Source, Vec<SyntaxError>> {
+        let mut builder = Builder {
+            text,
+            vars,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            root: None,
+            nodes: 0,
+            error: None,
+            unset: Vec::new(),
+            unset_total: 0,
+            expanded_bytes: 0,
+        };
         let mut parser = Parser::new_from_str(text);
         if let Err(e) = parser.load(&mut builder, false) {
-            return Err(SyntaxError { pos: (*e.marker()).into(), message: e.info().to_string() });
+            let pos = (*e.marker()).into();
+            return Err(vec![SyntaxError { pos, path: None, message: e.info().to_string() }]);
         }
         if let Some(err) = builder.error {
-            return Err(err);
+            return Err(vec![err]);
+        }
+        if !builder.unset.is_empty() {
+            let mut errors = builder.unset;
+            let more = builder.unset_total - errors.len();
+            if more > 0
+                && let Some(last) = errors.last_mut()
+            {
+                last.message.push_str(&format!(" ({more} more unset variables not shown)"));
+            }
+            return Err(errors);
         }
         Ok(Source { root: builder.root })
     }
@@ -81,9 +146,25 @@ impl Source {
     /// The position of the node at `path`, or of its nearest existing ancestor.
     /// For a map entry the position is the key's, which is where a reader looks first.
     pub fn locate(&self, path: &FieldPath) -> Pos {
-        let Some(mut node) = self.root.as_ref() else {
-            return Pos { line: 1, col: 1 };
-        };
+        self.find(path).map_or(Pos { line: 1, col: 1 }, |(pos, _)| pos)
+    }
+
+    /// `message`, about the node at `path` (or its nearest existing ancestor), with every
+    /// value that came from a variable in that node's subtree shown as written (`$VAR`) or
+    /// redacted.
+    pub fn redact(&self, path: &FieldPath, message: String) -> String {
+        let Some((_, node)) = self.find(path) else { return message };
+        let mut found = Vec::new();
+        collect_expansions(node, &mut found);
+        if found.is_empty() {
+            return message;
+        }
+        let pairs: Vec<(&str, &Expanded)> = found.iter().map(|e| (e.written.as_str(), &e.expanded)).collect();
+        expand::redact_message(&message, &pairs)
+    }
+
+    fn find(&self, path: &FieldPath) -> Option<(Pos, &Node)> {
+        let mut node = self.root.as_ref()?;
         let mut pos = node.pos;
         for seg in path.segments() {
             let next = match (seg, &node.kind) {
@@ -101,7 +182,16 @@ impl Source {
                 None => break,
             }
         }
-        pos
+        Some((pos, node))
+    }
+}
+
+fn collect_expansions<'a>(node: &'a Node, out: &mut Vec<&'a Expansion>) {
+    out.extend(node.expansions.iter());
+    match &node.kind {
+        Kind::Scalar(_) => {}
+        Kind::Seq(items) => items.iter().for_each(|n| collect_expansions(n, out)),
+        Kind::Map(entries) => entries.iter().for_each(|(_, _, n)| collect_expansions(n, out)),
     }
 }
 
@@ -194,22 +284,109 @@ enum Frame {
         entries: Vec<(String, Pos, Node)>,
         keys: HashSet<String>,
         key: Option<(String, Pos)>,
+        key_expansions: Vec<Expansion>,
     },
 }
 
-#[derive(Default)]
-struct Builder {
+struct Builder<'a> {
+    text: &'a str,
+    /// `None`: no `$VAR` expansion.
+    vars: Option<Lookup<'a>>,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
     nodes: usize,
     error: Option<SyntaxError>,
+    unset: Vec<SyntaxError>,
+    unset_total: usize,
+    expanded_bytes: usize,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn fail(&mut self, pos: Pos, message: impl Into<String>) {
         if self.error.is_none() {
-            self.error = Some(SyntaxError { pos, message: message.into() });
+            self.error = Some(SyntaxError { pos, path: None, message: message.into() });
+        }
+    }
+
+    /// The scalar's text after `$VAR` expansion, and what to remember about it. An unset
+    /// variable is recorded (the text then stays as written, so that parsing goes on and
+    /// finds the others).
+    fn expand(&mut self, text: String, mark: Marker) -> (String, Option<Expansion>) {
+        let Some(vars) = self.vars else { return (text, None) };
+        let room = MAX_EXPANDED_BYTES.saturating_sub(self.expanded_bytes);
+        match expand::expand(&text, vars, room) {
+            Ok(None) => (text, None),
+            Ok(Some(expanded)) => {
+                self.expanded_bytes = self.expanded_bytes.saturating_add(expanded.text.len());
+                (expanded.text.clone(), Some(Expansion { written: text, expanded }))
+            }
+            Err(expand::Failure::TooLong) => {
+                self.fail(Pos::from(mark), "document too large (variables expand to more than 64 MiB)");
+                (text, None)
+            }
+            Err(expand::Failure::Unset(unset)) => {
+                // The path is worked out only for reported variables: a document with a
+                // million unset references must not build a million paths.
+                let mut path = None;
+                let mut from = None;
+                for u in unset {
+                    self.unset_total += 1;
+                    if self.unset.len() >= MAX_UNSET_REPORTED {
+                        continue;
+                    }
+                    let path = path.get_or_insert_with(|| self.path_here()).clone();
+                    let pos = self.reference_pos(mark, text.len(), &u.reference, &mut from);
+                    let message = format!(
+                        "environment variable `{}` is not set (referenced as `{}`; write `${{{}:-default}}` for a default, or `$$` for a literal `$`)",
+                        u.name, u.reference, u.name
+                    );
+                    self.unset.push(SyntaxError { pos, path: Some(path), message });
+                }
+                (text, None)
+            }
+        }
+    }
+
+    /// The field path of the scalar being read (for a mapping key: the mapping's path).
+    fn path_here(&self) -> FieldPath {
+        let mut path = FieldPath::root();
+        for frame in &self.stack {
+            match frame {
+                Frame::Seq { items, .. } => path = path.index(items.len()),
+                Frame::Map { key: Some((k, _)), .. } => path = path.key(k),
+                Frame::Map { key: None, .. } => break,
+            }
+        }
+        path
+    }
+
+    /// Where `reference` is written in the file: searched for from the scalar's start (or
+    /// after the previous reference of the same scalar), no further than the scalar's text
+    /// could reach with escapes. Not found (an escaped `$`): the scalar's start.
+    fn reference_pos(&self, mark: Marker, len: usize, reference: &str, from: &mut Option<usize>) -> Pos {
+        let scalar_start = Pos::from(mark);
+        let Some(start) = from.or_else(|| self.text.char_indices().nth(mark.index()).map(|(b, _)| b)) else {
+            return scalar_start;
+        };
+        let mut end = start.saturating_add(len.saturating_mul(10)).saturating_add(64).min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let Some(found) = self.text[start..end].find(reference).map(|i| start + i) else {
+            return scalar_start;
+        };
+        *from = Some(found + reference.len());
+        let Some(mark_byte) = self.text.char_indices().nth(mark.index()).map(|(b, _)| b) else {
+            return scalar_start;
+        };
+        let between = &self.text[mark_byte..found];
+        match between.rfind('\n') {
+            None => Pos { line: scalar_start.line, col: scalar_start.col + between.chars().count() },
+            Some(nl) => Pos {
+                line: scalar_start.line + between.matches('\n').count(),
+                col: between[nl + 1..].chars().count() + 1,
+            },
         }
     }
 
@@ -230,9 +407,10 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, keys, key, .. }) => match key.take() {
+            Some(Frame::Map { entries, keys, key, key_expansions, .. }) => match key.take() {
                 None => {
                     let key_pos = node.pos;
+                    key_expansions.extend(node.expansions);
                     match node.kind {
                         Kind::Scalar(Value::String(s)) => *key = Some((s, key_pos)),
                         Kind::Scalar(Value::Null) => *key = Some(("null".into(), key_pos)),
@@ -264,7 +442,7 @@ fn subtree_size(node: &Node) -> usize {
     }
 }
 
-impl MarkedEventReceiver for Builder {
+impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         if self.error.is_some() {
             return;
@@ -275,8 +453,10 @@ impl MarkedEventReceiver for Builder {
                 if !self.count(pos, 1) {
                     return;
                 }
+                let (text, expansion) = self.expand(text, mark);
+                let expansions = expansion.into_iter().collect();
                 match scalar_value(text, style, tag.as_ref()) {
-                    Ok(v) => self.push(Node { pos, kind: Kind::Scalar(v) }, anchor),
+                    Ok(v) => self.push(Node { pos, kind: Kind::Scalar(v), expansions }, anchor),
                     Err(msg) => self.fail(pos, msg),
                 }
             }
@@ -291,17 +471,26 @@ impl MarkedEventReceiver for Builder {
                 let frame = if matches!(ev, Event::SequenceStart(..)) {
                     Frame::Seq { pos, anchor, items: Vec::new() }
                 } else {
-                    Frame::Map { pos, anchor, entries: Vec::new(), keys: HashSet::new(), key: None }
+                    Frame::Map {
+                        pos,
+                        anchor,
+                        entries: Vec::new(),
+                        keys: HashSet::new(),
+                        key: None,
+                        key_expansions: Vec::new(),
+                    }
                 };
                 self.stack.push(frame);
             }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Seq { pos, anchor, items }) => self.push(Node { pos, kind: Kind::Seq(items) }, anchor),
-                Some(Frame::Map { pos, anchor, entries, .. }) => {
+                Some(Frame::Seq { pos, anchor, items }) => {
+                    self.push(Node { pos, kind: Kind::Seq(items), expansions: Vec::new() }, anchor)
+                }
+                Some(Frame::Map { pos, anchor, entries, key_expansions, .. }) => {
                     // A block mapping's start event is marked after its first key; the key is
                     // where a reader expects the mapping to begin.
                     let pos = entries.first().map_or(pos, |(_, kp, _)| earlier(pos, *kp));
-                    self.push(Node { pos, kind: Kind::Map(entries) }, anchor)
+                    self.push(Node { pos, kind: Kind::Map(entries), expansions: key_expansions }, anchor)
                 }
                 None => self.fail(pos, "unbalanced collection end"),
             },

@@ -225,3 +225,6 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
     let pings = format!("{MINIMAL}frontendPolicies:\n  http:\n    http2KeepaliveTimeout: 5s\n");
     assert!(error(&pings).contains("without `http2KeepaliveInterval`"));
 }
+
+mod settings;
+mod vars;

@@ -10,9 +10,9 @@ use std::collections::HashSet;
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    AuthMode, BasicAuth, Bind, Config, FrontendPolicies, GatewayPolicies, HeaderCase, JwtAuth, Listener,
-    ListenerProtocol, McpBackend, McpHost, McpSettings, McpTarget, PathMatch, Route, RouteBackend, RoutePolicies,
-    Settings, Unsupported, present,
+    AuthMode, BasicAuth, Bind, Config, FrontendPolicies, GatewayPolicies, HeaderCase, HistogramMode, JwtAuth, Listener,
+    ListenerProtocol, MAX_WORKER_THREADS, McpBackend, McpHost, McpSettings, McpTarget, PathMatch, Route, RouteBackend,
+    RoutePolicies, Settings, Unsupported, WorkerThreads, present,
 };
 
 pub(crate) fn validate(config: &Config) -> Vec<FieldError> {
@@ -122,7 +122,10 @@ impl Validator {
         }
         if let Some(logging) = &s.logging {
             let at = at.key("logging");
-            self.unsupported(&at, present([("filter", &logging.filter), ("fields", &logging.fields)]));
+            self.unsupported(
+                &at,
+                present([("filter", &logging.filter), ("fields", &logging.fields), ("database", &logging.database)]),
+            );
         }
         if let Some(t) = &s.tracing {
             let at = at.key("tracing");
@@ -155,8 +158,22 @@ impl Validator {
                 "a session key is 64 hex digits (32 bytes), e.g. from `openssl rand -hex 32`",
             );
         }
-        if s.worker_threads.is_some_and(|n| !(1..=1024).contains(&n)) {
+        if let Some(WorkerThreads::Count(n)) = s.worker_threads
+            && !(1..=MAX_WORKER_THREADS as u64).contains(&n)
+        {
             self.err(at.key("workerThreads"), "between 1 and 1024");
+        }
+        if s.enable_ipv6 == Some(true) {
+            self.err(
+                at.key("enableIpv6"),
+                "not supported yet: this gateway listens on IPv4 only (`false` is accepted)",
+            );
+        }
+        if matches!(s.histograms, Some(HistogramMode::Native | HistogramMode::Both)) {
+            self.err(at.key("histograms"), "not supported yet: only `classic` histograms are exported");
+        }
+        if s.listener.is_some() {
+            self.err(at.key("listener"), "`listener` has been removed; move to `frontendPolicies` (a top-level key)");
         }
         if let Some(m) = &s.mcp {
             self.mcp_settings(&at.key("mcp"), m);

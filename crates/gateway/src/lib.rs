@@ -242,8 +242,7 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
     // Thread per core: every worker has its own event loop and its own accept queue on each
     // port (SO_REUSEPORT), so a request is served on one thread from accept to answer, with
     // no hand-offs between threads. The first worker is the calling runtime.
-    let workers =
-        settings.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = agw_config::model::Settings::worker_count(Some(&settings));
     let mut bind_addrs = Vec::new();
     // Each port stops on its own (a reload can drop it) or with everything else.
     let mut port_stops = std::collections::HashMap::new();

@@ -238,7 +238,8 @@ fn sha256_hash(s: &str) -> String {
 async fn basic_auth_with_htpasswd() {
     use base64::Engine;
     let upstream = Recorder::start().await.unwrap();
-    let policy = "      policies:\n        basicAuth:\n          mode: strict\n          realm: mcp-tools\n          htpasswd: |\n            alice:$apr1$xyz$NU.niW1.aK5j0LYFfMca4/\n            bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n            carol:$2b$05$abcdefghijklmnopqrstuuWG29KuyeAicPCJODk1zjyGvyQUU2awu\n";
+    // Inline, a hash's `$` is written `$$` (the config's `$VAR` escape, as in agentgateway).
+    let policy = "      policies:\n        basicAuth:\n          mode: strict\n          realm: mcp-tools\n          htpasswd: |\n            alice:$$apr1$$xyz$$NU.niW1.aK5j0LYFfMca4/\n            bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n            carol:$$2b$$05$$abcdefghijklmnopqrstuuWG29KuyeAicPCJODk1zjyGvyQUU2awu\n";
     let gw = Gateway::start(&mcp_route(&upstream.url(), policy)).await.unwrap();
     let basic =
         |u: &str, p: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")));

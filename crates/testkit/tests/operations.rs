@@ -167,6 +167,36 @@ async fn a_rule_change_reaches_open_sessions_and_a_broken_file_changes_nothing()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A reload expands `$VAR`s again, from the environment: a variable that is not set refuses
+/// the new file (the running config stays), and a default or a set variable apply.
+/// (`CARGO_MANIFEST_DIR` is set by cargo for the test process.)
+#[tokio::test]
+async fn a_reload_expands_variables_again() {
+    let Reloading { _upstream, dir, path, up, gw, c } = reloading("agw-reload-vars").await;
+    let keys = tutorial("pub-key").display().to_string();
+    let with_vars =
+        |rules: &[&str]| config(&up, rules).replace(&keys, "${CARGO_MANIFEST_DIR}/../../examples/tutorial/pub-key");
+
+    std::fs::write(&path, with_vars(&[r#"mcp.tool.name == "echo""#, r#"mcp.tool.name == "$AGW_TEST_UNSET_TOOL""#]))
+        .unwrap();
+    eventually("the file with an unset variable is refused", || async {
+        metric(&gw.metrics().await.unwrap(), "agentgateway_config_reloads_total{result=\"failure\"}") == 1.0
+    })
+    .await;
+    assert_eq!(c.tool_names().await.unwrap(), ["echo"], "the running config stays");
+
+    std::fs::write(
+        &path,
+        with_vars(&[r#"mcp.tool.name == "echo""#, r#"mcp.tool.name == "${AGW_TEST_UNSET_TOOL:-add}""#]),
+    )
+    .unwrap();
+    eventually("the default applies", || async { c.tool_names().await.unwrap() == ["echo", "add"] }).await;
+    let text = gw.metrics().await.unwrap();
+    assert_eq!(metric(&text, "agentgateway_config_reloads_total{result=\"success\"}"), 1.0, "{text}");
+    gw.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A config file written in pieces, with pauses shorter than the reloader's settle interval
 /// (500 ms) between them: a partly written file is never read, so there is exactly one
 /// reload, and it succeeds. (Three pauses, so that a reloader that waits less, e.g. one poll,

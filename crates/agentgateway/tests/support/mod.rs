@@ -49,8 +49,14 @@ pub fn start_until(args: &[&str], needle: &str) -> (Child, Vec<String>) {
 }
 
 pub fn start(args: &[&str]) -> (Child, Logs) {
+    start_with_env(args, &[])
+}
+
+/// Starts the binary with extra environment variables.
+pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> (Child, Logs) {
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(repo())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -490,7 +490,8 @@ pub struct ApiKey {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BasicAuth {
-    /// htpasswd content (inline) or `{file}`; bcrypt, SHA-1 and apr1 hashes.
+    /// htpasswd content (inline) or `{file}`; bcrypt, SHA-1 and apr1 hashes. Inline, write
+    /// each `$` of a hash as `$$` (`$` starts an environment variable); a file is read as is.
     pub htpasswd: SecretFileOrInline,
     /// Realm in `WWW-Authenticate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,14 @@
 //! `config:` — start-up settings.
+//!
+//! Every key of agentgateway's `config:` block (its `RawConfig`) is here: implemented, or
+//! recognised and refused with "not supported yet" (never "unknown field").
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::common::{Duration, Secret, Unsupported};
 
@@ -43,9 +50,10 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_termination_deadline: Option<Duration>,
 
-    /// Not supported yet.
+    /// Listen and resolve on IPv6 as well as IPv4. This gateway listens on IPv4 only: `false`
+    /// is accepted (and is what it does); `true` is not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enable_ipv6: Option<Unsupported>,
+    pub enable_ipv6: Option<bool>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<Unsupported>,
@@ -59,9 +67,10 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_address: Option<Unsupported>,
     /// Threads serving traffic, each with its own event loop, accept queue (`SO_REUSEPORT`)
-    /// and upstream connection pool. Default: one per CPU.
+    /// and upstream connection pool: a number (1 to 1024), a share of the CPUs such as
+    /// `"50%"` (rounded up), or `"auto"` (one per CPU, the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker_threads: Option<usize>,
+    pub worker_threads: Option<WorkerThreads>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_min_termination_deadline: Option<Unsupported>,
@@ -80,12 +89,68 @@ pub struct Settings {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_functions: Option<Unsupported>,
+    /// Histograms in `/metrics`: `classic` (the default, and the only kind this gateway
+    /// exports); `native` and `both` are not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<HistogramMode>,
+
+    /// Model cost catalog (LLM). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_catalog: Option<Unsupported>,
+    /// Database for local runtime features. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<Unsupported>,
+    /// Where UI-managed configuration is stored. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Unsupported>,
+    /// Token for the certificate authority. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_auth_token: Option<Unsupported>,
+    /// Token for the xDS control plane. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xds_auth_token: Option<Unsupported>,
+    /// SPIFFE Workload API. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spiffe: Option<Unsupported>,
+    /// Kubernetes namespace (mesh identity, xDS). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<Unsupported>,
+    /// Gateway name (xDS). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Unsupported>,
+    /// SPIFFE trust domain. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_domain: Option<Unsupported>,
+    /// More SPIFFE trust domains accepted on HBONE. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_trust_domains: Option<Unsupported>,
+    /// Skip SPIFFE trust-domain checks on HBONE. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_validate_trust_domain: Option<Unsupported>,
+    /// Kubernetes service account (mesh identity). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<Unsupported>,
+    /// Cluster id (mesh identity). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<Unsupported>,
+    /// Network name (locality-aware routing). Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Unsupported>,
+    /// Request-log attributes for database features. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standard_attributes: Option<Unsupported>,
+    /// HBONE tunnel settings. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hbone: Option<Unsupported>,
+    /// Removed from agentgateway (renamed to the top-level `frontendPolicies`); an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub listener: Option<Unsupported>,
 }
 
 impl Settings {
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
         super::common::present([
-            ("enableIpv6", &self.enable_ipv6),
             ("dns", &self.dns),
             ("localXdsPath", &self.local_xds_path),
             ("xdsAddress", &self.xds_address),
@@ -95,7 +160,207 @@ impl Settings {
             ("backend", &self.backend),
             ("sensitiveHeaders", &self.sensitive_headers),
             ("customFunctions", &self.custom_functions),
+            ("modelCatalog", &self.model_catalog),
+            ("database", &self.database),
+            ("storage", &self.storage),
+            ("caAuthToken", &self.ca_auth_token),
+            ("xdsAuthToken", &self.xds_auth_token),
+            ("spiffe", &self.spiffe),
+            ("namespace", &self.namespace),
+            ("gateway", &self.gateway),
+            ("trustDomain", &self.trust_domain),
+            ("additionalTrustDomains", &self.additional_trust_domains),
+            ("skipValidateTrustDomain", &self.skip_validate_trust_domain),
+            ("serviceAccount", &self.service_account),
+            ("clusterId", &self.cluster_id),
+            ("network", &self.network),
+            ("standardAttributes", &self.standard_attributes),
+            ("hbone", &self.hbone),
         ])
+    }
+
+    /// How many threads serve traffic on this machine.
+    pub fn worker_count(settings: Option<&Settings>) -> usize {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        settings.and_then(|s| s.worker_threads).unwrap_or(WorkerThreads::Auto).threads(cpus)
+    }
+}
+
+/// Most worker threads.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+/// `workerThreads`: a count, a share of the CPUs, or one per CPU.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WorkerThreads {
+    /// A fixed number (`4`, or `"4"`).
+    Count(u64),
+    /// A percentage of the CPUs, more than 0 and at most 100 (`"50%"`).
+    Percent(f64),
+    /// One per CPU (`"auto"`).
+    Auto,
+}
+
+impl WorkerThreads {
+    /// The number of threads on a machine with `cpus` CPUs: a share is rounded up, and at
+    /// least 1; `auto` and shares are capped at [`MAX_WORKER_THREADS`].
+    pub fn threads(self, cpus: usize) -> usize {
+        let n = match self {
+            WorkerThreads::Count(n) => return usize::try_from(n).unwrap_or(usize::MAX),
+            WorkerThreads::Auto => cpus,
+            WorkerThreads::Percent(p) => (cpus as f64 * p / 100.0).ceil() as usize,
+        };
+        n.clamp(1, MAX_WORKER_THREADS)
+    }
+
+    fn parse(text: &str) -> Result<WorkerThreads, String> {
+        let text = text.trim();
+        if text == "auto" {
+            return Ok(WorkerThreads::Auto);
+        }
+        if let Some(p) = text.strip_suffix('%') {
+            return match p.trim().parse::<f64>() {
+                Ok(p) if p > 0.0 && p <= 100.0 => Ok(WorkerThreads::Percent(p)),
+                _ => Err(format!("`{text}`: a percentage of the CPUs is more than 0% and at most 100%")),
+            };
+        }
+        text.parse::<u64>()
+            .map(WorkerThreads::Count)
+            .map_err(|_| format!("`{text}` is not a number of threads (expected e.g. 4, \"50%\" or \"auto\")"))
+    }
+}
+
+impl fmt::Display for WorkerThreads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerThreads::Count(n) => write!(f, "{n}"),
+            WorkerThreads::Percent(p) => write!(f, "{p}%"),
+            WorkerThreads::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkerThreads {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = WorkerThreads;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of threads, a percentage of the CPUs such as \"50%\", or \"auto\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<WorkerThreads, E> {
+                Ok(WorkerThreads::Count(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<WorkerThreads, E> {
+                u64::try_from(v).map(WorkerThreads::Count).map_err(|_| E::custom("a number of threads is at least 1"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<WorkerThreads, E> {
+                WorkerThreads::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for WorkerThreads {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            WorkerThreads::Count(n) => s.serialize_u64(*n),
+            other => s.collect_str(other),
+        }
+    }
+}
+
+impl JsonSchema for WorkerThreads {
+    fn schema_name() -> Cow<'static, str> {
+        "WorkerThreads".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A number of threads (1 to 1024), a percentage of the CPUs such as \"50%\", or \"auto\".",
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": 1024},
+                {"type": "string", "pattern": "^(auto|[0-9]+|[0-9]+(\\.[0-9]+)?%)$"}
+            ]
+        })
+    }
+}
+
+/// Which histograms `/metrics` exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum HistogramMode {
+    /// Classic buckets (what this gateway exports).
+    #[default]
+    Classic,
+    /// Native histograms only. Not supported yet.
+    Native,
+    /// Classic and native. Not supported yet.
+    Both,
+}
+
+/// `logging.level`: one filter (`info`, `info,agw_mcp=debug`) or a list of directives joined
+/// with commas (`[info, "agw_mcp=debug"]`), as in agentgateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogLevel {
+    One(String),
+    List(Vec<String>),
+}
+
+impl LogLevel {
+    /// The filter to apply; empty means `info`.
+    pub fn filter(&self) -> String {
+        let joined = match self {
+            LogLevel::One(s) => s.clone(),
+            LogLevel::List(items) => items.join(","),
+        };
+        if joined.trim().is_empty() { "info".into() } else { joined }
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LogLevel;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a log filter such as \"info\" or \"info,agw_mcp=debug\", or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LogLevel, E> {
+                Ok(LogLevel::One(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LogLevel, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(LogLevel::List(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for LogLevel {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LogLevel::One(v) => s.serialize_str(v),
+            LogLevel::List(items) => items.serialize(s),
+        }
+    }
+}
+
+impl JsonSchema for LogLevel {
+    fn schema_name() -> Cow<'static, str> {
+        "LogLevel".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A log filter (`info`, `info,agw_mcp=debug`), or a list of directives joined with commas (`[info, \"agw_mcp=debug\"]`).",
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}}
+            ]
+        })
     }
 }
 
@@ -103,9 +368,10 @@ impl Settings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Logging {
-    /// Level filter, e.g. `info` or `info,agw_mcp=debug`. Default `info`.
+    /// Level filter, e.g. `info` or `info,agw_mcp=debug`, or a list of directives such as
+    /// `[info, "agw_mcp=debug"]` (joined with commas). Default (and when empty) `info`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<String>,
+    pub level: Option<LogLevel>,
     /// `text` (default) or `json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<LogFormat>,
@@ -119,6 +385,9 @@ pub struct Logging {
     /// Deprecated in agentgateway (use `frontendPolicies.accessLog`). Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Unsupported>,
+    /// Request log to a database. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<Unsupported>,
 }
 
 /// Log line format.

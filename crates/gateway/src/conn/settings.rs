@@ -66,11 +66,7 @@ impl Settings {
         let default_http = FrontendHttp::default();
         let http = policies.and_then(|p| p.http.as_ref()).unwrap_or(&default_http);
         let tcp = policies.and_then(|p| p.tcp.as_ref());
-        let workers = config
-            .config
-            .as_ref()
-            .and_then(|s| s.worker_threads)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let workers = agw_config::model::Settings::worker_count(config.config.as_ref());
         Settings {
             timeouts: Timeouts {
                 header: http.request_header_timeout.map_or(DEFAULT_REQUEST_HEADER_TIMEOUT, |d| d.get()),
