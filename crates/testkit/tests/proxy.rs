@@ -314,8 +314,9 @@ async fn request_header_modifier_adds_upstream_headers() {
 #[tokio::test]
 async fn a_nagle_bound_upstream_is_acknowledged_promptly_through_the_gateway() {
     use agw_testkit::nagle;
-    const CALLS: usize = 12;
-    let delayed = |waits: &[Duration]| waits.iter().filter(|w| **w >= Duration::from_millis(20)).count();
+    const CALLS: usize = 16;
+    // Linux sends a delayed ACK 40 ms or more after the data; a prompt one comes in microseconds.
+    let delayed = |waits: &[Duration]| waits.iter().filter(|w| **w >= Duration::from_millis(35)).count();
     let upstream = nagle::serve("127.0.0.1:0".parse().unwrap(), nagle::Options { watch_acks: true }).await.unwrap();
 
     let mut direct = McpClient::new(upstream.url("/mcp"));
@@ -340,12 +341,13 @@ async fn a_nagle_bound_upstream_is_acknowledged_promptly_through_the_gateway() {
     assert_eq!(gateway_waits.len(), CALLS);
 
     assert!(
-        delayed(&direct_waits) >= CALLS / 2,
+        delayed(&direct_waits) >= CALLS * 3 / 4,
         "control: a plain keep-alive client should delay its ACKs; waits {direct_waits:?}"
     );
-    // Not zero: a busy test machine may deschedule the gateway for a while now and then.
+    // Not zero: a busy test machine (the whole suite runs in parallel on two cores) may
+    // deschedule the gateway for a while now and then. Without prompt ACKs every one is late.
     assert!(
-        delayed(&gateway_waits) <= CALLS / 4,
+        delayed(&gateway_waits) < CALLS / 2,
         "through the gateway, ACKs should not wait for the delayed-ACK timer; waits {gateway_waits:?}"
     );
 }
