@@ -372,3 +372,28 @@ async fn typescript_sdk_loads_an_app_through_two_targets() {
     assert!(app["read"]["text"].as_str().unwrap().contains("app served by b"), "{out}");
     assert_eq!(app["resultLink"], "ui://b+dashboard/app.html");
 }
+
+/// Our fixture of agentgateway's `examples/mcp-apps/config-multiplex.yaml` (the `mcp:`
+/// shorthand, two stdio targets, `prefixMode: never`), with the npm servers replaced by the
+/// example server: one serving an app, one not.
+#[tokio::test]
+async fn the_mcp_apps_multiplex_example_shape_works() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/front-door/mcp-apps-multiplex.yaml");
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("port: 3000", "port: 0")
+        .replace("cmd: npx", &format!("cmd: '{EXAMPLE_SERVER}'"))
+        .replace(r#"args: ["-y", "@modelcontextprotocol/server-map", "--stdio"]"#, "args: ['--stdio', '--apps']")
+        .replace(r#"args: ["-y", "@modelcontextprotocol/server-system-monitor", "--stdio"]"#, "args: ['--stdio']");
+    assert_eq!(text.matches(EXAMPLE_SERVER).count(), 2, "{text}");
+    assert!(text.contains("'--apps'"), "{text}");
+    let gw = Gateway::start(&text).await.unwrap();
+    let c = client(&gw).await;
+    let tools = c.request("tools/list", json!({})).await.unwrap();
+    let link = "ui://maps+dashboard/app.html";
+    assert_eq!(links(tool(&tools, "show_dashboard")), (Some(link), Some(link)));
+    let read = c.request("resources/read", json!({"uri": link})).await.unwrap();
+    assert_eq!(read["contents"][0]["mimeType"], APP_MIME);
+    let called = c.call_tool("show_dashboard", json!({})).await.unwrap();
+    assert_eq!(links(&called["result"]).0, Some(link));
+}
