@@ -378,7 +378,8 @@ async fn typescript_sdk_loads_an_app_through_two_targets() {
 /// example server: one serving an app, one not.
 #[tokio::test]
 async fn the_mcp_apps_multiplex_example_shape_works() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/front-door/mcp-apps-multiplex.yaml");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/front-door/mcp-apps-multiplex.yaml");
     let text = std::fs::read_to_string(path)
         .unwrap()
         .replace("port: 3000", "port: 0")
