@@ -5,7 +5,7 @@
 
 use agw_mcp::body;
 use agw_testkit::client::{McpClient, first_text};
-use agw_testkit::harness::{Gateway, mcp_route};
+use agw_testkit::harness::{Gateway, mcp_route, metric};
 use agw_testkit::reference::{self, apps::DASHBOARD_URI};
 use agw_testkit::{node, serve};
 use http::Response;
@@ -287,7 +287,6 @@ async fn rules_hide_ui_resources_and_the_links_to_them() {
     let (a, b) = (app_server("a").await, app_server("b").await);
     let policies = rules(&[
         q(r#"mcp.tool.name == "show_dashboard""#),
-        format!("deny: {}", q(r#"mcp.tool.target == "b" && request.headers["x-user"] == "carol""#)),
         q(r#"mcp.resource.name == "ui://dashboard/app.html" && mcp.resource.target == "a""#),
     ]);
     let gw = Gateway::start(&gateway_yaml(&[("a", a.url("/mcp")), ("b", b.url("/mcp"))], &policies, "")).await.unwrap();
@@ -305,6 +304,8 @@ async fn rules_hide_ui_resources_and_the_links_to_them() {
         "a visible tool whose UI resource is denied keeps its visibility and loses its links"
     );
 
+    let denials = r#"agentgateway_authorization_decisions_total{kind="mcp",result="deny"}"#;
+    assert_eq!(metric(&gw.metrics().await.unwrap(), denials), 0.0, "checking a link is not a decision");
     let resources = c.request("resources/list", json!({})).await.unwrap();
     assert_eq!(uris(&resources, "resources", "uri"), [link], "only the allowed UI resource");
     let templates = c.request("resources/templates/list", json!({})).await.unwrap();
@@ -314,20 +315,42 @@ async fn rules_hide_ui_resources_and_the_links_to_them() {
         let err = error(&c, "resources/read", json!({"uri": uri})).await;
         assert_eq!(err, json!({"code": -32002, "message": "Resource not found", "data": {"uri": uri}}), "{uri}");
     }
+    assert_eq!(metric(&gw.metrics().await.unwrap(), denials), 2.0, "reading is");
 
     let allowed = c.call_tool("a_show_dashboard", json!({})).await.unwrap();
     assert_eq!(links(&allowed["result"]), (Some(link), Some(link)));
     let stripped = c.call_tool("b_show_dashboard", json!({})).await.unwrap();
     assert_eq!(first_text(&stripped), Some("dashboard data from b"));
     assert_eq!(stripped["result"]["_meta"], json!({"ui": {"visibility": ["model", "app"]}}), "{stripped}");
+}
 
-    // A caller the rules hide b's tool from sees nothing of it, links included.
+#[tokio::test]
+async fn a_hidden_tool_takes_its_link_along_but_not_its_resource() {
+    let (a, b) = (app_server("a").await, app_server("b").await);
+    let policies = rules(&[
+        q(r#"mcp.tool.name == "show_dashboard""#),
+        format!("deny: {}", q(r#"mcp.tool.target == "b" && request.headers["x-user"] == "carol""#)),
+        q(r#"mcp.resource.name.startsWith("ui://")"#),
+    ]);
+    let gw = Gateway::start(&gateway_yaml(&[("a", a.url("/mcp")), ("b", b.url("/mcp"))], &policies, "")).await.unwrap();
+    let link = "ui://b+dashboard/app.html";
+    let others = client(&gw).await;
+    let tools = others.request("tools/list", json!({})).await.unwrap();
+    assert_eq!(links(tool(&tools, "b_show_dashboard")).0, Some(link), "control: the link is there to leak");
+
     let mut carol = McpClient::new(gw.url("/mcp")).with_header("x-user", "carol");
     carol.initialize().await.unwrap();
-    let (ex, _) = carol.request_with("tools/list", json!({}), None).await.unwrap();
-    let text = String::from_utf8_lossy(&ex.body);
-    assert!(text.contains("a_show_dashboard") && !text.contains("b_show_dashboard"), "{text}");
-    assert!(!text.contains("ui://b+"), "{text}");
+    let (ex, tools) = carol.request_with("tools/list", json!({}), None).await.unwrap();
+    let names: Vec<&str> =
+        tools["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a_show_dashboard"]);
+    let body = String::from_utf8_lossy(&ex.body);
+    assert!(!body.contains("ui://b+"), "nothing of the hidden tool shows: {body}");
+    let err = error(&carol, "tools/call", json!({"name": "b_show_dashboard", "arguments": {}})).await;
+    assert_eq!(err, json!({"code": -32602, "message": "Unknown tool: b_show_dashboard"}));
+    // The resource is decided by resource rules only (docs/authorization.md).
+    let resources = carol.request("resources/list", json!({})).await.unwrap();
+    assert!(uris(&resources, "resources", "uri").contains(&link));
 }
 
 #[tokio::test]
