@@ -16,6 +16,8 @@ const META_UI: &str = "ui";
 const META_UI_URI: &str = "resourceUri";
 /// `_meta["ui/resourceUri"]`: deprecated, still sent by SDKs next to the nested key.
 const META_FLAT_URI: &str = "ui/resourceUri";
+/// The keys of a `_meta` that [`edit_meta_uris`] may change.
+pub(crate) const META_KEYS: [&str; 2] = [META_UI, META_FLAT_URI];
 
 /// What follows `ui://` in `uri`, when its scheme is `ui` (in any case: RFC 3986 §3.1).
 fn after_scheme(uri: &str) -> Option<&str> {

@@ -264,63 +264,84 @@ fn filter_lists(response: &mut Value, target: &str, authz: &dyn Authorizer) -> b
 }
 
 /// Whether an answer (one message or a batch) may need filtering: whether some message's
-/// `result` has a list field or a `_meta` (which may name a UI resource). Keys are read as
-/// JSON strings (escapes resolved), values are only skipped, so this costs a fraction of a
-/// full parse; when it says no, there is nothing a filter would remove. An answer that is not
-/// JSON is an error.
+/// `result` has a list field, or a `_meta` with a UI link key (`ui`, `ui/resourceUri`). Keys
+/// are read as JSON strings (escapes resolved), values are only skipped, so this costs a
+/// fraction of a full parse; when it says no, there is nothing a filter would change. An
+/// answer that is not JSON is an error.
 pub fn may_need_filtering(answer: &[u8]) -> Result<bool, String> {
     use serde::Deserialize;
-    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use std::borrow::Cow;
 
-    /// `result`: true when it is an object with a list field or a `_meta`.
-    struct ListKeys(bool);
-    impl<'de> Deserialize<'de> for ListKeys {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = ListKeys;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a JSON value")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ListKeys, A::Error> {
-                    let mut found = false;
-                    while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                        found |= key == "_meta" || LISTS.iter().any(|(field, ..)| *field == key);
+    /// Which keys of an object matter: a `result`'s (list fields, and `_meta` looked into),
+    /// or a `_meta`'s (the UI link keys). A value that is not an object has none.
+    #[derive(Clone, Copy)]
+    enum Look {
+        Result,
+        Meta,
+    }
+    impl<'de> DeserializeSeed<'de> for Look {
+        type Value = bool;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Look {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut found = false;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                match self {
+                    Look::Result if key == "_meta" => found |= map.next_value_seed(Look::Meta)?,
+                    Look::Result => {
+                        found |= LISTS.iter().any(|(field, ..)| *field == key);
                         map.next_value::<IgnoredAny>()?;
                     }
-                    Ok(ListKeys(found))
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListKeys, A::Error> {
-                    while seq.next_element::<IgnoredAny>()?.is_some() {}
-                    Ok(ListKeys(false))
-                }
-                fn visit_bool<E>(self, _: bool) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
-                }
-                fn visit_i64<E>(self, _: i64) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
-                }
-                fn visit_u64<E>(self, _: u64) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
-                }
-                fn visit_f64<E>(self, _: f64) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
-                }
-                fn visit_str<E>(self, _: &str) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
-                }
-                fn visit_unit<E>(self) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
+                    Look::Meta => {
+                        found |= apps::META_KEYS.contains(&key.as_ref());
+                        map.next_value::<IgnoredAny>()?;
+                    }
                 }
             }
-            d.deserialize_any(V)
+            Ok(found)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(false)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+    /// `result`: whether it has something to filter.
+    struct ResultKeys(bool);
+    impl<'de> Deserialize<'de> for ResultKeys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Look::Result.deserialize(d).map(ResultKeys)
         }
     }
     #[derive(Deserialize)]
     struct Msg {
         #[serde(default)]
-        result: Option<ListKeys>,
+        result: Option<ResultKeys>,
     }
     let holds = |m: &Msg| m.result.as_ref().is_some_and(|r| r.0);
     let bad = |e: serde_json::Error| format!("answer cannot be checked: {e}");
@@ -445,9 +466,13 @@ mod tests {
             r#"[{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","id":2,"result":{"resourceTemplates":[]}}]"#
         ));
         assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"tools"}]}}"#));
-        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{}}}"#), "a result's _meta");
-        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_m\u0065ta":{}}}"#), "escaped");
-        assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"_meta":{}}]}}"#), "deeper: not ours");
+        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"ui":{}}}}"#), "a result's UI link");
+        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{"a":1,"ui/resourceUri":"x"}}}"#));
+        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"_m\u0065ta":{"\u0075i":1}}}"#), "escaped");
+        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{},"_meta":{"ui":1}}}"#), "a second _meta");
+        assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"progressToken":1}}}"#));
+        assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":"ui"}}"#), "a _meta that is no object");
+        assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"_meta":{"ui":{}}}]}}"#), "deeper: not ours");
         assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":"tools"}"#), "a result that is not an object");
         assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#));
         assert!(may_need_filtering(br#"{"result":{},"result":{"tools":[]}}"#).is_err(), "two results: refused");
