@@ -4,7 +4,9 @@
 //
 //   node sdk-client.mjs URL [step ...]
 //
-// Steps: echo, progress, sampling, elicitation, call:<tool> (records result or error).
+// Steps: echo, progress, sampling, elicitation, call:<tool> (records result or error),
+// app:<tool> (as an MCP Apps host: the tool's UI link from tools/list, the resource read from
+// it, and the link in the tool's result).
 // Env: MCP_BEARER=<token> sends `Authorization: Bearer <token>`; MCP_TRANSPORT=sse uses the
 // legacy HTTP+SSE client transport (URL = the /sse endpoint).
 
@@ -51,7 +53,8 @@ try {
   await client.connect(transport);
   out.server = client.getServerVersion();
   out.session = transport.sessionId ?? null;
-  out.tools = (await client.listTools()).tools.map((t) => t.name);
+  const listed = (await client.listTools()).tools;
+  out.tools = listed.map((t) => t.name);
   for (const step of steps) {
     if (step === "echo") {
       out.echo = text(await client.callTool({ name: "echo", arguments: { message: "hello from the SDK" } }));
@@ -68,6 +71,13 @@ try {
       out.sampling = text(await client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "Say hi" } }));
     } else if (step === "elicitation") {
       out.elicitation = text(await client.callTool({ name: "trigger-elicitation-request", arguments: {} }));
+    } else if (step.startsWith("app:")) {
+      const tool = listed.find((t) => t.name === step.slice(4));
+      const uiLink = (meta) => meta?.ui?.resourceUri ?? meta?.["ui/resourceUri"] ?? null;
+      const link = uiLink(tool?._meta);
+      const read = link ? (await client.readResource({ uri: link })).contents[0] : null;
+      const result = await client.callTool({ name: tool.name, arguments: {} });
+      out[step] = { link, read, resultLink: uiLink(result._meta) };
     } else if (step.startsWith("call:")) {
       const name = step.slice(5);
       try {

@@ -1,5 +1,5 @@
 //! The JSON-RPC envelope (`Body::parse`, `Message::param_str`) and the authorization checks
-//! on what it parsed (`police`, `screen`), plus the answer side (`may_hold_list`, `filter_all`).
+//! on what it parsed (`police`, `screen`), plus the answer side (`may_need_filtering`, `filter_all`).
 //! A client's request body and an upstream's answer both arrive as untrusted bytes.
 
 use std::sync::OnceLock;
@@ -127,7 +127,7 @@ fn check_allowed(value: &Value, authz: &dyn Authorizer) {
 }
 
 fn check_answer(bytes: &[u8], authz: &dyn Authorizer) {
-    let quick = authz::may_hold_list(bytes);
+    let quick = authz::may_need_filtering(bytes);
     let Ok(mut answer) = serde_json::from_slice::<Value>(bytes) else { return };
     let changed = authz::filter_all(&mut answer, TARGET, authz);
     // The relay forwards an answer unread when the quick look says `Ok(false)`, and refuses one

@@ -164,6 +164,12 @@ impl Authorizer for McpAuthorizer {
         self.listed.get_or_init(|| (item.method.to_string(), item.target.to_string()));
         visible
     }
+
+    /// A UI resource a tool names: neither a call nor a listed item, so neither audited nor
+    /// counted in the listing's `shown`/`hidden`.
+    fn would_allow(&self, item: &Item<'_>) -> bool {
+        self.rules.could_allow(&mcp_item(item))
+    }
 }
 
 impl Drop for McpAuthorizer {

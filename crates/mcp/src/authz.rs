@@ -12,6 +12,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use crate::apps::{self, Edit};
 use crate::jsonrpc::{ErrorObject, code};
 
 /// What a rule is asked about.
@@ -41,6 +42,12 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
     fn allows(&self, item: &Item<'_>) -> bool;
     /// Should this item be listed? (Arguments are unknown: listed if some could be allowed.)
     fn lists(&self, item: &Item<'_>) -> bool;
+    /// Could the caller read this resource? Asked about the UI resource (MCP Apps) that a
+    /// tool or a tool result names, so that a host is never pointed at a resource it may not
+    /// read. Not a decision on a request (implementations need not audit it).
+    fn would_allow(&self, item: &Item<'_>) -> bool {
+        self.lists(item)
+    }
 }
 
 /// A list in a result: the field holding the items, the field naming each, their kind and
@@ -220,8 +227,27 @@ fn police_completion(params: Option<&Value>, id: &Value, target: &str, authz: &d
 }
 
 /// Removes the items the caller may not see from any list in a response's `result` (other
-/// fields, such as `nextCursor`, stay). Returns whether anything changed.
+/// fields, such as `nextCursor`, stay), and the UI resource URIs (MCP Apps) the caller could not
+/// read from the tools left and from the result's own `_meta` (a tool call's result). Returns
+/// whether anything changed.
 pub fn filter_result(response: &mut Value, target: &str, authz: &dyn Authorizer) -> bool {
+    let mut changed = filter_lists(response, target, authz);
+    if let Some(result) = response.get_mut("result") {
+        let readable = |uri: &str| {
+            let item = Item { method: "resources/read", kind: ItemKind::Resource, name: uri, target, arguments: None };
+            if authz.would_allow(&item) { Edit::Keep } else { Edit::Remove }
+        };
+        if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
+            for tool in tools {
+                changed |= apps::edit_meta_uris(tool, readable);
+            }
+        }
+        changed |= apps::edit_meta_uris(result, readable);
+    }
+    changed
+}
+
+fn filter_lists(response: &mut Value, target: &str, authz: &dyn Authorizer) -> bool {
     let Some(result) = response.get_mut("result").and_then(Value::as_object_mut) else { return false };
     let mut changed = false;
     for (list_field, name_field, kind, method) in LISTS {
@@ -238,62 +264,84 @@ pub fn filter_result(response: &mut Value, target: &str, authz: &dyn Authorizer)
 }
 
 /// Whether an answer (one message or a batch) may need filtering: whether some message's
-/// `result` has a list field. Keys are read as JSON strings (escapes resolved), values are
-/// only skipped, so this costs a fraction of a full parse; when it says no, there is nothing
-/// a filter would remove. An answer that is not JSON is an error.
-pub fn may_hold_list(answer: &[u8]) -> Result<bool, String> {
+/// `result` has a list field, or a `_meta` with a UI link key (`ui`, `ui/resourceUri`). Keys
+/// are read as JSON strings (escapes resolved), values are only skipped, so this costs a
+/// fraction of a full parse; when it says no, there is nothing a filter would change. An
+/// answer that is not JSON is an error.
+pub fn may_need_filtering(answer: &[u8]) -> Result<bool, String> {
     use serde::Deserialize;
-    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use std::borrow::Cow;
 
-    /// `result`: true when it is an object with a list field.
-    struct ListKeys(bool);
-    impl<'de> Deserialize<'de> for ListKeys {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = ListKeys;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a JSON value")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ListKeys, A::Error> {
-                    let mut found = false;
-                    while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+    /// Which keys of an object matter: a `result`'s (list fields, and `_meta` looked into),
+    /// or a `_meta`'s (the UI link keys). A value that is not an object has none.
+    #[derive(Clone, Copy)]
+    enum Look {
+        Result,
+        Meta,
+    }
+    impl<'de> DeserializeSeed<'de> for Look {
+        type Value = bool;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Look {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut found = false;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                match self {
+                    Look::Result if key == "_meta" => found |= map.next_value_seed(Look::Meta)?,
+                    Look::Result => {
                         found |= LISTS.iter().any(|(field, ..)| *field == key);
                         map.next_value::<IgnoredAny>()?;
                     }
-                    Ok(ListKeys(found))
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListKeys, A::Error> {
-                    while seq.next_element::<IgnoredAny>()?.is_some() {}
-                    Ok(ListKeys(false))
-                }
-                fn visit_bool<E>(self, _: bool) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
-                }
-                fn visit_i64<E>(self, _: i64) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
-                }
-                fn visit_u64<E>(self, _: u64) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
-                }
-                fn visit_f64<E>(self, _: f64) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
-                }
-                fn visit_str<E>(self, _: &str) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
-                }
-                fn visit_unit<E>(self) -> Result<ListKeys, E> {
-                    Ok(ListKeys(false))
+                    Look::Meta => {
+                        found |= apps::META_KEYS.contains(&key.as_ref());
+                        map.next_value::<IgnoredAny>()?;
+                    }
                 }
             }
-            d.deserialize_any(V)
+            Ok(found)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(false)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+    /// `result`: whether it has something to filter.
+    struct ResultKeys(bool);
+    impl<'de> Deserialize<'de> for ResultKeys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Look::Result.deserialize(d).map(ResultKeys)
         }
     }
     #[derive(Deserialize)]
     struct Msg {
         #[serde(default)]
-        result: Option<ListKeys>,
+        result: Option<ResultKeys>,
     }
     let holds = |m: &Msg| m.result.as_ref().is_some_and(|r| r.0);
     let bad = |e: serde_json::Error| format!("answer cannot be checked: {e}");
@@ -411,18 +459,72 @@ mod tests {
 
     #[test]
     fn a_quick_look_finds_every_list_a_filter_would_see() {
-        let yes = |s: &str| may_hold_list(s.as_bytes()).unwrap();
+        let yes = |s: &str| may_need_filtering(s.as_bytes()).unwrap();
         assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#));
         assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"t\u006fols":[]}}"#), "escaped keys");
         assert!(yes(
             r#"[{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","id":2,"result":{"resourceTemplates":[]}}]"#
         ));
         assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"tools"}]}}"#));
+        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"ui":{}}}}"#), "a result's UI link");
+        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{"a":1,"ui/resourceUri":"x"}}}"#));
+        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"_m\u0065ta":{"\u0075i":1}}}"#), "escaped");
+        assert!(yes(r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{},"_meta":{"ui":1}}}"#), "a second _meta");
+        assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"progressToken":1}}}"#));
+        assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":"ui"}}"#), "a _meta that is no object");
+        assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"_meta":{"ui":{}}}]}}"#), "deeper: not ours");
         assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"result":"tools"}"#), "a result that is not an object");
         assert!(!yes(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#));
-        assert!(may_hold_list(br#"{"result":{},"result":{"tools":[]}}"#).is_err(), "two results: refused");
-        assert!(may_hold_list(b"<html>").is_err());
-        assert!(may_hold_list(br#"{"result":{"\ud800":1}}"#).is_err(), "a key that is not a string");
+        assert!(may_need_filtering(br#"{"result":{},"result":{"tools":[]}}"#).is_err(), "two results: refused");
+        assert!(may_need_filtering(b"<html>").is_err());
+        assert!(may_need_filtering(br#"{"result":{"\ud800":1}}"#).is_err(), "a key that is not a string");
+    }
+
+    /// Allows the tools `echo` and `show` and the resource `ui://echo/app.html`; checks that UI
+    /// resources are asked about as reads of target `t`.
+    #[derive(Debug)]
+    struct AppsRules;
+    impl Authorizer for AppsRules {
+        fn allows(&self, item: &Item<'_>) -> bool {
+            match item.kind {
+                ItemKind::Tool => ["echo", "show"].contains(&item.name),
+                _ => item.name == "ui://echo/app.html",
+            }
+        }
+        fn lists(&self, item: &Item<'_>) -> bool {
+            self.allows(item)
+        }
+        fn would_allow(&self, item: &Item<'_>) -> bool {
+            assert_eq!((item.method, item.kind, item.target), ("resources/read", ItemKind::Resource, "t"));
+            self.allows(item)
+        }
+    }
+
+    #[test]
+    fn ui_resources_the_caller_cannot_read_are_not_named() {
+        let meta =
+            |uri: &str| json!({"ui": {"resourceUri": uri, "visibility": ["model", "app"]}, "ui/resourceUri": uri});
+        let mut answer = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [
+            {"name": "echo", "_meta": meta("ui://echo/app.html")},
+            {"name": "show", "_meta": meta("ui://secret/app.html")},
+            {"name": "admin", "_meta": meta("ui://echo/app.html")}
+        ]}});
+        assert!(filter_all(&mut answer, "t", &AppsRules));
+        assert_eq!(
+            answer["result"]["tools"],
+            json!([
+                {"name": "echo", "_meta": meta("ui://echo/app.html")},
+                {"name": "show", "_meta": {"ui": {"visibility": ["model", "app"]}}}
+            ]),
+            "a hidden tool goes with its metadata; a visible one loses only the link it cannot follow"
+        );
+        let mut call = json!({"jsonrpc": "2.0", "id": 2, "result": {"content": [], "_meta": {"ui/resourceUri": "ui://secret/app.html"}}});
+        assert!(filter_all(&mut call, "t", &AppsRules));
+        assert_eq!(call["result"], json!({"content": []}), "a tool result's link too");
+        let mut fine =
+            json!({"jsonrpc": "2.0", "id": 3, "result": {"content": [], "_meta": meta("ui://echo/app.html")}});
+        assert!(!filter_all(&mut fine, "t", &AppsRules));
+        assert!(!filter_all(&mut answer, "t", &AppsRules), "filtering twice changes nothing");
     }
 
     #[test]

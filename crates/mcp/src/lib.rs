@@ -1,6 +1,7 @@
 //! The MCP side of the gateway: reading JSON-RPC and SSE, mapping sessions, and relaying
 //! Streamable HTTP between a client and its upstream MCP servers.
 
+mod apps;
 pub mod authz;
 pub mod body;
 pub mod caller;

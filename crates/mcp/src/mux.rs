@@ -22,6 +22,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::apps::{self, Edit};
 use crate::authz::{self, ItemKind, Verdict};
 use crate::body::Body;
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
@@ -33,7 +34,7 @@ use crate::sse::Event;
 use crate::upstream::sse::SseConn;
 use crate::upstream::stdio::StdioConn;
 use crate::upstream::{Conn, Upstream};
-use naming::{Naming, Sep};
+use naming::{Naming, Route, Sep};
 
 /// Pages of a list fetched from one target before giving up (a runaway cursor loop).
 const MAX_PAGES: usize = 100;
@@ -93,6 +94,25 @@ fn error_message(id: &Value, error: ErrorObject) -> Value {
 fn failure_message(id: &Value, f: UpstreamFailure) -> Value {
     let rpc = RelayError::Upstream(f).to_rpc();
     error_message(id, rpc)
+}
+
+/// Why a name a client sent reaches no target.
+enum Unrouted {
+    /// No such item (or target): answered like a missing item.
+    Unknown,
+    /// A name that cannot be valid here (a malformed `ui://` URI); the message says why.
+    Invalid(String),
+}
+
+impl Unrouted {
+    fn answer(self, kind: ItemKind, exposed: &str, id: &Value) -> Value {
+        match self {
+            Unrouted::Unknown => authz::unknown(kind, exposed, id),
+            Unrouted::Invalid(message) => {
+                error_message(id, ErrorObject { code: code::INVALID_PARAMS, message, data: None })
+            }
+        }
+    }
 }
 
 impl<'a> Mux<'a> {
@@ -329,12 +349,40 @@ impl<'a> Mux<'a> {
                 },
             );
         };
-        let Some((idx, name)) = self.locate(sess, exposed, kind, sep, out).await else {
-            return authz::unknown(kind, exposed, &id);
+        let (idx, name) = match self.locate(sess, exposed, kind, sep, out).await {
+            Ok(found) => found,
+            Err(why) => return why.answer(kind, exposed, &id),
         };
         let mut forwarded = msg.clone();
         forwarded["params"][field] = Value::String(name);
-        self.checked_request(sess, idx, &forwarded, (kind, exposed), out).await
+        let mut response = self.checked_request(sess, idx, &forwarded, (kind, exposed), out).await;
+        self.expose_result(idx, method, &mut response);
+        response
+    }
+
+    /// A routed call's answer as the client must see it: the `ui://` resource a tool result
+    /// names (MCP Apps), and the URIs of the contents read, spelled as they are listed.
+    fn expose_result(&self, idx: usize, method: &str, response: &mut Value) {
+        if !self.naming.ui_authority {
+            return; // names are the upstream's (`ui_authority` is set whenever prefixing)
+        }
+        let target = &self.backend.targets[idx].name;
+        let Some(result) = response.get_mut("result") else { return };
+        match method {
+            "tools/call" => {
+                apps::edit_meta_uris(result, |uri| apps::encode(target, uri).map_or(Edit::Keep, Edit::Replace));
+            }
+            "resources/read" => {
+                let contents = result.get_mut("contents").and_then(Value::as_array_mut).into_iter().flatten();
+                for content in contents.filter_map(Value::as_object_mut) {
+                    if let Some(uri) = content.get("uri").and_then(Value::as_str) {
+                        let exposed = self.naming.expose(target, uri, Sep::Uri);
+                        content.insert("uri".into(), Value::String(exposed));
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Sends a message naming one item to its target once the rules allow it; a hidden item
@@ -360,14 +408,23 @@ impl<'a> Mux<'a> {
     }
 
     /// Which target serves an exposed name, and its upstream name.
-    async fn locate(&self, sess: &Sess, exposed: &str, kind: ItemKind, sep: Sep, out: &Out) -> Option<(usize, String)> {
+    async fn locate(
+        &self,
+        sess: &Sess,
+        exposed: &str,
+        kind: ItemKind,
+        sep: Sep,
+        out: &Out,
+    ) -> Result<(usize, String), Unrouted> {
         let targets = self.session_targets(sess);
-        if self.naming.prefix {
-            let (idx, name) = self.naming.split(exposed, sep)?;
-            return targets.contains(&idx).then(|| (idx, name.to_string()));
+        match self.naming.route(exposed, sep) {
+            Route::To(idx, name) if targets.contains(&idx) => return Ok((idx, name.into_owned())),
+            Route::To(..) | Route::Unknown => return Err(Unrouted::Unknown),
+            Route::Invalid(why) => return Err(Unrouted::Invalid(why)),
+            Route::Lookup => {}
         }
         if let [only] = targets.as_slice() {
-            return Some((*only, exposed.to_string()));
+            return Ok((*only, exposed.to_string()));
         }
         // Unprefixed names across targets (`prefixMode: never`): look the name up; a name
         // that several targets use is ambiguous and refused.
@@ -385,8 +442,8 @@ impl<'a> Mux<'a> {
             }
         }
         match owners.as_slice() {
-            [one] => Some((*one, exposed.to_string())),
-            _ => None,
+            [one] => Ok((*one, exposed.to_string())),
+            _ => Err(Unrouted::Unknown),
         }
     }
 
@@ -446,6 +503,10 @@ impl<'a> Mux<'a> {
                     *seen.entry(exposed.clone()).or_default() += 1;
                     item[name_field] = Value::String(exposed);
                 }
+                if list_field == "tools" && self.naming.ui_authority {
+                    // MCP Apps: the host reads the tool's UI resource back through us.
+                    apps::edit_meta_uris(&mut item, |uri| apps::encode(target, uri).map_or(Edit::Keep, Edit::Replace));
+                }
                 merged.push(item);
             }
         }
@@ -473,8 +534,9 @@ impl<'a> Mux<'a> {
             }
             return self.everyone(sess, msg, out, false).await;
         };
-        let Some((idx, name)) = self.locate(sess, exposed, kind, sep, out).await else {
-            return authz::unknown(kind, exposed, &id);
+        let (idx, name) = match self.locate(sess, exposed, kind, sep, out).await {
+            Ok(found) => found,
+            Err(why) => return why.answer(kind, exposed, &id),
         };
         let mut forwarded = msg.clone();
         forwarded["params"]["ref"][field] = Value::String(name);

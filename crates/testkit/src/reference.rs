@@ -1,8 +1,10 @@
 //! The reference upstream: an MCP server (on `rmcp`) implementing every tool, resource and
 //! prompt that the conformance suite's server scenarios call, plus the tutorial's tools
-//! `echo`, `add` and `printEnv`, plus `sleep` for timeout and shutdown tests.
+//! `echo`, `add` and `printEnv`, plus `sleep` for timeout and shutdown tests; optionally an
+//! MCP App (`apps`).
 #![allow(deprecated)] // rmcp marks some peer helpers deprecated in favour of newer names.
 
+pub mod apps;
 mod sessions;
 
 use std::net::SocketAddr;
@@ -31,13 +33,18 @@ pub struct Options {
     pub json_response: bool,
     /// Name reported in `serverInfo`.
     pub name: Option<String>,
+    /// Also serve an MCP App: the tool `show_dashboard` and its `ui://` resource.
+    pub apps: bool,
 }
 
 /// Starts the reference server on `addr` (port 0 for any), serving MCP at `/mcp`.
 pub async fn serve(addr: SocketAddr, opts: Options) -> std::io::Result<Server> {
     let sessions = Arc::new(Sessions::default());
-    let handler =
-        Reference { sessions: sessions.clone(), name: opts.name.clone().unwrap_or_else(|| "reference".into()) };
+    let handler = Reference {
+        sessions: sessions.clone(),
+        name: opts.name.clone().unwrap_or_else(|| "reference".into()),
+        apps: opts.apps,
+    };
     let mut config = StreamableHttpServerConfig::default();
     config.json_response = opts.json_response;
     config.legacy_session_mode = !opts.json_response;
@@ -48,8 +55,11 @@ pub async fn serve(addr: SocketAddr, opts: Options) -> std::io::Result<Server> {
 /// Serves the reference server on stdin/stdout (newline-delimited JSON-RPC) until stdin ends.
 pub async fn serve_stdio(opts: Options) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
-    let handler =
-        Reference { sessions: Arc::new(Sessions::default()), name: opts.name.unwrap_or_else(|| "reference".into()) };
+    let handler = Reference {
+        sessions: Arc::new(Sessions::default()),
+        name: opts.name.unwrap_or_else(|| "reference".into()),
+        apps: opts.apps,
+    };
     let running = handler.serve(rmcp::transport::io::stdio()).await?;
     running.waiting().await?;
     Ok(())
@@ -67,6 +77,17 @@ fn text(t: impl Into<String>) -> CallToolResult {
 struct Reference {
     sessions: Arc<Sessions>,
     name: String,
+    apps: bool,
+}
+
+impl Reference {
+    /// `items` plus the app's, when it serves one.
+    fn with_apps(&self, mut items: Vec<Value>, app: fn() -> Vec<Value>) -> Vec<Value> {
+        if self.apps {
+            items.extend(app());
+        }
+        items
+    }
 }
 
 fn tool(name: &str, description: &str, schema: Value) -> Value {
@@ -132,9 +153,14 @@ fn tools() -> Vec<Value> {
 
 impl ServerHandler for Reference {
     fn get_info(&self) -> ServerInfo {
+        let mut capabilities =
+            json!({"tools": {}, "resources": {"subscribe": true}, "prompts": {}, "logging": {}, "completions": {}});
+        if self.apps {
+            capabilities["extensions"] = json!({"io.modelcontextprotocol/ui": {"mimeTypes": [apps::APP_MIME]}});
+        }
         j(json!({
             "protocolVersion": "2025-11-25",
-            "capabilities": {"tools": {}, "resources": {"subscribe": true}, "prompts": {}, "logging": {}, "completions": {}},
+            "capabilities": capabilities,
             "serverInfo": {"name": self.name, "version": env!("CARGO_PKG_VERSION")},
             "instructions": "Reference MCP server of the agentgateway-rs test kit."
         }))
@@ -168,7 +194,7 @@ impl ServerHandler for Reference {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(j(json!({"tools": tools()})))
+        Ok(j(json!({"tools": self.with_apps(tools(), apps::tools)})))
     }
 
     async fn call_tool(
@@ -193,6 +219,7 @@ impl ServerHandler for Reference {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 text(format!("Slept {ms} ms"))
             }
+            "show_dashboard" if self.apps => j(apps::call(&self.name)),
             other => conformance_tool(other, &args, &c, &self.sessions).await?,
         };
         Ok(result.into())
@@ -203,11 +230,12 @@ impl ServerHandler for Reference {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        Ok(j(json!({"resources": [
-            {"uri": "test://static-text", "name": "static-text", "description": "A static text resource for testing", "mimeType": "text/plain"},
-            {"uri": "test://static-binary", "name": "static-binary", "description": "A static binary resource (image) for testing", "mimeType": "image/png"},
-            {"uri": "test://watched-resource", "name": "watched-resource", "description": "A resource that can be subscribed to", "mimeType": "text/plain"}
-        ]})))
+        let resources = vec![
+            json!({"uri": "test://static-text", "name": "static-text", "description": "A static text resource for testing", "mimeType": "text/plain"}),
+            json!({"uri": "test://static-binary", "name": "static-binary", "description": "A static binary resource (image) for testing", "mimeType": "image/png"}),
+            json!({"uri": "test://watched-resource", "name": "watched-resource", "description": "A resource that can be subscribed to", "mimeType": "text/plain"}),
+        ];
+        Ok(j(json!({"resources": self.with_apps(resources, apps::resources)})))
     }
 
     async fn list_resource_templates(
@@ -215,9 +243,10 @@ impl ServerHandler for Reference {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        Ok(j(
-            json!({"resourceTemplates": [{"uriTemplate": "test://template/{id}/data", "name": "template", "description": "A resource template with parameter substitution", "mimeType": "application/json"}]}),
-        ))
+        let templates = vec![
+            json!({"uriTemplate": "test://template/{id}/data", "name": "template", "description": "A resource template with parameter substitution", "mimeType": "application/json"}),
+        ];
+        Ok(j(json!({"resourceTemplates": self.with_apps(templates, apps::templates)})))
     }
 
     async fn read_resource(
@@ -233,6 +262,11 @@ impl ServerHandler for Reference {
             "test://static-binary" => json!([{"uri": uri, "mimeType": "image/png", "blob": PNG}]),
             "test://watched-resource" => {
                 json!([{"uri": uri, "mimeType": "text/plain", "text": "Watched resource content"}])
+            }
+            ui if self.apps
+                && let Some(page) = apps::read(ui, &self.name) =>
+            {
+                page
             }
             _ => match uri.strip_prefix("test://template/").and_then(|s| s.strip_suffix("/data")) {
                 Some(id) => {

@@ -89,7 +89,7 @@ impl Plan {
     /// gets an error instead.
     fn rewrite_json(&self, bytes: Bytes, target: &str, authz: Option<&dyn Authorizer>) -> Result<Bytes, String> {
         let Some(authz) = authz else { return Ok(bytes) };
-        if self.denied.is_empty() && !authz::may_hold_list(&bytes)? {
+        if self.denied.is_empty() && !authz::may_need_filtering(&bytes)? {
             return Ok(bytes);
         }
         let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("answer cannot be checked: {e}"))?;

@@ -141,7 +141,7 @@ impl State {
     }
 
     fn filter_event(&self, event: &Event, authz: &dyn Authorizer) -> Result<Option<Bytes>, String> {
-        if !authz::may_hold_list(event.data().as_bytes())? {
+        if !authz::may_need_filtering(event.data().as_bytes())? {
             return Ok(None);
         }
         let mut value: Value =

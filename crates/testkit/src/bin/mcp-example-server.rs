@@ -13,7 +13,8 @@ fn usage() -> ! {
   --listen ADDR  address to listen on (default 127.0.0.1:3001)
   --json         answer with application/json, without sessions
   --stdio        speak MCP on stdin/stdout instead of HTTP
-  --name NAME    the name in serverInfo"
+  --name NAME    the name in serverInfo
+  --apps         also serve an MCP App (tool show_dashboard, resource ui://dashboard/app.html)"
     );
     std::process::exit(2);
 }
@@ -29,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
             "--listen" => addr = args.next().unwrap_or_else(|| usage()).parse()?,
             "--json" => opts.json_response = true,
             "--stdio" => stdio = true,
+            "--apps" => opts.apps = true,
             "--name" => opts.name = Some(args.next().unwrap_or_else(|| usage())),
             _ => usage(),
         }
