@@ -8,7 +8,8 @@
 // app:<tool> (as an MCP Apps host: the tool's UI link from tools/list, the resource read from
 // it, and the link in the tool's result).
 // Env: MCP_BEARER=<token> sends `Authorization: Bearer <token>`; MCP_TRANSPORT=sse uses the
-// legacy HTTP+SSE client transport (URL = the /sse endpoint).
+// legacy HTTP+SSE client transport (URL = the /sse endpoint); MCP_SESSION=<id> resumes that
+// Streamable HTTP session instead of initializing one (the SDK skips `initialize`).
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -29,7 +30,10 @@ const headers = process.env.MCP_BEARER ? { Authorization: `Bearer ${process.env.
 const transport =
   process.env.MCP_TRANSPORT === "sse"
     ? new SSEClientTransport(new URL(url), { requestInit: { headers } })
-    : new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+    : new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers },
+        sessionId: process.env.MCP_SESSION || undefined,
+      });
 const client = new Client(
   { name: "sdk-e2e", version: "1.0.0" },
   { capabilities: { sampling: {}, elicitation: {} } },

@@ -14,7 +14,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 
+mod healthcheck;
 mod policy;
+
+/// `--version`: the crate version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("AGW_COMMIT"), ")");
 
 /// mimalloc instead of the system allocator: a proxied call allocates and frees many small
 /// buffers on two threads, which glibc's malloc serves markedly slower (see
@@ -27,7 +31,7 @@ pub(crate) const EXIT_CONFIG: u8 = 2;
 
 /// An MCP gateway that reads agentgateway's standalone YAML config.
 #[derive(Debug, Parser)]
-#[command(name = "agentgateway", version, about, args_conflicts_with_subcommands = true)]
+#[command(name = "agentgateway", version = VERSION, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     /// Config file (YAML or JSON).
     #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "config")]
@@ -54,6 +58,13 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: Box<PolicyCommand>,
+    },
+    /// Probe a running gateway's readiness (`GET /healthz/ready`): exit 0 on `200`, 1
+    /// otherwise. For container health checks where there is no curl.
+    Healthcheck {
+        /// The readiness server (`config.readinessAddr`).
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15021")]
+        addr: String,
     },
 }
 
@@ -106,6 +117,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Policy { command }) => return policy::run(*command),
+        Some(Command::Healthcheck { addr }) => return healthcheck::run(&addr),
         None => {}
     }
     let loaded = match load(&cli) {

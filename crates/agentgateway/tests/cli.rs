@@ -18,11 +18,22 @@ fn text(b: &[u8]) -> String {
 fn version_and_help() {
     let out = run(&["--version"]);
     assert!(out.status.success());
-    assert_eq!(text(&out.stdout).trim(), format!("agentgateway {}", env!("CARGO_PKG_VERSION")));
+    // The version names the commit built (build.rs): the checkout's HEAD when git is there.
+    let head = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(repo()).output();
+    let commit = match head {
+        Ok(o) if o.status.success() => text(&o.stdout).trim().to_string(),
+        _ => "unknown".into(),
+    };
+    let expected = format!("agentgateway {} (commit {commit})", env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        std::env::var("AGENTGATEWAY_COMMIT")
+            .map_or(expected, |c| format!("agentgateway {} (commit {c})", env!("CARGO_PKG_VERSION")))
+    );
     let out = run(&["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for flag in ["--file", "--config", "--validate-only", "schema", "--version"] {
+    for flag in ["--file", "--config", "--validate-only", "schema", "healthcheck", "--version"] {
         assert!(help.contains(flag), "{flag} in:\n{help}");
     }
 }
@@ -156,6 +167,38 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+/// `healthcheck` (the container image's health check): 0 while the readiness port answers
+/// 200, 1 once the gateway is gone, and 1 for something that is not a readiness server.
+#[test]
+fn healthcheck_probes_the_readiness_port() {
+    let config = "config:\n  adminAddr: 'off'\n  readinessAddr: 127.0.0.1:0\n  statsAddr: 'off'\nbinds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - host: localhost:1\n";
+    let (mut child, lines) = start_until(&["--config", config], "Readiness on");
+    let line = lines.iter().find(|l| l.contains("Readiness on")).unwrap();
+    let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let out = run(&["healthcheck", "--addr", &addr]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    sigterm(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let out = run(&["healthcheck", "--addr", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(&format!("not ready: {addr}")), "{}", text(&out.stderr));
+
+    // A server that answers something else than 200 is not ready either.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_addr = other.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = other.accept().unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf);
+        s.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").unwrap();
+    });
+    let out = run(&["healthcheck", "--addr", &other_addr]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("503"), "{}", text(&out.stderr));
 }
 
 #[test]
