@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    Bind, Config, DEFAULT_GATEWAY, DEFAULT_MCP_PORT, GatewayProtocol, GatewayRefs, Listener, McpBackend, McpHost,
-    NamedBackend, PathMatch, Route, RouteBackend, RouteMatch, SimpleMcp, backend_ref_name,
+    Bind, Config, DEFAULT_GATEWAY, DEFAULT_MCP_PORT, GatewayProtocol, GatewayRefs, Listener, ListenerProtocol,
+    McpBackend, McpHost, NamedBackend, PathMatch, Route, RouteBackend, RouteMatch, SimpleMcp, backend_ref_name,
 };
 
 /// Routes and MCP targets the lowered config may hold. Attaching a route to many listeners
@@ -50,6 +50,11 @@ impl Origins {
         }
         path.clone()
     }
+}
+
+/// A gateway's protocol as a lowered listener's: `HTTPS`, or left out for HTTP.
+fn https_protocol(written: Option<GatewayProtocol>, tls: bool) -> Option<ListenerProtocol> {
+    (GatewayProtocol::effective(written, tls) == GatewayProtocol::Https).then_some(ListenerProtocol::Https)
 }
 
 /// Lowers `config` into `binds` only. Problems with references, attachment and ports are
@@ -202,8 +207,15 @@ impl<'a> Lowering<'a> {
             let mut all = Vec::new();
             if g.listeners.is_empty() {
                 let http = GatewayProtocol::effective(g.protocol, g.tls.is_some()).serves_http();
-                listeners.push(Listener { name: Some(name.clone()), policies: g.policies(), ..Default::default() });
+                listeners.push(Listener {
+                    name: Some(name.clone()),
+                    policies: g.policies(),
+                    protocol: https_protocol(g.protocol, g.tls.is_some()),
+                    tls: g.tls.clone(),
+                    ..Default::default()
+                });
                 self.origins.add(listener_path(b, 0), at.clone());
+                self.origins.add(listener_path(b, 0).key("tls"), at.key("tls"));
                 self.origins.add(listener_path(b, 0).key("policies"), at.clone());
                 all.push(Slot { bind: b, listener: 0, http });
             }
@@ -216,9 +228,12 @@ impl<'a> Lowering<'a> {
                     name: Some(reference.clone()),
                     hostname: gl.hostname.clone(),
                     policies: gl.policies(),
+                    protocol: https_protocol(gl.protocol, gl.tls.is_some()),
+                    tls: gl.tls.clone(),
                     ..Default::default()
                 });
                 let source = at.key("listeners").index(i);
+                self.origins.add(listener_path(b, i).key("tls"), source.key("tls"));
                 self.origins.add(listener_path(b, i), source.clone());
                 self.origins.add(listener_path(b, i).key("policies"), source);
                 self.attach.insert(reference, vec![slot]);

@@ -202,7 +202,6 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
     assert_eq!(f.tcp.unwrap().keepalives.unwrap().retries, Some(3));
 
     for key in [
-        "tls",
         "networkAuthorization",
         "networkExtAuthz",
         "proxyProtocol",
@@ -228,3 +227,74 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
 
 mod settings;
 mod vars;
+
+#[test]
+fn https_listeners_load_and_their_mistakes_are_located() {
+    // agentgateway's examples/mcp-tls shape.
+    let ok = "\
+binds:
+- port: 3000
+  listeners:
+  - name: default
+    protocol: HTTPS
+    tls:
+      cert: examples/mcp-tls/certs/cert.pem
+      key: examples/mcp-tls/certs/key.pem
+      root: ca.pem
+      minTLSVersion: TLS_V1_3
+      cipherSuites: [TLS_AES_256_GCM_SHA384, ECDHE-ECDSA-AES128-GCM-SHA256]
+    routes:
+    - backends:
+      - mcp:
+          targets:
+          - name: everything
+            stdio:
+              cmd: npx
+              args: [\"@modelcontextprotocol/server-everything\"]
+frontendPolicies:
+  tls:
+    handshakeTimeout: 5s
+    minVersion: TLS_V1_2
+";
+    let loaded = load_str("config.yaml", ok).unwrap();
+    let tls = loaded.config.binds[0].listeners[0].tls.clone().unwrap();
+    assert_eq!(tls.min_tls_version, Some(crate::model::TlsVersion::TLS_V1_3));
+    assert_eq!(tls.cipher_suites.map(|c| c.len()), Some(2));
+
+    let https = MINIMAL.replace("  - routes:", "  - protocol: HTTPS\n    routes:");
+    assert_eq!(
+        error(&https),
+        "config.yaml:4:5: binds[0].listeners[0].tls: missing: `protocol: HTTPS` needs `tls: {cert: <file>, key: <file>}`"
+    );
+    let with_tls =
+        |tls: &str| MINIMAL.replace("  - routes:", &format!("  - protocol: HTTPS\n    tls: {tls}\n    routes:"));
+    assert_eq!(
+        error(&with_tls("{cert: c.pem, key: k.pem, minTLSVersion: TLS_V1_3, maxTLSVersion: TLS_V1_2}")),
+        "config.yaml:5:61: binds[0].listeners[0].tls.maxTLSVersion: is older than `minTLSVersion`: no TLS version is left"
+    );
+    assert!(
+        error(&with_tls("{cert: c.pem, key: k.pem, cipherSuites: []}")).contains("tls.cipherSuites: an empty list")
+    );
+    assert!(error(&with_tls("{cert: c.pem, key: k.pem, cipherSuites: [RC4]}")).contains("unknown variant `RC4`"));
+    assert!(error(&with_tls("{cert: c.pem, key: k.pem, spiffe: {}}")).ends_with("tls.spiffe: not supported yet"));
+    assert!(
+        error(&with_tls("{cert: '', key: k.pem}"))
+            .ends_with("tls.cert: a file path (PEM), relative to the working directory")
+    );
+
+    let mixed = with_tls("{cert: c.pem, key: k.pem}").replace(
+        "  - protocol: HTTPS",
+        "  - name: plain\n    hostname: plain.example.com\n    routes: []\n  - protocol: HTTPS",
+    );
+    assert_eq!(
+        error(&mixed),
+        "config.yaml:7:5: binds[0].listeners[1].protocol: every listener of a bind must be HTTPS, or none: put HTTP and HTTPS on separate ports"
+    );
+    let frontend = |tls: &str| format!("{MINIMAL}frontendPolicies:\n  tls: {tls}\n");
+    assert!(
+        error(&frontend("{handshakeTimeout: 0s}"))
+            .contains("frontendPolicies.tls.handshakeTimeout: must be more than 0")
+    );
+    assert!(error(&frontend("{alpn: [h2]}")).ends_with("frontendPolicies.tls.alpn: not supported yet"));
+    assert!(error(&frontend("{minVersion: TLS_V1_0}")).contains("TLS 1.0 and 1.1 are not supported"));
+}

@@ -5,6 +5,7 @@
 //! features land and nothing agentgateway accepts is ever silently ignored.
 
 mod front;
+mod tls;
 
 use std::collections::HashSet;
 
@@ -101,6 +102,9 @@ impl Validator {
                     self.err(at.key(name), "must be more than 0 (leave it out for the default)");
                 }
             }
+        }
+        if let Some(tls) = &f.tls {
+            self.frontend_tls(&at.key("tls"), tls);
         }
         if let Some(tcp) = &f.tcp
             && tcp.max_connections_per_worker == Some(0)
@@ -221,6 +225,18 @@ impl Validator {
             }
             self.listener(&at, l);
         }
+        // One handshake decides the protocol of a connection before its listener is known.
+        if let Some(first) = b.listeners.first() {
+            let https = |l: &Listener| l.protocol == Some(ListenerProtocol::Https);
+            for (i, l) in b.listeners.iter().enumerate().skip(1) {
+                if https(l) != https(first) {
+                    self.err(
+                        at.key("listeners").index(i).key("protocol"),
+                        "every listener of a bind must be HTTPS, or none: put HTTP and HTTPS on separate ports",
+                    );
+                }
+            }
+        }
     }
 
     fn listener(&mut self, at: &FieldPath, l: &Listener) {
@@ -233,7 +249,10 @@ impl Validator {
                     self.err(at.key("tls"), "`tls` needs `protocol: HTTPS`");
                 }
             }
-            ListenerProtocol::Https => self.err(at.key("protocol"), "not supported yet (HTTPS listeners)"),
+            ListenerProtocol::Https => match &l.tls {
+                Some(tls) => self.listener_tls(&at.key("tls"), tls),
+                None => self.err(at.key("tls"), "missing: `protocol: HTTPS` needs `tls: {cert: <file>, key: <file>}`"),
+            },
             ListenerProtocol::Tls | ListenerProtocol::Tcp | ListenerProtocol::Hbone => {
                 self.err(at.key("protocol"), "not supported yet (only HTTP listeners)")
             }

@@ -17,6 +17,7 @@ use agw_mcp::{Backend as McpBackend, FailureMode, HttpClient, HttpTarget, Target
 use http::Uri;
 
 use crate::jwks::RemoteJwks;
+pub use crate::listener::tls::BindTls;
 use crate::route::{self, HostMatch, Listener, Route};
 
 pub use policy::{GatewayPolicies, HeaderChanges, Policies};
@@ -46,6 +47,8 @@ pub struct Runtime {
 pub struct Bind {
     pub port: u16,
     pub listeners: Vec<Arc<Listener>>,
+    /// Set when the bind's listeners are HTTPS.
+    pub tls: Option<Arc<BindTls>>,
 }
 
 /// Where a route sends requests.
@@ -102,7 +105,8 @@ impl Builder {
                     .enumerate()
                     .map(|(j, l)| Arc::new(self.listener(&at.key("listeners").index(j), j, l)))
                     .collect();
-                Bind { port: b.port, listeners }
+                let tls = self.bind_tls(&at, b, config);
+                Bind { port: b.port, listeners, tls }
             })
             .collect();
         let mut remote_jwks: Vec<Arc<RemoteJwks>> = self.remotes.values().cloned().collect();
@@ -115,6 +119,34 @@ impl Builder {
             warnings: Vec::new(),
             dump: agw_config::redact::dump(config),
             frontend: Arc::new(crate::conn::Settings::resolve(config)),
+        }
+    }
+
+    /// The TLS side of a bind whose listeners are HTTPS (validation saw that all are or none).
+    fn bind_tls(&mut self, at: &FieldPath, b: &model::Bind, config: &Config) -> Option<Arc<BindTls>> {
+        let https = b.listeners.iter().any(|l| l.protocol == Some(model::ListenerProtocol::Https));
+        if !https {
+            return None;
+        }
+        let names: Vec<String> = b
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(j, l)| l.name.clone().unwrap_or_else(|| format!("listener{j}")))
+            .collect();
+        let listeners = b.listeners.iter().enumerate().filter_map(|(j, l)| {
+            let tls = l.tls.as_ref()?;
+            Some((at.key("listeners").index(j).key("tls"), names[j].as_str(), l.hostname.as_deref(), tls))
+        });
+        let frontend = config.frontend_policies.as_ref().and_then(|f| f.tls.as_ref());
+        match BindTls::build(listeners, frontend) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(errors) => {
+                for (at, message) in errors {
+                    self.err(at, message);
+                }
+                None
+            }
         }
     }
 
