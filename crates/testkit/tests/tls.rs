@@ -265,3 +265,54 @@ async fn https_on_gateways() {
     c.initialize().await.unwrap();
     assert!(c.tool_names().await.unwrap().contains(&"echo".to_string()));
 }
+
+/// `examples/front-door/mcp-tls.yaml` (agentgateway's `examples/mcp-tls` shape) with
+/// server-everything: the TypeScript SDK client trusts the test CA through
+/// `NODE_EXTRA_CA_CERTS`, and `curl` talks HTTP/2 and HTTP/1.1 to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_tls_shape_with_the_sdk_client_and_curl() {
+    use agw_testkit::node;
+    let examples = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/front-door");
+    let text = std::fs::read_to_string(examples.join("mcp-tls.yaml")).unwrap();
+    let args = format!("args: [{:?}, stdio]", node::server_everything_js());
+    let text = text
+        .replace("port: 3000", "port: 0")
+        .replace("../../crates/testkit/tests/tls/", &path(""))
+        .replace("cmd: npx", "cmd: node")
+        .replace(r#"args: ["-y", "@modelcontextprotocol/server-everything"]"#, &args);
+    assert!(text.contains("stdio") && text.contains(&path("localhost.pem")), "{text}");
+    let gw = Gateway::start(&text).await.unwrap();
+    let url = https_url(&gw, "localhost", "/mcp");
+
+    let ca = path("ca.pem");
+    let (ok, stdout, stderr) =
+        node::run_script_env("sdk-client.mjs", &[&url, "echo"], &[("NODE_EXTRA_CA_CERTS", &ca)]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(out["echo"], "Echo: hello from the SDK", "{out}");
+    // Without the CA, Node refuses the certificate.
+    let (ok, stdout, _) = node::run_script_env("sdk-client.mjs", &[&url], &[]).await;
+    assert!(!ok || stdout.contains("error"), "the SDK client accepted an unknown CA: {stdout}");
+
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#;
+    for version in ["--http2", "--http1.1"] {
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", version, "--cacert", &ca, "-w", "\n%{http_version} %{http_code}", "-X", "POST", &url])
+            .args(["-H", "content-type: application/json", "-H", "accept: application/json, text/event-stream"])
+            .args(["-d", body])
+            .output()
+            .await
+            .expect("curl runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let expected = if version == "--http2" { "2 200" } else { "1.1 200" };
+        assert!(stdout.trim_end().ends_with(expected), "curl {version}: {stdout}");
+        assert!(stdout.contains("serverInfo"), "{stdout}");
+    }
+    // As agentgateway's README runs it: `curl -k` against the self-signed listener.
+    let out = tokio::process::Command::new("curl")
+        .args(["-sSk", "-o", "/dev/null", "-w", "%{http_code}", &url])
+        .output()
+        .await
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&out.stdout), "000", "{}", String::from_utf8_lossy(&out.stderr));
+}
