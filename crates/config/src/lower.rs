@@ -400,6 +400,14 @@ impl<'a> Lowering<'a> {
             let Some(reference) = b.backend.take() else { continue };
             let Some((n, named)) = self.named(&source.key("backend"), &reference) else { continue };
             let named_at = FieldPath::root().key("backends").index(n);
+            if let Some(p) = &named.policies {
+                if b.policies.is_some() {
+                    let message = format!("`{reference}` has `policies` of its own: set them there or here, not both");
+                    self.err(source.key("policies"), message);
+                }
+                b.policies = Some(p.clone());
+                self.origins.add(at.key("policies"), named_at.key("policies"));
+            }
             if let Some(host) = &named.host {
                 b.host = Some(host.clone());
                 self.origins.add(at.key("host"), named_at.key("host"));
@@ -427,6 +435,14 @@ impl<'a> Lowering<'a> {
                     Some(authority) => {
                         let path = host.path.clone().unwrap_or_default();
                         *host = McpHost { host: Some(format!("http://{authority}{path}")), ..Default::default() };
+                        // A target naming a backend has no policies of its own (validation).
+                        if let Some(p) = &named.policies {
+                            if let Some(kind) = p.backend_only().first() {
+                                let message = format!("`{reference}` has `{kind}`, which an MCP target cannot have");
+                                self.err(at.clone(), message);
+                            }
+                            t.policies = Some(p.clone());
+                        }
                     }
                     None if named.mcp.is_some() => {
                         let message = format!(

@@ -298,3 +298,60 @@ frontendPolicies:
     assert!(error(&frontend("{alpn: [h2]}")).ends_with("frontendPolicies.tls.alpn: not supported yet"));
     assert!(error(&frontend("{minVersion: TLS_V1_0}")).contains("TLS 1.0 and 1.1 are not supported"));
 }
+
+#[test]
+fn backend_and_target_policies_are_checked() {
+    let target_policies = |p: &str| {
+        MINIMAL.replace(
+            "              host: http://localhost:3001/mcp\n",
+            &format!("              host: http://localhost:3001/mcp\n            policies:\n{p}"),
+        )
+    };
+    let ok = target_policies("              backendTLS: {root: ca.pem, hostname: mcp.internal, alpn: [h2]}\n");
+    let loaded = load_str("config.yaml", &ok).unwrap();
+    let mcp = loaded.config.binds[0].listeners[0].routes[0].backends[0].mcp.clone().unwrap();
+    let tls = mcp.targets[0].policies.clone().unwrap().backend_tls.unwrap();
+    assert_eq!(tls.hostname.as_deref(), Some("mcp.internal"));
+
+    assert_eq!(
+        error(&target_policies("              responseHeaderModifier: {set: {x: y}}\n")),
+        "config.yaml:12:15: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].policies.responseHeaderModifier: not on an MCP target (agentgateway takes it on backends only)"
+    );
+    assert!(
+        error(&target_policies("              http: {version: HTTP2}\n"))
+            .ends_with("targets[0].policies.http: not supported yet")
+    );
+    assert!(
+        error(&target_policies("              backendTLS: {keyExchangeGroups: [X25519]}\n"))
+            .ends_with("targets[0].policies.backendTLS.keyExchangeGroups: not supported yet")
+    );
+
+    // A named backend's policies travel with it; a route backend cannot add its own as well.
+    let named = "\
+binds:
+- port: 3000
+  listeners:
+  - routes:
+    - backends:
+      - backend: api
+        policies:
+          backendTLS: {insecure: true}
+backends:
+- name: api
+  host: localhost:8443
+  policies:
+    backendTLS: {root: ca.pem}
+";
+    assert_eq!(
+        error(named),
+        "config.yaml:7:9: binds[0].listeners[0].routes[0].backends[0].policies: `api` has `policies` of its own: set them there or here, not both"
+    );
+    let loaded =
+        load_str("config.yaml", &named.replace("        policies:\n          backendTLS: {insecure: true}\n", ""))
+            .unwrap();
+    let b = &loaded.config.binds[0].listeners[0].routes[0].backends[0];
+    assert_eq!(
+        b.policies.as_ref().and_then(|p| p.backend_tls.as_ref()).and_then(|t| t.root.as_deref()),
+        Some("ca.pem")
+    );
+}

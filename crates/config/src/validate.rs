@@ -4,6 +4,7 @@
 //! The list of "not supported yet" features lives here, in one place, so that it shrinks as
 //! features land and nothing agentgateway accepts is ever silently ignored.
 
+mod backend;
 mod front;
 mod tls;
 
@@ -11,9 +12,9 @@ use std::collections::HashSet;
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    AuthMode, BasicAuth, Bind, Config, FrontendPolicies, GatewayPolicies, HeaderCase, HistogramMode, JwtAuth, Listener,
-    ListenerProtocol, MAX_WORKER_THREADS, McpBackend, McpHost, McpSettings, McpTarget, PathMatch, Route, RouteBackend,
-    RoutePolicies, Settings, Unsupported, WorkerThreads, present,
+    AuthMode, BasicAuth, Bind, Config, FrontendPolicies, GatewayPolicies, HeaderCase, HeaderModifier, HistogramMode,
+    JwtAuth, Listener, ListenerProtocol, MAX_WORKER_THREADS, McpBackend, McpHost, McpSettings, McpTarget, PathMatch,
+    Route, RouteBackend, RoutePolicies, Settings, Unsupported, WorkerThreads, present,
 };
 
 pub(crate) fn validate(config: &Config) -> Vec<FieldError> {
@@ -378,10 +379,19 @@ impl Validator {
         {
             self.unsupported(&at.key("timeout"), std::iter::once(("responseIdleTimeout", idle)));
         }
-        for (name, m) in [
-            ("requestHeaderModifier", &p.request_header_modifier),
-            ("responseHeaderModifier", &p.response_header_modifier),
-        ] {
+        self.header_modifiers(at, &p.request_header_modifier, &p.response_header_modifier);
+        if let Some(t) = &p.backend_tls {
+            self.backend_tls(&at.key("backendTLS"), t);
+        }
+    }
+
+    fn header_modifiers(
+        &mut self,
+        at: &FieldPath,
+        request: &Option<HeaderModifier>,
+        response: &Option<HeaderModifier>,
+    ) {
+        for (name, m) in [("requestHeaderModifier", request), ("responseHeaderModifier", response)] {
             let Some(m) = m else { continue };
             let at = at.key(name);
             for (kind, names) in [
@@ -403,7 +413,7 @@ impl Validator {
         let kinds = usize::from(b.host.is_some())
             + usize::from(b.mcp.is_some())
             + usize::from(b.backend.is_some())
-            + b.unsupported().filter(|(n, _)| *n != "policies").count();
+            + b.unsupported().count();
         if kinds == 0 {
             self.err(at.clone(), "a backend needs one of `host`, `mcp` or `backend`");
         } else if kinds > 1 {
@@ -419,6 +429,9 @@ impl Validator {
         }
         if let Some(mcp) = &b.mcp {
             self.mcp(&at.key("mcp"), mcp);
+        }
+        if let Some(p) = &b.policies {
+            self.backend_policies(&at.key("policies"), p, false);
         }
     }
 
@@ -441,10 +454,10 @@ impl Validator {
         if let Err(msg) = check_target_name(&t.name) {
             self.err(at.key("name"), msg);
         }
-        self.unsupported(
-            at,
-            present([("openapi", &t.openapi), ("policies", &t.policies), ("condition", &t.condition)]),
-        );
+        self.unsupported(at, present([("openapi", &t.openapi), ("condition", &t.condition)]));
+        if let Some(p) = &t.policies {
+            self.backend_policies(&at.key("policies"), p, true);
+        }
         let kinds =
             [t.mcp.is_some(), t.sse.is_some(), t.stdio.is_some(), t.openapi.is_some()].iter().filter(|k| **k).count();
         if kinds == 0 {

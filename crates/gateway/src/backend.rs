@@ -76,7 +76,7 @@ where
                 .map_or_else(|| Caller::anonymous(Some(peer.ip())), |id| id.caller(peer));
             relay.serve(mcp.clone(), req, opts).await
         }
-        Backend::Host { authority } => {
+        Backend::Host { authority, client: tls_client } => {
             // Response headers within the route's timeouts, else the gateway's default: a hung
             // upstream must not hold the client (and a connection) for ever. The body streams.
             let limit = [policies.request_timeout, policies.backend_timeout]
@@ -92,15 +92,24 @@ where
                 }
                 None => req,
             };
-            proxy(client, authority, policies, peer, req, limit).await.unwrap_or_else(GatewayError::into_response)
+            let upstream =
+                Upstream { client: tls_client.as_ref().unwrap_or(client), tls: tls_client.is_some(), authority };
+            proxy(upstream, policies, peer, req, limit).await.unwrap_or_else(GatewayError::into_response)
         }
     }
 }
 
+/// Where a `host:` backend's requests go.
+struct Upstream<'a> {
+    client: &'a HttpClient,
+    /// `https` (the client has `backendTLS`) or `http`.
+    tls: bool,
+    authority: &'a http::uri::Authority,
+}
+
 /// Plain reverse proxy: same method, path and body; bodies stream both ways.
 async fn proxy<B>(
-    client: &HttpClient,
-    authority: &http::uri::Authority,
+    Upstream { client, tls, authority }: Upstream<'_>,
     policies: &Policies,
     peer: SocketAddr,
     req: Request<B>,
@@ -113,7 +122,7 @@ where
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = Uri::builder()
-        .scheme("http")
+        .scheme(if tls { "https" } else { "http" })
         .authority(authority.clone())
         .path_and_query(path)
         .build()

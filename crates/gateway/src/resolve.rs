@@ -54,9 +54,10 @@ pub struct Bind {
 /// Where a route sends requests.
 #[derive(Debug)]
 pub enum Backend {
-    /// Plain HTTP reverse proxy to `authority`.
+    /// Reverse proxy to `authority`: plain HTTP, or TLS with its own client (`backendTLS`).
     Host {
         authority: http::uri::Authority,
+        client: Option<HttpClient>,
     },
     Mcp(Arc<McpBackend>),
 }
@@ -64,8 +65,13 @@ pub enum Backend {
 /// Builds the runtime form of a loaded config. Relative file paths (JWKS, htpasswd) are read
 /// from the working directory.
 pub fn resolve(loaded: &Loaded) -> Result<Runtime, ConfigErrors> {
-    let mut b =
-        Builder { errors: Vec::new(), warnings: Vec::new(), remotes: HashMap::new(), client: HttpClient::default() };
+    let mut b = Builder {
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        remotes: HashMap::new(),
+        client: HttpClient::default(),
+        tls_clients: HashMap::new(),
+    };
     let mut runtime = b.config(&loaded.config);
     if !b.errors.is_empty() {
         return Err(loaded.errors(b.errors));
@@ -80,6 +86,8 @@ struct Builder {
     warnings: Vec<FieldError>,
     remotes: HashMap<String, Arc<RemoteJwks>>,
     client: HttpClient,
+    /// Clients for `backendTLS` blocks, by where they are written (`None`: it failed).
+    tls_clients: HashMap<String, Option<HttpClient>>,
 }
 
 impl Builder {
@@ -177,7 +185,9 @@ impl Builder {
                 .collect()
         };
         let policies = r.policies.as_ref().map(|p| self.route_policies(&at.key("policies"), p)).unwrap_or_default();
-        let backend = self.backend(&at.key("backends").index(0), r.backends.first()?)?;
+        let route_tls =
+            r.policies.as_ref().and_then(|p| p.backend_tls.as_ref()).map(|t| (at.key("policies").key("backendTLS"), t));
+        let backend = self.backend(&at.key("backends").index(0), r.backends.first()?, route_tls)?;
         Some(Route {
             name: r.name.clone().unwrap_or_else(|| format!("route{index}")),
             hostnames: r.hostnames.iter().map(|h| HostMatch::parse(h)).collect(),
@@ -187,10 +197,23 @@ impl Builder {
         })
     }
 
-    fn backend(&mut self, at: &FieldPath, b: &RouteBackend) -> Option<Backend> {
+    fn backend(
+        &mut self,
+        at: &FieldPath,
+        b: &RouteBackend,
+        route_tls: Option<(FieldPath, &model::BackendTls)>,
+    ) -> Option<Backend> {
+        // route < backend < target, one policy kind at a time.
+        let own_tls =
+            b.policies.as_ref().and_then(|p| p.backend_tls.as_ref()).map(|t| (at.key("policies").key("backendTLS"), t));
+        let backend_tls = own_tls.or(route_tls);
         if let Some(host) = &b.host {
+            let client = match &backend_tls {
+                Some((tls_at, tls)) => Some(self.tls_client(tls_at, tls)?),
+                None => None,
+            };
             return match host.parse::<http::uri::Authority>() {
-                Ok(authority) => Some(Backend::Host { authority }),
+                Ok(authority) => Some(Backend::Host { authority, client }),
                 Err(_) => {
                     self.err(at.key("host"), format!("`{host}` is not `host:port`"));
                     None
@@ -204,13 +227,23 @@ impl Builder {
             .enumerate()
             .filter_map(|(i, t)| {
                 let at = at.key("mcp").key("targets").index(i);
+                let own = t
+                    .policies
+                    .as_ref()
+                    .and_then(|p| p.backend_tls.as_ref())
+                    .map(|tls| (at.key("policies").key("backendTLS"), tls));
+                let tls = own.clone().or(backend_tls.clone());
                 let upstream = if let Some(host) = &t.mcp {
                     let url = mcp_url(host).map_err(|msg| self.err(at.key("mcp").key("host"), msg)).ok()?;
-                    Upstream::Http(HttpTarget { url })
+                    Upstream::Http(self.http_target(url, tls)?)
                 } else if let Some(host) = &t.sse {
-                    Upstream::Sse(mcp_url(host).map_err(|msg| self.err(at.key("sse").key("host"), msg)).ok()?)
+                    let url = mcp_url(host).map_err(|msg| self.err(at.key("sse").key("host"), msg)).ok()?;
+                    Upstream::Sse(self.http_target(url, tls)?)
                 } else {
                     let s = t.stdio.as_ref()?;
+                    if let Some((tls_at, _)) = own {
+                        self.err(tls_at, "a stdio target has no network connection to secure");
+                    }
                     Upstream::Stdio(StdioTarget {
                         cmd: s.cmd.clone(),
                         args: s.args.clone(),
@@ -236,6 +269,51 @@ impl Builder {
             stateless: m.stateful_mode == Some(model::StatefulMode::Stateless),
             dns_rebinding_protection: m.dns_rebinding_protection.unwrap_or(false),
         })))
+    }
+}
+
+impl Builder {
+    /// An HTTP or SSE target: with `backendTLS`, its own client, and always TLS.
+    fn http_target(&mut self, url: Uri, tls: Option<(FieldPath, &model::BackendTls)>) -> Option<HttpTarget> {
+        let Some((at, tls)) = tls else { return Some(HttpTarget::new(url)) };
+        let client = self.tls_client(&at, tls)?;
+        let mut parts = url.into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTPS);
+        let url = Uri::from_parts(parts).ok()?;
+        Some(HttpTarget { url, client: Some(client) })
+    }
+
+    /// The client for one `backendTLS` block (written at `at`): built once, shared by every
+    /// upstream the block applies to.
+    fn tls_client(&mut self, at: &FieldPath, tls: &model::BackendTls) -> Option<HttpClient> {
+        let key = at.to_string();
+        if let Some(c) = self.tls_clients.get(&key) {
+            return c.clone();
+        }
+        if tls.insecure == Some(true) {
+            self.warn(
+                at.key("insecure"),
+                "the upstream's certificate is not verified: anyone on the path can read and change this traffic",
+            );
+        } else if tls.insecure_host == Some(true) {
+            self.warn(
+                at.key("insecureHost"),
+                "the upstream's certificate name is not verified: any certificate from its CAs is accepted",
+            );
+        }
+        let options = agw_mcp::upstream::tls::TlsOptions {
+            root: tls.root.clone(),
+            cert: tls.cert.clone(),
+            key: tls.key.clone(),
+            hostname: tls.hostname.clone(),
+            subject_alt_names: tls.subject_alt_names.clone(),
+            insecure: tls.insecure.unwrap_or(false),
+            insecure_host: tls.insecure_host.unwrap_or(false),
+            alpn: tls.alpn.clone(),
+        };
+        let client = HttpClient::with_tls(&options).map_err(|e| self.err(at.key(e.field), e.message)).ok();
+        self.tls_clients.insert(key, client.clone());
+        client
     }
 }
 

@@ -295,7 +295,7 @@ mod tests {
                 matches.iter().map(|m| Match::compile(m).ok().unwrap()).collect()
             },
             policies: Default::default(),
-            backend: Backend::Host { authority: "localhost:1".parse().unwrap() },
+            backend: Backend::Host { authority: "localhost:1".parse().unwrap(), client: None },
         }
     }
 

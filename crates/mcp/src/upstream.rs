@@ -5,6 +5,7 @@ pub mod conn;
 pub mod quickack;
 pub mod sse;
 pub mod stdio;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -79,6 +80,27 @@ impl HttpClient {
         HttpClient { id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), connector }
     }
 
+    /// A client for upstreams with `backendTLS`: every connection uses TLS with these settings
+    /// (an `http://` URL too). Reads the files it names.
+    pub fn with_tls(options: &tls::TlsOptions) -> Result<HttpClient, tls::TlsError> {
+        let built = tls::build(options)?;
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(tls::CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(built.config).https_only();
+        let builder = match built.server_name {
+            Some(name) => builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name)),
+            None => builder,
+        };
+        let connector = match built.versions {
+            tls::Versions::Http1 => builder.enable_http1().wrap_connector(QuickAckConnector::new(http)),
+            tls::Versions::Http2 => builder.enable_http2().wrap_connector(QuickAckConnector::new(http)),
+            tls::Versions::Both => builder.enable_all_versions().wrap_connector(QuickAckConnector::new(http)),
+        };
+        Ok(HttpClient { id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), connector })
+    }
+
     /// This thread's pool.
     fn pool(&self) -> Pool {
         POOLS.with(|pools| {
@@ -133,10 +155,23 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// A Streamable HTTP upstream.
+/// A Streamable HTTP (or legacy SSE) upstream.
 #[derive(Debug, Clone)]
 pub struct HttpTarget {
     pub url: Uri,
+    /// Its own client when it has `backendTLS`; otherwise the relay's.
+    pub client: Option<HttpClient>,
+}
+
+impl HttpTarget {
+    pub fn new(url: Uri) -> HttpTarget {
+        HttpTarget { url, client: None }
+    }
+
+    /// The client to reach this target with.
+    pub fn client<'a>(&'a self, shared: &'a HttpClient) -> &'a HttpClient {
+        self.client.as_ref().unwrap_or(shared)
+    }
 }
 
 /// A request to an upstream: what the relay decided to send.
@@ -178,7 +213,7 @@ pub enum Upstream {
     /// MCP Streamable HTTP.
     Http(HttpTarget),
     /// Legacy HTTP+SSE: the URL of the event stream.
-    Sse(Uri),
+    Sse(HttpTarget),
     /// A child process per session.
     Stdio(stdio::StdioTarget),
 }

@@ -66,6 +66,31 @@ pub fn client_config_with(
     config
 }
 
+/// A server config presenting `<cert>.pem`/`<cert>.key`, requiring client certificates from
+/// the CA `client_ca` when given; ALPN `h2` and `http/1.1`.
+pub fn server_config(cert: &str, client_ca: Option<&str>) -> Arc<rustls::ServerConfig> {
+    let provider = Arc::new(ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions supported");
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in certs(ca) {
+                roots.add(c).expect("a usable test CA");
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("a client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs(cert), key(cert)).expect("a usable test certificate");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
 /// Connects to `addr` and completes a handshake for `server_name` (sent as SNI unless it is an
 /// IP address).
 pub async fn connect(

@@ -373,8 +373,8 @@ fn named_backends_and_targets_are_checked_as_written() {
             "config.yaml:3:3: backends[0].host: `nope` is not `host:port` (e.g. `localhost:8080`)",
         ),
         (
-            "backends:\n- name: a\n  host: h:1\n  policies: {}\n",
-            "config.yaml:4:3: backends[0].policies: not supported yet",
+            "backends:\n- name: a\n  host: h:1\n  policies: {health: {}}\n",
+            "config.yaml:4:14: backends[0].policies.health: not supported yet",
         ),
         (
             "mcp:\n  targets:\n  - name: a\n    mcp:\n      backend: b\nbackends:\n- name: b\n  host: h:1\n",
@@ -411,10 +411,7 @@ fn named_backends_and_targets_are_checked_as_written() {
     );
     assert_eq!(
         both,
-        [
-            "config.yaml:7:5: mcp.targets[0].policies: not supported yet",
-            "config.yaml:7:5: mcp.targets[0].policies: a target that names a `backend` cannot have `policies` of its own",
-        ]
+        ["config.yaml:7:5: mcp.targets[0].policies: a target that names a `backend` cannot have `policies` of its own",]
     );
 }
 

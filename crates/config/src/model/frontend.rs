@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Duration, Unsupported};
-use super::listener::{CipherSuite, TlsVersion};
+use super::tls::FrontendTls;
 
 /// Connection-level settings for every bind and listener.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -60,32 +60,6 @@ impl FrontendPolicies {
             ("tracing", &self.tracing),
         ])
     }
-}
-
-/// TLS settings for client connections on every `HTTPS` listener. A listener's own
-/// `tls.minTLSVersion`, `maxTLSVersion` and `cipherSuites` take precedence.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FrontendTls {
-    /// Time allowed for a client to complete the TLS handshake; then the connection is closed.
-    /// Default `15s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handshake_timeout: Option<Duration>,
-    /// Oldest TLS version accepted: `TLS_V1_2` (default) or `TLS_V1_3`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_version: Option<TlsVersion>,
-    /// Newest TLS version accepted: `TLS_V1_3` (default) or `TLS_V1_2`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_version: Option<TlsVersion>,
-    /// Cipher suites allowed (see a listener's `tls.cipherSuites`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cipher_suites: Option<Vec<CipherSuite>>,
-    /// ALPN protocols offered. Not supported yet (always `h2`, `http/1.1`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alpn: Option<Unsupported>,
-    /// Key exchange groups. Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_exchange_groups: Option<Unsupported>,
 }
 
 /// HTTP/1 header-name casing in responses.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::backend::RouteBackend;
 use super::common::Unsupported;
 use super::policy::{GatewayPolicies, RoutePolicies};
+use super::tls::ListenerTls;
 
 /// A port to listen on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -76,91 +77,6 @@ pub enum ListenerProtocol {
     /// Istio HBONE. Not supported yet.
     #[serde(rename = "HBONE")]
     Hbone,
-}
-
-/// Server certificate and TLS settings for an `HTTPS` listener. The files are PEM, relative to
-/// the working directory, and watched: a rotated certificate is served to new connections
-/// without a restart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ListenerTls {
-    /// PEM certificate chain file (leaf first), relative to the working directory.
-    pub cert: String,
-    /// PEM private key file (PKCS#8, PKCS#1 or SEC1), relative to the working directory.
-    pub key: String,
-    /// PEM file of CA certificates that client certificates must chain to (mutual TLS): a client
-    /// without a certificate signed by one of them is refused during the handshake.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root: Option<String>,
-    /// Cipher suites allowed, e.g. `[TLS_AES_256_GCM_SHA384,
-    /// TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]`. Default: rustls' safe defaults.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cipher_suites: Option<Vec<CipherSuite>>,
-    /// Oldest TLS version accepted: `TLS_V1_2` (default) or `TLS_V1_3`.
-    #[serde(default, skip_serializing_if = "Option::is_none", alias = "minTlsVersion")]
-    #[serde(rename = "minTLSVersion")]
-    pub min_tls_version: Option<TlsVersion>,
-    /// Newest TLS version accepted: `TLS_V1_3` (default) or `TLS_V1_2`.
-    #[serde(default, skip_serializing_if = "Option::is_none", alias = "maxTlsVersion")]
-    #[serde(rename = "maxTLSVersion")]
-    pub max_tls_version: Option<TlsVersion>,
-    /// Key exchange groups. Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_exchange_groups: Option<Unsupported>,
-    /// Certificate source (`static`, `dynamicCa`). Not supported yet (certificates are static).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<Unsupported>,
-    /// SPIFFE workload identity. Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spiffe: Option<Unsupported>,
-}
-
-/// A TLS protocol version, named as agentgateway names it. Only 1.2 and 1.3 can be used
-/// (older versions are insecure and not implemented by rustls).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-#[allow(non_camel_case_types)]
-pub enum TlsVersion {
-    /// TLS 1.0: refused.
-    TLS_V1_0,
-    /// TLS 1.1: refused.
-    TLS_V1_1,
-    /// TLS 1.2.
-    TLS_V1_2,
-    /// TLS 1.3.
-    TLS_V1_3,
-}
-
-/// A TLS cipher suite by its IANA name (OpenSSL and `TLS13_` names are accepted too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[allow(non_camel_case_types)]
-pub enum CipherSuite {
-    /// TLS 1.3.
-    #[serde(alias = "TLS13_AES_256_GCM_SHA384")]
-    TLS_AES_256_GCM_SHA384,
-    /// TLS 1.3.
-    #[serde(alias = "TLS13_AES_128_GCM_SHA256")]
-    TLS_AES_128_GCM_SHA256,
-    /// TLS 1.3.
-    #[serde(alias = "TLS13_CHACHA20_POLY1305_SHA256")]
-    TLS_CHACHA20_POLY1305_SHA256,
-    /// TLS 1.2, ECDSA certificates.
-    #[serde(alias = "ECDHE-ECDSA-AES256-GCM-SHA384")]
-    TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-    /// TLS 1.2, ECDSA certificates.
-    #[serde(alias = "ECDHE-ECDSA-AES128-GCM-SHA256")]
-    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    /// TLS 1.2, ECDSA certificates.
-    #[serde(alias = "ECDHE-ECDSA-CHACHA20-POLY1305")]
-    TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-    /// TLS 1.2, RSA certificates.
-    #[serde(alias = "ECDHE-RSA-AES256-GCM-SHA384")]
-    TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-    /// TLS 1.2, RSA certificates.
-    #[serde(alias = "ECDHE-RSA-AES128-GCM-SHA256")]
-    TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    /// TLS 1.2, RSA certificates.
-    #[serde(alias = "ECDHE-RSA-CHACHA20-POLY1305")]
-    TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 /// An HTTP route: which requests it takes, what policies apply, where they go.

@@ -115,10 +115,10 @@ pub struct RoutePolicies {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai: Option<Unsupported>,
-    /// Not supported yet.
+    /// TLS to the route's backends and MCP targets (their own `backendTLS` takes precedence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(rename = "backendTLS")]
-    pub backend_tls: Option<Unsupported>,
+    pub backend_tls: Option<super::tls::BackendTls>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_tunnel: Option<Unsupported>,
@@ -164,7 +164,6 @@ impl RoutePolicies {
             ("mcpGuardrails", &self.mcp_guardrails),
             ("a2a", &self.a2a),
             ("ai", &self.ai),
-            ("backendTLS", &self.backend_tls),
             ("backendTunnel", &self.backend_tunnel),
             ("concurrencyLimit", &self.concurrency_limit),
             ("remoteRateLimit", &self.remote_rate_limit),

@@ -137,6 +137,9 @@ impl Validator {
         if let Some(mcp) = &b.mcp {
             self.mcp(&at.key("mcp"), mcp);
         }
+        if let Some(p) = &b.policies {
+            self.backend_policies(&at.key("policies"), p, false);
+        }
     }
 
     fn simple_mcp(&mut self, at: &FieldPath, m: &SimpleMcp) {

@@ -3,7 +3,7 @@
 
 use super::Validator;
 use crate::error::FieldPath;
-use crate::model::{CipherSuite, FrontendTls, ListenerTls, TlsVersion, present};
+use crate::model::{BackendTls, CipherSuite, FrontendTls, ListenerTls, TlsVersion, present};
 
 impl Validator {
     pub(super) fn listener_tls(&mut self, at: &FieldPath, tls: &ListenerTls) {
@@ -11,8 +11,14 @@ impl Validator {
             at,
             present([("keyExchangeGroups", &tls.key_exchange_groups), ("mode", &tls.mode), ("spiffe", &tls.spiffe)]),
         );
-        for (name, file) in [("cert", Some(&tls.cert)), ("key", Some(&tls.key)), ("root", tls.root.as_ref())] {
-            if file.is_some_and(|f| f.trim().is_empty()) {
+        for (name, file) in [("cert", &tls.cert), ("key", &tls.key)] {
+            // With `spiffe` (refused above) agentgateway needs neither.
+            if file.is_none() && tls.spiffe.is_none() {
+                self.err(at.key(name), "missing: a PEM file, relative to the working directory");
+            }
+        }
+        for (name, file) in [("cert", &tls.cert), ("key", &tls.key), ("root", &tls.root)] {
+            if file.as_ref().is_some_and(|f| f.trim().is_empty()) {
                 self.err(at.key(name), "a file path (PEM), relative to the working directory");
             }
         }
@@ -27,6 +33,12 @@ impl Validator {
         }
         self.tls_versions(at, ("minVersion", tls.min_version), ("maxVersion", tls.max_version));
         self.cipher_suites(at, tls.cipher_suites.as_deref());
+    }
+
+    /// The rest (files, names, combinations) is checked where the client is built, with the
+    /// same located errors.
+    pub(super) fn backend_tls(&mut self, at: &FieldPath, tls: &BackendTls) {
+        self.unsupported(at, present([("keyExchangeGroups", &tls.key_exchange_groups), ("spiffe", &tls.spiffe)]));
     }
 
     fn tls_versions(

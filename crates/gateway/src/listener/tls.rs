@@ -109,8 +109,10 @@ fn server_config(
     tls: &ListenerTls,
     frontend: Option<&FrontendTls>,
 ) -> Result<Arc<ServerConfig>, Vec<(FieldPath, String)>> {
-    let certs = read_certs(&at.key("cert"), &tls.cert);
-    let key = read_key(&at.key("key"), &tls.key);
+    // Validation saw both set.
+    let (cert_path, key_path) = (tls.cert.as_deref().unwrap_or_default(), tls.key.as_deref().unwrap_or_default());
+    let certs = read_certs(&at.key("cert"), cert_path);
+    let key = read_key(&at.key("key"), key_path);
     let roots = tls.root.as_deref().map(|root| read_roots(&at.key("root"), root)).transpose();
     let (certs, key, roots) = match (certs, key, roots) {
         (Ok(c), Ok(k), Ok(r)) => (c, k, r),
@@ -134,7 +136,7 @@ fn server_config(
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-        vec![(at.key("key"), format!("`{}` cannot be used with the certificate in `{}`: {e}", tls.key, tls.cert))]
+        vec![(at.key("key"), format!("`{key_path}` cannot be used with the certificate in `{cert_path}`: {e}"))]
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
