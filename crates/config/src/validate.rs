@@ -363,11 +363,7 @@ impl Validator {
             self.basic_auth(&at.key("basicAuth"), b);
         }
         if let Some(b) = &p.backend_auth {
-            let at = at.key("backendAuth");
-            self.unsupported(&at, b.unsupported());
-            if b.passthrough.is_none() && b.unsupported().next().is_none() {
-                self.err(at, "needs `passthrough: {}` (the only backend auth supported yet)");
-            }
+            self.backend_auth(&at.key("backendAuth"), b);
         }
         for (name, set) in pending {
             if set {

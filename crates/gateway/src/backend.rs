@@ -61,7 +61,8 @@ where
             if let Some((name, value)) = forward.as_ref().and_then(|(loc, token)| loc.header(token)) {
                 extra.insert(name, value);
             }
-            policies.request_headers.apply(&mut extra);
+            // The header modifier in effect and static credentials travel with each target
+            // (`HttpTarget::headers`): a target's own replace the route's.
             let mut opts = CallOptions::new(
                 policies.request_timeout.map(|d| (arrived + d, d)),
                 policies.backend_timeout,
@@ -134,6 +135,9 @@ where
         .insert(header::HOST, HeaderValue::from_str(authority.as_str()).map_err(|_| GatewayError::UpstreamFailed)?);
     append_forwarded_for(&mut parts.headers, peer);
     policies.request_headers.apply(&mut parts.headers);
+    for c in &policies.credentials {
+        c.location.insert(&mut parts, c.value.expose());
+    }
     let upstream = Request::from_parts(parts, body.map_err(Into::into).boxed());
     let send = client.send(upstream);
     let result = match limit {

@@ -4,6 +4,7 @@
 //! `file:line:col: path: message`.
 
 mod policy;
+mod upstream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,14 +14,14 @@ use agw_config::model::{self, AuditMode, Config, McpHost, RouteBackend};
 use agw_config::{ConfigErrors, FieldError, FieldPath, Loaded};
 use agw_mcp::mux::naming::PrefixMode;
 use agw_mcp::upstream::stdio::StdioTarget;
-use agw_mcp::{Backend as McpBackend, FailureMode, HttpClient, HttpTarget, Target, Upstream};
+use agw_mcp::{Backend as McpBackend, FailureMode, HttpClient, Target, Upstream};
 use http::Uri;
 
 use crate::jwks::RemoteJwks;
 pub use crate::listener::tls::BindTls;
 use crate::route::{self, HostMatch, Listener, Route};
 
-pub use policy::{GatewayPolicies, HeaderChanges, Policies};
+pub use policy::{Credential, GatewayPolicies, HeaderChanges, Policies};
 
 /// Default time allowed for in-flight requests on shutdown.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
@@ -184,10 +185,15 @@ impl Builder {
                 })
                 .collect()
         };
-        let policies = r.policies.as_ref().map(|p| self.route_policies(&at.key("policies"), p)).unwrap_or_default();
+        let mut policies = r.policies.as_ref().map(|p| self.route_policies(&at.key("policies"), p)).unwrap_or_default();
         let route_tls =
             r.policies.as_ref().and_then(|p| p.backend_tls.as_ref()).map(|t| (at.key("policies").key("backendTLS"), t));
-        let backend = self.backend(&at.key("backends").index(0), r.backends.first()?, route_tls)?;
+        let first = r.backends.first()?;
+        // One backend per route: its policies replace the route's of the same kind.
+        if let Some(p) = &first.policies {
+            self.backend_overrides(&at.key("backends").index(0).key("policies"), p, &mut policies);
+        }
+        let backend = self.backend(&at.key("backends").index(0), first, route_tls, &policies)?;
         Some(Route {
             name: r.name.clone().unwrap_or_else(|| format!("route{index}")),
             hostnames: r.hostnames.iter().map(|h| HostMatch::parse(h)).collect(),
@@ -202,6 +208,7 @@ impl Builder {
         at: &FieldPath,
         b: &RouteBackend,
         route_tls: Option<(FieldPath, &model::BackendTls)>,
+        policies: &Policies,
     ) -> Option<Backend> {
         // route < backend < target, one policy kind at a time.
         let own_tls =
@@ -235,10 +242,10 @@ impl Builder {
                 let tls = own.clone().or(backend_tls.clone());
                 let upstream = if let Some(host) = &t.mcp {
                     let url = mcp_url(host).map_err(|msg| self.err(at.key("mcp").key("host"), msg)).ok()?;
-                    Upstream::Http(self.http_target(url, tls)?)
+                    Upstream::Http(self.http_target(&at, url, tls, t.policies.as_ref(), policies)?)
                 } else if let Some(host) = &t.sse {
                     let url = mcp_url(host).map_err(|msg| self.err(at.key("sse").key("host"), msg)).ok()?;
-                    Upstream::Sse(self.http_target(url, tls)?)
+                    Upstream::Sse(self.http_target(&at, url, tls, t.policies.as_ref(), policies)?)
                 } else {
                     let s = t.stdio.as_ref()?;
                     if let Some((tls_at, _)) = own {
@@ -269,51 +276,6 @@ impl Builder {
             stateless: m.stateful_mode == Some(model::StatefulMode::Stateless),
             dns_rebinding_protection: m.dns_rebinding_protection.unwrap_or(false),
         })))
-    }
-}
-
-impl Builder {
-    /// An HTTP or SSE target: with `backendTLS`, its own client, and always TLS.
-    fn http_target(&mut self, url: Uri, tls: Option<(FieldPath, &model::BackendTls)>) -> Option<HttpTarget> {
-        let Some((at, tls)) = tls else { return Some(HttpTarget::new(url)) };
-        let client = self.tls_client(&at, tls)?;
-        let mut parts = url.into_parts();
-        parts.scheme = Some(http::uri::Scheme::HTTPS);
-        let url = Uri::from_parts(parts).ok()?;
-        Some(HttpTarget { url, client: Some(client) })
-    }
-
-    /// The client for one `backendTLS` block (written at `at`): built once, shared by every
-    /// upstream the block applies to.
-    fn tls_client(&mut self, at: &FieldPath, tls: &model::BackendTls) -> Option<HttpClient> {
-        let key = at.to_string();
-        if let Some(c) = self.tls_clients.get(&key) {
-            return c.clone();
-        }
-        if tls.insecure == Some(true) {
-            self.warn(
-                at.key("insecure"),
-                "the upstream's certificate is not verified: anyone on the path can read and change this traffic",
-            );
-        } else if tls.insecure_host == Some(true) {
-            self.warn(
-                at.key("insecureHost"),
-                "the upstream's certificate name is not verified: any certificate from its CAs is accepted",
-            );
-        }
-        let options = agw_mcp::upstream::tls::TlsOptions {
-            root: tls.root.clone(),
-            cert: tls.cert.clone(),
-            key: tls.key.clone(),
-            hostname: tls.hostname.clone(),
-            subject_alt_names: tls.subject_alt_names.clone(),
-            insecure: tls.insecure.unwrap_or(false),
-            insecure_host: tls.insecure_host.unwrap_or(false),
-            alpn: tls.alpn.clone(),
-        };
-        let client = HttpClient::with_tls(&options).map_err(|e| self.err(at.key(e.field), e.message)).ok();
-        self.tls_clients.insert(key, client.clone());
-        client
     }
 }
 

@@ -216,7 +216,13 @@ impl<'a> Mux<'a> {
                 &target.name,
                 &sse.url,
                 sse.client(&self.relay.client).clone(),
-                self.headers.clone(),
+                {
+                    let mut headers = self.headers.clone();
+                    if let Some(t) = &sse.headers {
+                        t.apply(&mut headers);
+                    }
+                    headers
+                },
                 self.relay.limits.max_response,
                 local.events_tx.clone(),
             )

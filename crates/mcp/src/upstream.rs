@@ -155,17 +155,68 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// `requestHeaderModifier` / `responseHeaderModifier`, with names and values parsed.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderChanges {
+    pub add: Vec<(HeaderName, HeaderValue)>,
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    pub remove: Vec<HeaderName>,
+}
+
+impl HeaderChanges {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.set.is_empty() && self.remove.is_empty()
+    }
+
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// What every request to one target gets, worked out once per config version: the header
+/// modifier in effect for it, and its credentials (`backendAuth.key`, `credentials`) as
+/// headers. Credential values are marked sensitive, so they never show in debug output.
+#[derive(Debug, Clone, Default)]
+pub struct TargetHeaders {
+    /// Headers the target's own `backendAuth` replaces (the route's passthrough token).
+    pub remove: Vec<HeaderName>,
+    pub modifier: HeaderChanges,
+    pub credentials: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl TargetHeaders {
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        self.modifier.apply(headers);
+        for (name, value) in &self.credentials {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
 /// A Streamable HTTP (or legacy SSE) upstream.
 #[derive(Debug, Clone)]
 pub struct HttpTarget {
     pub url: Uri,
     /// Its own client when it has `backendTLS`; otherwise the relay's.
     pub client: Option<HttpClient>,
+    /// Header changes and credentials for every request to it.
+    pub headers: Option<Arc<TargetHeaders>>,
 }
 
 impl HttpTarget {
     pub fn new(url: Uri) -> HttpTarget {
-        HttpTarget { url, client: None }
+        HttpTarget { url, client: None, headers: None }
     }
 
     /// The client to reach this target with.
@@ -189,6 +240,9 @@ impl HttpTarget {
         let mut builder = Request::builder().method(out.method.clone()).uri(self.url.clone());
         let headers = builder.headers_mut().expect("fresh builder");
         *headers = out.headers;
+        if let Some(t) = &self.headers {
+            t.apply(headers);
+        }
         match out.method {
             Method::POST => {
                 headers.insert(ACCEPT, ACCEPT_BOTH);

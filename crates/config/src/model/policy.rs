@@ -551,9 +551,11 @@ pub struct BackendAuth {
     /// Forward the client's validated token to the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passthrough: Option<Passthrough>,
-    /// A static key. Not supported yet.
+    /// A static secret for the backend: `key: <secret>`, `key: {file: <path>}`, or
+    /// `key: {value: <secret or {file}>, location: …}`. Default location:
+    /// `Authorization: Bearer <secret>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<Unsupported>,
+    pub key: Option<KeyAuth>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gcp: Option<Unsupported>,
@@ -572,22 +574,78 @@ pub struct BackendAuth {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_app_access: Option<Unsupported>,
-    /// Not supported yet.
+    /// More secrets to send, each at its own location (alone or with one of the kinds above).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<Unsupported>,
+    pub credentials: Option<Vec<BackendCredential>>,
+}
+
+/// `backendAuth.key`: the short form (the secret, inline or `{file}`) or the long form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum KeyAuth {
+    /// `{value, location}`.
+    Full(KeyValue),
+    /// The secret alone, sent as `Authorization: Bearer <secret>`.
+    Short(SecretSource),
+}
+
+impl KeyAuth {
+    pub fn value(&self) -> &SecretSource {
+        match self {
+            KeyAuth::Full(k) => &k.value,
+            KeyAuth::Short(s) => s,
+        }
+    }
+
+    pub fn location(&self) -> Option<&CredentialLocation> {
+        match self {
+            KeyAuth::Full(k) => k.location.as_ref(),
+            KeyAuth::Short(_) => None,
+        }
+    }
+}
+
+/// The long form of `backendAuth.key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeyValue {
+    /// The secret, inline (`$VAR` works) or `{file: <path>}`.
+    pub value: SecretSource,
+    /// Where it goes. Default `Authorization: Bearer <secret>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<CredentialLocation>,
+}
+
+/// A secret written inline (never shown in dumps or logs) or read from a file (its content,
+/// without a final line break).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SecretSource {
+    /// The secret itself.
+    Inline(super::common::Secret),
+    /// A file holding it, relative to the working directory.
+    File(super::common::FileRef),
+}
+
+/// One more secret for the backend, at its own location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackendCredential {
+    /// Where it goes (`header: {name, prefix}`, `queryParameter: {name}`, `cookie: {name}`).
+    pub location: CredentialLocation,
+    /// The secret, inline or `{file: <path>}`.
+    pub key: SecretSource,
 }
 
 impl BackendAuth {
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
         super::common::present([
-            ("key", &self.key),
             ("gcp", &self.gcp),
             ("aws", &self.aws),
             ("azure", &self.azure),
             ("jwtSign", &self.jwt_sign),
             ("oauthTokenExchange", &self.oauth_token_exchange),
             ("crossAppAccess", &self.cross_app_access),
-            ("credentials", &self.credentials),
         ])
     }
 }

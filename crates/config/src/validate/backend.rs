@@ -2,7 +2,7 @@
 
 use super::Validator;
 use crate::error::FieldPath;
-use crate::model::BackendPolicies;
+use crate::model::{BackendAuth, BackendPolicies};
 
 impl Validator {
     pub(super) fn backend_policies(&mut self, at: &FieldPath, p: &BackendPolicies, target: bool) {
@@ -13,17 +13,33 @@ impl Validator {
             }
         }
         self.header_modifiers(at, &p.request_header_modifier, &p.response_header_modifier);
-        for (name, set) in [
-            ("requestHeaderModifier", p.request_header_modifier.is_some()),
-            ("responseHeaderModifier", p.response_header_modifier.is_some() && !target),
-            ("backendAuth", p.backend_auth.is_some()),
-        ] {
-            if set {
-                self.err(at.key(name), "not supported yet on backends and MCP targets (set it on the route)");
+        if let Some(b) = &p.backend_auth {
+            let at = at.key("backendAuth");
+            self.backend_auth(&at, b);
+            if b.passthrough.is_some() {
+                self.err(at.key("passthrough"), "not supported yet on backends and MCP targets (set it on the route)");
             }
         }
         if let Some(t) = &p.backend_tls {
             self.backend_tls(&at.key("backendTLS"), t);
+        }
+    }
+}
+
+impl Validator {
+    /// One kind (`passthrough`, `key`, …) at most, `credentials` with any; a `{file}` is read
+    /// when the gateway is built.
+    pub(super) fn backend_auth(&mut self, at: &FieldPath, b: &BackendAuth) {
+        self.unsupported(at, b.unsupported());
+        let kinds = usize::from(b.passthrough.is_some()) + usize::from(b.key.is_some()) + b.unsupported().count();
+        let credentials = b.credentials.as_ref();
+        if kinds > 1 {
+            self.err(
+                at.clone(),
+                "one kind of backend auth at a time (`passthrough`, `key`, …; `credentials` may go with any)",
+            );
+        } else if kinds == 0 && credentials.is_none_or(|c| c.is_empty()) {
+            self.err(at.clone(), "needs a kind (`passthrough`, `key`) or `credentials`");
         }
     }
 }
