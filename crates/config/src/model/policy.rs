@@ -586,11 +586,11 @@ pub enum KeyAuth {
     /// `{value, location}`.
     Full(KeyValue),
     /// The secret alone, sent as `Authorization: Bearer <secret>`.
-    Short(SecretSource),
+    Short(SecretFileOrInline),
 }
 
 impl KeyAuth {
-    pub fn value(&self) -> &SecretSource {
+    pub fn value(&self) -> &SecretFileOrInline {
         match self {
             KeyAuth::Full(k) => &k.value,
             KeyAuth::Short(s) => s,
@@ -610,21 +610,10 @@ impl KeyAuth {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KeyValue {
     /// The secret, inline (`$VAR` works) or `{file: <path>}`.
-    pub value: SecretSource,
+    pub value: SecretFileOrInline,
     /// Where it goes. Default `Authorization: Bearer <secret>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<CredentialLocation>,
-}
-
-/// A secret written inline (never shown in dumps or logs) or read from a file (its content,
-/// without a final line break).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum SecretSource {
-    /// The secret itself.
-    Inline(super::common::Secret),
-    /// A file holding it, relative to the working directory.
-    File(super::common::FileRef),
 }
 
 /// One more secret for the backend, at its own location.
@@ -634,7 +623,7 @@ pub struct BackendCredential {
     /// Where it goes (`header: {name, prefix}`, `queryParameter: {name}`, `cookie: {name}`).
     pub location: CredentialLocation,
     /// The secret, inline or `{file: <path>}`.
-    pub key: SecretSource,
+    pub key: SecretFileOrInline,
 }
 
 impl BackendAuth {

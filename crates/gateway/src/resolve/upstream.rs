@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use agw_config::FieldPath;
-use agw_config::model::{self, BackendAuth, BackendPolicies, SecretSource};
+use agw_config::model::{self, BackendAuth, BackendPolicies, SecretFileOrInline};
 use agw_mcp::upstream::TargetHeaders;
 use agw_mcp::{HttpClient, HttpTarget};
 use agw_policy::location::Location;
@@ -56,10 +56,10 @@ impl Builder {
 
     /// An inline secret, or a file's content without its final line break. Errors name the
     /// file, never the content.
-    fn secret(&mut self, at: &FieldPath, s: &SecretSource) -> Option<model::Secret> {
+    fn secret(&mut self, at: &FieldPath, s: &SecretFileOrInline) -> Option<model::Secret> {
         let value = match s {
-            SecretSource::Inline(v) => v.clone(),
-            SecretSource::File(f) => match std::fs::read_to_string(&f.file) {
+            SecretFileOrInline::Inline(v) => v.clone(),
+            SecretFileOrInline::File(f) => match std::fs::read_to_string(&f.file) {
                 Ok(text) => model::Secret::new(text.trim_end_matches(['\r', '\n'])),
                 Err(e) => {
                     self.err(at.key("file"), format!("cannot read `{}`: {e}", f.file));
