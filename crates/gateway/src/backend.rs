@@ -55,10 +55,24 @@ where
             (None, false) => None,
         }
     });
+    // `jwtSign`: a fresh token per request (its location is a header; see resolve).
+    let signed = match &policies.jwt_sign {
+        Some(j) => match j.signer.sign(std::time::SystemTime::now()) {
+            Ok(token) => j.location.header(&token),
+            Err(e) => {
+                warn!(error = %e, "jwtSign could not sign a token");
+                return GatewayError::UpstreamFailed.into_response();
+            }
+        },
+        None => None,
+    };
     match backend {
         Backend::Mcp(mcp) => {
             let mut extra = HeaderMap::new();
             if let Some((name, value)) = forward.as_ref().and_then(|(loc, token)| loc.header(token)) {
+                extra.insert(name, value);
+            }
+            if let Some((name, value)) = signed {
                 extra.insert(name, value);
             }
             // The header modifier in effect and static credentials travel with each target
@@ -89,6 +103,14 @@ where
                 Some((loc, token)) => {
                     let (mut parts, body) = req.into_parts();
                     loc.insert(&mut parts, &token);
+                    Request::from_parts(parts, body)
+                }
+                None => req,
+            };
+            let req = match signed {
+                Some((name, value)) => {
+                    let (mut parts, body) = req.into_parts();
+                    parts.headers.insert(name, value);
                     Request::from_parts(parts, body)
                 }
                 None => req,

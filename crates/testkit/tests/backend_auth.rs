@@ -180,10 +180,55 @@ async fn backend_auth_mistakes_are_located_and_secrets_not_shown() {
     assert!(e.contains(&format!("{at}: one kind of backend auth at a time")), "{e}");
     let e = start("        backendAuth:\n          key: \"bad\\nsecret-value\"\n").await;
     assert!(e.contains(&format!("{at}.key: the secret has control characters")) && !e.contains("secret-value"), "{e}");
-    let e = start("        backendAuth:\n          jwtSign: {}\n").await;
-    assert!(e.contains(&format!("{at}.jwtSign: not supported yet")), "{e}");
+    let e = start("        backendAuth:\n          oauthTokenExchange: {}\n").await;
+    assert!(e.contains(&format!("{at}.oauthTokenExchange: not supported yet")), "{e}");
     // Passthrough stays a route policy.
     let target = "              backendAuth:\n                passthrough: {}\n";
     let e = Gateway::start(&config("http://127.0.0.1:1/mcp", "", target)).await.err().unwrap().to_string();
     assert!(e.contains("targets[0].policies.backendAuth.passthrough: not supported yet on backends"), "{e}");
+}
+
+/// `jwtSign` (agentgateway's traffic-jwt-sign shape): each request carries a fresh ES256 token
+/// that verifies with the key's public half and has the configured claims and lifetime.
+#[tokio::test]
+async fn jwt_sign_tokens_verify_with_the_public_key() {
+    use base64::Engine;
+    use p256::ecdsa::signature::Verifier;
+    use p256::pkcs8::DecodePrivateKey;
+    let up = Recorder::start().await.unwrap();
+    let key_path = agw_testkit::tls::path("a.key");
+    let route = format!(
+        "        backendAuth:\n          jwtSign:\n            signingKey: {{file: {key_path}}}\n            alg: ES256\n            kid: demo-key-1\n            claims:\n              iss: gateway\n              sub: svc-account\n              aud: [http://127.0.0.1:8080]\n            ttl: 120s\n        requestHeaderModifier:\n          set: {{x-token-type: KEYPAIR_JWT}}\n"
+    );
+    let gw = Gateway::start(&config(&up.url(), &route, "")).await.unwrap();
+    let seen = call(&gw, &up).await;
+    assert_eq!(header(&seen, "x-token-type"), Some("KEYPAIR_JWT"));
+    let token = header(&seen, "authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap().to_string();
+
+    let secret = p256::SecretKey::from_pkcs8_pem(&std::fs::read_to_string(&key_path).unwrap()).unwrap();
+    let public = p256::ecdsa::VerifyingKey::from(secret.public_key());
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let signature = p256::ecdsa::Signature::from_slice(&b64.decode(signature).unwrap()).unwrap();
+    public.verify(signed.as_bytes(), &signature).expect("the token verifies with the public key");
+
+    let (head, claims) = signed.split_once('.').unwrap();
+    let head: serde_json::Value = serde_json::from_slice(&b64.decode(head).unwrap()).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&b64.decode(claims).unwrap()).unwrap();
+    assert_eq!((head["alg"].as_str(), head["kid"].as_str()), (Some("ES256"), Some("demo-key-1")));
+    assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some("gateway"), Some("svc-account")));
+    assert_eq!(claims["aud"], json!(["http://127.0.0.1:8080"]));
+    let (iat, exp) = (claims["iat"].as_u64().unwrap(), claims["exp"].as_u64().unwrap());
+    assert_eq!(exp - iat, 130, "ttl from signing time, iat backdated 10 s");
+
+    // A target with its own key does not get the route's signed token.
+    let target = "              backendAuth:\n                key: target-key\n";
+    let gw = Gateway::start(&config(&up.url(), &route, target)).await.unwrap();
+    assert_eq!(header(&call(&gw, &up).await, "authorization"), Some("Bearer target-key"));
+
+    // A key of the wrong kind is a located error at load.
+    let wrong = route.replace("alg: ES256", "alg: RS256");
+    let e = Gateway::start(&config(&up.url(), &wrong, "")).await.err().unwrap().to_string();
+    assert!(e.contains("policies.backendAuth.jwtSign.signingKey: not a PEM private key for RS256"), "{e}");
+    assert!(!e.contains("BEGIN"), "{e}");
 }

@@ -565,9 +565,9 @@ pub struct BackendAuth {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure: Option<Unsupported>,
-    /// Not supported yet.
+    /// Sign a short-lived JWT for each request with a private key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwt_sign: Option<Unsupported>,
+    pub jwt_sign: Option<JwtSign>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth_token_exchange: Option<Unsupported>,
@@ -616,6 +616,32 @@ pub struct KeyValue {
     pub location: Option<CredentialLocation>,
 }
 
+/// `backendAuth.jwtSign`: a JWT signed for every request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtSign {
+    /// PEM private key, inline or `{file: <path>}`: `RSA PRIVATE KEY` (PKCS#1) for RS*/PS*,
+    /// `PRIVATE KEY` (PKCS#8) for ES256/ES384 (P-256/P-384) and EdDSA (Ed25519).
+    pub signing_key: SecretFileOrInline,
+    /// `RS256` (default), `RS384`, `RS512`, `PS256`, `PS384`, `PS512`, `ES256`, `ES384`, `EdDSA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// Key id (`kid` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Claims of every token (`iss`, `sub`, `aud`, …; any JSON). `iat`, `exp` and `nbf` are
+    /// set by the signer.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(with = "std::collections::BTreeMap<String, serde_json::Value>")]
+    pub claims: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Token lifetime (`exp` − signing time). Default `300s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Duration>,
+    /// Where the token goes: a header (default `Authorization: Bearer <token>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<CredentialLocation>,
+}
+
 /// One more secret for the backend, at its own location.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -632,7 +658,6 @@ impl BackendAuth {
             ("gcp", &self.gcp),
             ("aws", &self.aws),
             ("azure", &self.azure),
-            ("jwtSign", &self.jwt_sign),
             ("oauthTokenExchange", &self.oauth_token_exchange),
             ("crossAppAccess", &self.cross_app_access),
         ])

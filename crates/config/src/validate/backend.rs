@@ -19,6 +19,9 @@ impl Validator {
             if b.passthrough.is_some() {
                 self.err(at.key("passthrough"), "not supported yet on backends and MCP targets (set it on the route)");
             }
+            if target && b.jwt_sign.is_some() {
+                self.err(at.key("jwtSign"), "not supported yet on MCP targets (set it on the route or the backend)");
+            }
         }
         if let Some(t) = &p.backend_tls {
             self.backend_tls(&at.key("backendTLS"), t);
@@ -31,7 +34,10 @@ impl Validator {
     /// when the gateway is built.
     pub(super) fn backend_auth(&mut self, at: &FieldPath, b: &BackendAuth) {
         self.unsupported(at, b.unsupported());
-        let kinds = usize::from(b.passthrough.is_some()) + usize::from(b.key.is_some()) + b.unsupported().count();
+        let kinds = usize::from(b.passthrough.is_some())
+            + usize::from(b.key.is_some())
+            + usize::from(b.jwt_sign.is_some())
+            + b.unsupported().count();
         let credentials = b.credentials.as_ref();
         if kinds > 1 {
             self.err(

@@ -57,6 +57,15 @@ pub struct Policies {
     /// `backendAuth.key` and `credentials`: secrets put on requests to a `host:` backend (MCP
     /// targets carry theirs, see `resolve/upstream.rs`).
     pub credentials: Vec<Credential>,
+    /// `backendAuth.jwtSign`: a token signed per request.
+    pub jwt_sign: Option<Arc<JwtSign>>,
+}
+
+/// A signer and where its tokens go.
+#[derive(Debug)]
+pub struct JwtSign {
+    pub signer: agw_policy::jwt::sign::Signer,
+    pub location: Location,
 }
 
 /// A static secret for upstream requests and where it goes.
@@ -110,6 +119,7 @@ impl Builder {
         out.authorization = p.authorization.as_ref().and_then(|r| self.rules(&at.key("authorization"), r));
         if let Some(b) = &p.backend_auth {
             out.credentials = self.credentials(&at.key("backendAuth"), b);
+            out.jwt_sign = b.jwt_sign.as_ref().and_then(|j| self.jwt_sign(&at.key("backendAuth").key("jwtSign"), j));
         }
         if let Some(pass) = p.backend_auth.as_ref().and_then(|b| b.passthrough.as_ref()) {
             out.passthrough = self.location(

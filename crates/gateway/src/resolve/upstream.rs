@@ -12,7 +12,8 @@ use agw_policy::location::Location;
 use http::Uri;
 
 use super::Builder;
-use super::policy::{Credential, Policies};
+use super::policy::{Credential, JwtSign, Policies};
+use agw_policy::jwt::sign::{Signer, SignerError};
 
 impl Builder {
     /// A route backend's (or named backend's) policies, written at `at`, replacing the
@@ -26,6 +27,8 @@ impl Builder {
         }
         if let Some(b) = &p.backend_auth {
             policies.credentials = self.credentials(&at.key("backendAuth"), b);
+            policies.jwt_sign =
+                b.jwt_sign.as_ref().and_then(|j| self.jwt_sign(&at.key("backendAuth").key("jwtSign"), j));
             // Passthrough is a route policy (refused here): the backend's own auth replaces it.
             policies.passthrough = None;
         }
@@ -54,9 +57,45 @@ impl Builder {
         out
     }
 
+    /// `backendAuth.jwtSign` (written at `at`): the key read and checked by signing once.
+    pub(super) fn jwt_sign(&mut self, at: &FieldPath, j: &model::JwtSign) -> Option<Arc<JwtSign>> {
+        let location = self.location(&at.key("location"), j.location.as_ref(), Location::bearer())?;
+        if !matches!(location, Location::Header { .. }) {
+            self.err(at.key("location"), "not supported yet: a signed token goes in a header");
+            return None;
+        }
+        let key = self.secret_text(&at.key("signingKey"), &j.signing_key)?;
+        let claims = j.claims.clone().into_iter().collect();
+        let ttl = j.ttl.map_or(std::time::Duration::from_secs(300), |d| d.get());
+        let alg = j.alg.as_deref().unwrap_or("RS256");
+        match Signer::new(alg, key.expose().as_bytes(), j.kid.clone(), claims, ttl) {
+            Ok(signer) => Some(Arc::new(JwtSign { signer, location })),
+            Err(e) => {
+                let field = match e {
+                    SignerError::Algorithm(_) => "alg",
+                    SignerError::Key(_) => "signingKey",
+                    SignerError::Reserved(_) => "claims",
+                    SignerError::Ttl => "ttl",
+                };
+                self.err(at.key(field), e.to_string());
+                None
+            }
+        }
+    }
+
     /// An inline secret, or a file's content without its final line break. Errors name the
     /// file, never the content.
     fn secret(&mut self, at: &FieldPath, s: &SecretFileOrInline) -> Option<model::Secret> {
+        let value = self.secret_text(at, s)?;
+        if value.expose().bytes().any(|b| b.is_ascii_control()) {
+            self.err(at.clone(), "the secret has control characters (it could not go in a header)");
+            return None;
+        }
+        Some(value)
+    }
+
+    /// [`Self::secret`] for multi-line secrets (PEM keys).
+    fn secret_text(&mut self, at: &FieldPath, s: &SecretFileOrInline) -> Option<model::Secret> {
         let value = match s {
             SecretFileOrInline::Inline(v) => v.clone(),
             SecretFileOrInline::File(f) => match std::fs::read_to_string(&f.file) {
@@ -69,10 +108,6 @@ impl Builder {
         };
         if value.expose().is_empty() {
             self.err(at.clone(), "the secret is empty");
-            return None;
-        }
-        if value.expose().bytes().any(|b| b.is_ascii_control()) {
-            self.err(at.clone(), "the secret has control characters (it could not go in a header)");
             return None;
         }
         Some(value)
@@ -103,9 +138,12 @@ impl Builder {
         let mut headers = TargetHeaders { modifier, ..TargetHeaders::default() };
         let credentials = match own.and_then(|p| p.backend_auth.as_ref()) {
             Some(b) => {
-                // The target's own auth replaces the route's passthrough token.
-                if let Some(Location::Header { name, .. }) = &policies.passthrough {
-                    headers.remove.push(name.clone());
+                // The target's own auth replaces the route's passthrough or signed token.
+                let dynamic = [policies.passthrough.as_ref(), policies.jwt_sign.as_ref().map(|j| &j.location)];
+                for location in dynamic.into_iter().flatten() {
+                    if let Location::Header { name, .. } = location {
+                        headers.remove.push(name.clone());
+                    }
                 }
                 self.credentials(&at.key("backendAuth"), b)
             }
