@@ -78,8 +78,9 @@ fn collect_files(v: &serde_json::Value, out: &mut Vec<PathBuf>) {
             for (k, v) in map {
                 match v {
                     serde_json::Value::String(s) if k == "file" => out.push(PathBuf::from(s)),
-                    // Certificates, keys and CAs: a rotated certificate is picked up by a reload.
-                    serde_json::Value::Object(tls) if k == "tls" => {
+                    // Certificates, keys and CAs (listeners and upstreams): a rotated certificate
+                    // is picked up by a reload.
+                    serde_json::Value::Object(tls) if k == "tls" || k == "backendTLS" => {
                         for name in ["cert", "key", "root"] {
                             if let Some(serde_json::Value::String(s)) = tls.get(name) {
                                 out.push(PathBuf::from(s));
