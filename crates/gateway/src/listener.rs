@@ -315,7 +315,7 @@ async fn route_request(ctx: &ConnCtx, req: Request<conn::GuardedBody>, trail: &m
     if let Some(resp) = route_cors.and_then(|c| preflight(c, &parts)) {
         return resp;
     }
-    let mut identity = Identity::default();
+    let mut identity = Identity { client_cert: ctx.tls.as_ref().and_then(|t| t.client.clone()), ..Identity::default() };
     let metrics = shared.relay.metrics();
     if let Err(resp) = authenticate(&listener.policies.authn, &mut parts, &mut identity, &origin, metrics).await {
         // The route's CORS too: otherwise a browser cannot read the challenge.

@@ -316,3 +316,44 @@ async fn mcp_tls_shape_with_the_sdk_client_and_curl() {
         .unwrap();
     assert_ne!(String::from_utf8_lossy(&out.stdout), "000", "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// CEL rules see the verified client certificate as agentgateway names it:
+/// `source.subjectAltNames` and `source.spiffeId`.
+#[tokio::test]
+async fn rules_see_the_client_certificate() {
+    let (_up, url) = upstream().await;
+    let tls_yaml =
+        format!("{{cert: {}, key: {}, root: {}}}", path("localhost.pem"), path("localhost.key"), path("ca.pem"));
+    let gateway = |rule: &str| {
+        let bind = https_bind(&url, &[("name: default", &tls_yaml)]);
+        bind.replace(
+            "    routes:\n    - backends:",
+            &format!(
+                "    routes:\n    - policies:\n        authorization:\n          rules: ['{rule}']\n      backends:"
+            ),
+        )
+    };
+    let alice = || client_config(&["ca"], Some("client"));
+
+    let gw = Gateway::start(&gateway(r#"source.spiffeId == "spiffe://example.com/alice""#)).await.unwrap();
+    let mut c = McpClient::with_tls(https_url(&gw, "localhost", "/mcp"), Some(alice()));
+    c.initialize().await.unwrap();
+
+    let gw =
+        Gateway::start(&gateway(r#"source.subjectAltNames.exists(n, n == "bob.clients.example.com")"#)).await.unwrap();
+    let (status, _) = https(
+        "POST",
+        &https_url(&gw, "localhost", "/mcp"),
+        &[("content-type", "application/json")],
+        "{}",
+        Some(alice()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 403, "a rule about another client let alice in");
+    let gw = Gateway::start(&gateway(r#"source.subjectAltNames.exists(n, n == "alice.clients.example.com")"#))
+        .await
+        .unwrap();
+    let mut c = McpClient::with_tls(https_url(&gw, "localhost", "/mcp"), Some(alice()));
+    c.initialize().await.unwrap();
+}

@@ -41,6 +41,29 @@ pub(crate) struct Session {
     /// The listener the client's SNI chose; a request for another listener's host is refused
     /// (421), so that SNI cannot be used to pass another listener's client-certificate check.
     pub(crate) listener: Arc<str>,
+    /// The client's certificate, verified against the listener's `root` (mTLS only).
+    pub(crate) client: Option<Arc<ClientCert>>,
+}
+
+/// What CEL rules see of a verified client certificate, as agentgateway names it:
+/// `source.subjectAltNames` (DNS names and URIs) and `source.spiffeId` (the first `spiffe://`
+/// URI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    pub subject_alt_names: Vec<String>,
+    pub spiffe_id: Option<String>,
+}
+
+impl ClientCert {
+    /// The names of a DER certificate rustls has verified (`None` if it cannot be read).
+    fn from_der(der: &CertificateDer<'_>) -> Option<ClientCert> {
+        let cert = webpki::EndEntityCert::try_from(der).ok()?;
+        let uris: Vec<String> = cert.valid_uri_names().map(str::to_string).collect();
+        let spiffe_id = uris.iter().find(|u| u.starts_with("spiffe://")).cloned();
+        let mut subject_alt_names: Vec<String> = cert.valid_dns_names().map(str::to_string).collect();
+        subject_alt_names.extend(uris);
+        Some(ClientCert { subject_alt_names, spiffe_id })
+    }
 }
 
 /// Why a handshake did not complete (logged at debug level: clients cause these).
@@ -94,7 +117,8 @@ impl BindTls {
                 return Err(HandshakeError::NoListener(sni));
             };
             let stream = start.into_stream(config.clone()).await.map_err(HandshakeError::Failed)?;
-            Ok((stream, Session { listener: name.clone() }))
+            let client = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(ClientCert::from_der);
+            Ok((stream, Session { listener: name.clone(), client: client.map(Arc::new) }))
         };
         tokio::time::timeout(self.handshake_timeout, handshake)
             .await
