@@ -73,7 +73,7 @@ fn front_door_examples_are_valid() {
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 9, "{files:?}");
+    assert_eq!(files.len(), 10, "{files:?}");
     for f in &files {
         let out = Command::new(BIN).args(["-f", f, "--validate-only"]).current_dir(&dir).output().unwrap();
         assert!(out.status.success(), "{f}: {}", text(&out.stderr));

@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    Bind, Config, DEFAULT_GATEWAY, DEFAULT_MCP_PORT, GatewayProtocol, GatewayRefs, Listener, McpBackend, McpHost,
-    NamedBackend, PathMatch, Route, RouteBackend, RouteMatch, SimpleMcp, backend_ref_name,
+    Bind, Config, DEFAULT_GATEWAY, DEFAULT_MCP_PORT, GatewayProtocol, GatewayRefs, Listener, ListenerProtocol,
+    McpBackend, McpHost, NamedBackend, PathMatch, Route, RouteBackend, RouteMatch, SimpleMcp, backend_ref_name,
 };
 
 /// Routes and MCP targets the lowered config may hold. Attaching a route to many listeners
@@ -50,6 +50,11 @@ impl Origins {
         }
         path.clone()
     }
+}
+
+/// A gateway's protocol as a lowered listener's: `HTTPS`, or left out for HTTP.
+fn https_protocol(written: Option<GatewayProtocol>, tls: bool) -> Option<ListenerProtocol> {
+    (GatewayProtocol::effective(written, tls) == GatewayProtocol::Https).then_some(ListenerProtocol::Https)
 }
 
 /// Lowers `config` into `binds` only. Problems with references, attachment and ports are
@@ -202,8 +207,15 @@ impl<'a> Lowering<'a> {
             let mut all = Vec::new();
             if g.listeners.is_empty() {
                 let http = GatewayProtocol::effective(g.protocol, g.tls.is_some()).serves_http();
-                listeners.push(Listener { name: Some(name.clone()), policies: g.policies(), ..Default::default() });
+                listeners.push(Listener {
+                    name: Some(name.clone()),
+                    policies: g.policies(),
+                    protocol: https_protocol(g.protocol, g.tls.is_some()),
+                    tls: g.tls.clone(),
+                    ..Default::default()
+                });
                 self.origins.add(listener_path(b, 0), at.clone());
+                self.origins.add(listener_path(b, 0).key("tls"), at.key("tls"));
                 self.origins.add(listener_path(b, 0).key("policies"), at.clone());
                 all.push(Slot { bind: b, listener: 0, http });
             }
@@ -216,9 +228,12 @@ impl<'a> Lowering<'a> {
                     name: Some(reference.clone()),
                     hostname: gl.hostname.clone(),
                     policies: gl.policies(),
+                    protocol: https_protocol(gl.protocol, gl.tls.is_some()),
+                    tls: gl.tls.clone(),
                     ..Default::default()
                 });
                 let source = at.key("listeners").index(i);
+                self.origins.add(listener_path(b, i).key("tls"), source.key("tls"));
                 self.origins.add(listener_path(b, i), source.clone());
                 self.origins.add(listener_path(b, i).key("policies"), source);
                 self.attach.insert(reference, vec![slot]);
@@ -385,6 +400,14 @@ impl<'a> Lowering<'a> {
             let Some(reference) = b.backend.take() else { continue };
             let Some((n, named)) = self.named(&source.key("backend"), &reference) else { continue };
             let named_at = FieldPath::root().key("backends").index(n);
+            if let Some(p) = &named.policies {
+                if b.policies.is_some() {
+                    let message = format!("`{reference}` has `policies` of its own: set them there or here, not both");
+                    self.err(source.key("policies"), message);
+                }
+                b.policies = Some(p.clone());
+                self.origins.add(at.key("policies"), named_at.key("policies"));
+            }
             if let Some(host) = &named.host {
                 b.host = Some(host.clone());
                 self.origins.add(at.key("host"), named_at.key("host"));
@@ -412,6 +435,14 @@ impl<'a> Lowering<'a> {
                     Some(authority) => {
                         let path = host.path.clone().unwrap_or_default();
                         *host = McpHost { host: Some(format!("http://{authority}{path}")), ..Default::default() };
+                        // A target naming a backend has no policies of its own (validation).
+                        if let Some(p) = &named.policies {
+                            if let Some(kind) = p.backend_only().first() {
+                                let message = format!("`{reference}` has `{kind}`, which an MCP target cannot have");
+                                self.err(at.clone(), message);
+                            }
+                            t.policies = Some(p.clone());
+                        }
                     }
                     None if named.mcp.is_some() => {
                         let message = format!(

@@ -3,23 +3,27 @@
 //! are built from these by the gateway's resolve step.
 
 pub mod backend;
+pub mod backend_policy;
 pub mod common;
 pub mod frontend;
 pub mod gateway;
 pub mod listener;
 pub mod policy;
 pub mod settings;
+pub mod tls;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use backend::*;
+pub use backend_policy::*;
 pub use common::*;
 pub use frontend::*;
 pub use gateway::*;
 pub use listener::*;
 pub use policy::*;
 pub use settings::*;
+pub use tls::*;
 
 /// The gateway's configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

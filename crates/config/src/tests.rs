@@ -202,7 +202,6 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
     assert_eq!(f.tcp.unwrap().keepalives.unwrap().retries, Some(3));
 
     for key in [
-        "tls",
         "networkAuthorization",
         "networkExtAuthz",
         "proxyProtocol",
@@ -228,3 +227,131 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
 
 mod settings;
 mod vars;
+
+#[test]
+fn https_listeners_load_and_their_mistakes_are_located() {
+    // agentgateway's examples/mcp-tls shape.
+    let ok = "\
+binds:
+- port: 3000
+  listeners:
+  - name: default
+    protocol: HTTPS
+    tls:
+      cert: examples/mcp-tls/certs/cert.pem
+      key: examples/mcp-tls/certs/key.pem
+      root: ca.pem
+      minTLSVersion: TLS_V1_3
+      cipherSuites: [TLS_AES_256_GCM_SHA384, ECDHE-ECDSA-AES128-GCM-SHA256]
+    routes:
+    - backends:
+      - mcp:
+          targets:
+          - name: everything
+            stdio:
+              cmd: npx
+              args: [\"@modelcontextprotocol/server-everything\"]
+frontendPolicies:
+  tls:
+    handshakeTimeout: 5s
+    minVersion: TLS_V1_2
+";
+    let loaded = load_str("config.yaml", ok).unwrap();
+    let tls = loaded.config.binds[0].listeners[0].tls.clone().unwrap();
+    assert_eq!(tls.min_tls_version, Some(crate::model::TlsVersion::TLS_V1_3));
+    assert_eq!(tls.cipher_suites.map(|c| c.len()), Some(2));
+
+    let https = MINIMAL.replace("  - routes:", "  - protocol: HTTPS\n    routes:");
+    assert_eq!(
+        error(&https),
+        "config.yaml:4:5: binds[0].listeners[0].tls: missing: `protocol: HTTPS` needs `tls: {cert: <file>, key: <file>}`"
+    );
+    let with_tls =
+        |tls: &str| MINIMAL.replace("  - routes:", &format!("  - protocol: HTTPS\n    tls: {tls}\n    routes:"));
+    assert_eq!(
+        error(&with_tls("{cert: c.pem, key: k.pem, minTLSVersion: TLS_V1_3, maxTLSVersion: TLS_V1_2}")),
+        "config.yaml:5:61: binds[0].listeners[0].tls.maxTLSVersion: is older than `minTLSVersion`: no TLS version is left"
+    );
+    assert!(
+        error(&with_tls("{cert: c.pem, key: k.pem, cipherSuites: []}")).contains("tls.cipherSuites: an empty list")
+    );
+    assert!(error(&with_tls("{cert: c.pem, key: k.pem, cipherSuites: [RC4]}")).contains("unknown variant `RC4`"));
+    assert!(error(&with_tls("{cert: c.pem, key: k.pem, spiffe: {}}")).ends_with("tls.spiffe: not supported yet"));
+    assert!(
+        error(&with_tls("{cert: '', key: k.pem}"))
+            .ends_with("tls.cert: a file path (PEM), relative to the working directory")
+    );
+
+    let mixed = with_tls("{cert: c.pem, key: k.pem}").replace(
+        "  - protocol: HTTPS",
+        "  - name: plain\n    hostname: plain.example.com\n    routes: []\n  - protocol: HTTPS",
+    );
+    assert_eq!(
+        error(&mixed),
+        "config.yaml:7:5: binds[0].listeners[1].protocol: every listener of a bind must be HTTPS, or none: put HTTP and HTTPS on separate ports"
+    );
+    let frontend = |tls: &str| format!("{MINIMAL}frontendPolicies:\n  tls: {tls}\n");
+    assert!(
+        error(&frontend("{handshakeTimeout: 0s}"))
+            .contains("frontendPolicies.tls.handshakeTimeout: must be more than 0")
+    );
+    assert!(error(&frontend("{alpn: [h2]}")).ends_with("frontendPolicies.tls.alpn: not supported yet"));
+    assert!(error(&frontend("{minVersion: TLS_V1_0}")).contains("TLS 1.0 and 1.1 are not supported"));
+}
+
+#[test]
+fn backend_and_target_policies_are_checked() {
+    let target_policies = |p: &str| {
+        MINIMAL.replace(
+            "              host: http://localhost:3001/mcp\n",
+            &format!("              host: http://localhost:3001/mcp\n            policies:\n{p}"),
+        )
+    };
+    let ok = target_policies("              backendTLS: {root: ca.pem, hostname: mcp.internal, alpn: [h2]}\n");
+    let loaded = load_str("config.yaml", &ok).unwrap();
+    let mcp = loaded.config.binds[0].listeners[0].routes[0].backends[0].mcp.clone().unwrap();
+    let tls = mcp.targets[0].policies.clone().unwrap().backend_tls.unwrap();
+    assert_eq!(tls.hostname.as_deref(), Some("mcp.internal"));
+
+    assert_eq!(
+        error(&target_policies("              responseHeaderModifier: {set: {x: y}}\n")),
+        "config.yaml:12:15: binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].policies.responseHeaderModifier: not on an MCP target (agentgateway takes it on backends only)"
+    );
+    assert!(
+        error(&target_policies("              http: {version: HTTP2}\n"))
+            .ends_with("targets[0].policies.http: not supported yet")
+    );
+    assert!(
+        error(&target_policies("              backendTLS: {keyExchangeGroups: [X25519]}\n"))
+            .ends_with("targets[0].policies.backendTLS.keyExchangeGroups: not supported yet")
+    );
+
+    // A named backend's policies travel with it; a route backend cannot add its own as well.
+    let named = "\
+binds:
+- port: 3000
+  listeners:
+  - routes:
+    - backends:
+      - backend: api
+        policies:
+          backendTLS: {insecure: true}
+backends:
+- name: api
+  host: localhost:8443
+  policies:
+    backendTLS: {root: ca.pem}
+";
+    assert_eq!(
+        error(named),
+        "config.yaml:7:9: binds[0].listeners[0].routes[0].backends[0].policies: `api` has `policies` of its own: set them there or here, not both"
+    );
+    let loaded =
+        load_str("config.yaml", &named.replace("        policies:\n          backendTLS: {insecure: true}\n", ""))
+            .unwrap();
+    let b = &loaded.config.binds[0].listeners[0].routes[0].backends[0];
+    assert_eq!(
+        b.policies.as_ref().and_then(|p| p.backend_tls.as_ref()).and_then(|t| t.root.as_deref()),
+        Some("ca.pem")
+    );
+}

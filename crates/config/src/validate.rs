@@ -4,15 +4,17 @@
 //! The list of "not supported yet" features lives here, in one place, so that it shrinks as
 //! features land and nothing agentgateway accepts is ever silently ignored.
 
+mod backend;
 mod front;
+mod tls;
 
 use std::collections::HashSet;
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    AuthMode, BasicAuth, Bind, Config, FrontendPolicies, GatewayPolicies, HeaderCase, HistogramMode, JwtAuth, Listener,
-    ListenerProtocol, MAX_WORKER_THREADS, McpBackend, McpHost, McpSettings, McpTarget, PathMatch, Route, RouteBackend,
-    RoutePolicies, Settings, Unsupported, WorkerThreads, present,
+    AuthMode, BasicAuth, Bind, Config, FrontendPolicies, GatewayPolicies, HeaderCase, HeaderModifier, HistogramMode,
+    JwtAuth, Listener, ListenerProtocol, MAX_WORKER_THREADS, McpBackend, McpHost, McpSettings, McpTarget, PathMatch,
+    Route, RouteBackend, RoutePolicies, Settings, Unsupported, WorkerThreads, present,
 };
 
 pub(crate) fn validate(config: &Config) -> Vec<FieldError> {
@@ -101,6 +103,9 @@ impl Validator {
                     self.err(at.key(name), "must be more than 0 (leave it out for the default)");
                 }
             }
+        }
+        if let Some(tls) = &f.tls {
+            self.frontend_tls(&at.key("tls"), tls);
         }
         if let Some(tcp) = &f.tcp
             && tcp.max_connections_per_worker == Some(0)
@@ -221,6 +226,18 @@ impl Validator {
             }
             self.listener(&at, l);
         }
+        // One handshake decides the protocol of a connection before its listener is known.
+        if let Some(first) = b.listeners.first() {
+            let https = |l: &Listener| l.protocol == Some(ListenerProtocol::Https);
+            for (i, l) in b.listeners.iter().enumerate().skip(1) {
+                if https(l) != https(first) {
+                    self.err(
+                        at.key("listeners").index(i).key("protocol"),
+                        "every listener of a bind must be HTTPS, or none: put HTTP and HTTPS on separate ports",
+                    );
+                }
+            }
+        }
     }
 
     fn listener(&mut self, at: &FieldPath, l: &Listener) {
@@ -233,7 +250,10 @@ impl Validator {
                     self.err(at.key("tls"), "`tls` needs `protocol: HTTPS`");
                 }
             }
-            ListenerProtocol::Https => self.err(at.key("protocol"), "not supported yet (HTTPS listeners)"),
+            ListenerProtocol::Https => match &l.tls {
+                Some(tls) => self.listener_tls(&at.key("tls"), tls),
+                None => self.err(at.key("tls"), "missing: `protocol: HTTPS` needs `tls: {cert: <file>, key: <file>}`"),
+            },
             ListenerProtocol::Tls | ListenerProtocol::Tcp | ListenerProtocol::Hbone => {
                 self.err(at.key("protocol"), "not supported yet (only HTTP listeners)")
             }
@@ -343,11 +363,7 @@ impl Validator {
             self.basic_auth(&at.key("basicAuth"), b);
         }
         if let Some(b) = &p.backend_auth {
-            let at = at.key("backendAuth");
-            self.unsupported(&at, b.unsupported());
-            if b.passthrough.is_none() && b.unsupported().next().is_none() {
-                self.err(at, "needs `passthrough: {}` (the only backend auth supported yet)");
-            }
+            self.backend_auth(&at.key("backendAuth"), b);
         }
         for (name, set) in pending {
             if set {
@@ -359,10 +375,19 @@ impl Validator {
         {
             self.unsupported(&at.key("timeout"), std::iter::once(("responseIdleTimeout", idle)));
         }
-        for (name, m) in [
-            ("requestHeaderModifier", &p.request_header_modifier),
-            ("responseHeaderModifier", &p.response_header_modifier),
-        ] {
+        self.header_modifiers(at, &p.request_header_modifier, &p.response_header_modifier);
+        if let Some(t) = &p.backend_tls {
+            self.backend_tls(&at.key("backendTLS"), t);
+        }
+    }
+
+    fn header_modifiers(
+        &mut self,
+        at: &FieldPath,
+        request: &Option<HeaderModifier>,
+        response: &Option<HeaderModifier>,
+    ) {
+        for (name, m) in [("requestHeaderModifier", request), ("responseHeaderModifier", response)] {
             let Some(m) = m else { continue };
             let at = at.key(name);
             for (kind, names) in [
@@ -384,7 +409,7 @@ impl Validator {
         let kinds = usize::from(b.host.is_some())
             + usize::from(b.mcp.is_some())
             + usize::from(b.backend.is_some())
-            + b.unsupported().filter(|(n, _)| *n != "policies").count();
+            + b.unsupported().count();
         if kinds == 0 {
             self.err(at.clone(), "a backend needs one of `host`, `mcp` or `backend`");
         } else if kinds > 1 {
@@ -400,6 +425,9 @@ impl Validator {
         }
         if let Some(mcp) = &b.mcp {
             self.mcp(&at.key("mcp"), mcp);
+        }
+        if let Some(p) = &b.policies {
+            self.backend_policies(&at.key("policies"), p, false);
         }
     }
 
@@ -422,10 +450,10 @@ impl Validator {
         if let Err(msg) = check_target_name(&t.name) {
             self.err(at.key("name"), msg);
         }
-        self.unsupported(
-            at,
-            present([("openapi", &t.openapi), ("policies", &t.policies), ("condition", &t.condition)]),
-        );
+        self.unsupported(at, present([("openapi", &t.openapi), ("condition", &t.condition)]));
+        if let Some(p) = &t.policies {
+            self.backend_policies(&at.key("policies"), p, true);
+        }
         let kinds =
             [t.mcp.is_some(), t.sse.is_some(), t.stdio.is_some(), t.openapi.is_some()].iter().filter(|k| **k).count();
         if kinds == 0 {

@@ -32,6 +32,8 @@ pub struct Identity {
     pub basic_user: Option<String>,
     /// The validated bearer token, for `backendAuth: passthrough` and `preserveToken`.
     pub token: Option<Token>,
+    /// The client certificate verified during the TLS handshake (mTLS listeners).
+    pub client_cert: Option<std::sync::Arc<crate::listener::tls::ClientCert>>,
 }
 
 impl Identity {

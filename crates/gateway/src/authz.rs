@@ -29,7 +29,14 @@ pub fn request_vars(parts: &Parts, host: &str, peer: SocketAddr, identity: &Iden
     Vars {
         jwt: identity.jwt.as_ref().filter(|_| uses.reads("jwt")).map(|c| c.to_cel()),
         request,
-        source: uses.reads("source").then(|| to_cel(&json!({"address": peer.ip().to_string(), "port": peer.port()}))),
+        source: uses.reads("source").then(|| {
+            let mut source = json!({"address": peer.ip().to_string(), "port": peer.port()});
+            if let Some(c) = &identity.client_cert {
+                source["subjectAltNames"] = json!(c.subject_alt_names);
+                source["spiffeId"] = json!(c.spiffe_id);
+            }
+            to_cel(&source)
+        }),
         api_key: identity.api_key.as_ref().filter(|_| uses.reads("apiKey")).map(to_cel),
         basic_auth: identity
             .basic_user

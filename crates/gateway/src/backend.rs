@@ -55,13 +55,28 @@ where
             (None, false) => None,
         }
     });
+    // `jwtSign`: a fresh token per request (its location is a header; see resolve).
+    let signed = match &policies.jwt_sign {
+        Some(j) => match j.signer.sign(std::time::SystemTime::now()) {
+            Ok(token) => j.location.header(&token),
+            Err(e) => {
+                warn!(error = %e, "jwtSign could not sign a token");
+                return GatewayError::UpstreamFailed.into_response();
+            }
+        },
+        None => None,
+    };
     match backend {
         Backend::Mcp(mcp) => {
             let mut extra = HeaderMap::new();
             if let Some((name, value)) = forward.as_ref().and_then(|(loc, token)| loc.header(token)) {
                 extra.insert(name, value);
             }
-            policies.request_headers.apply(&mut extra);
+            if let Some((name, value)) = signed {
+                extra.insert(name, value);
+            }
+            // The header modifier in effect and static credentials travel with each target
+            // (`HttpTarget::headers`): a target's own replace the route's.
             let mut opts = CallOptions::new(
                 policies.request_timeout.map(|d| (arrived + d, d)),
                 policies.backend_timeout,
@@ -76,7 +91,7 @@ where
                 .map_or_else(|| Caller::anonymous(Some(peer.ip())), |id| id.caller(peer));
             relay.serve(mcp.clone(), req, opts).await
         }
-        Backend::Host { authority } => {
+        Backend::Host { authority, client: tls_client } => {
             // Response headers within the route's timeouts, else the gateway's default: a hung
             // upstream must not hold the client (and a connection) for ever. The body streams.
             let limit = [policies.request_timeout, policies.backend_timeout]
@@ -92,15 +107,32 @@ where
                 }
                 None => req,
             };
-            proxy(client, authority, policies, peer, req, limit).await.unwrap_or_else(GatewayError::into_response)
+            let req = match signed {
+                Some((name, value)) => {
+                    let (mut parts, body) = req.into_parts();
+                    parts.headers.insert(name, value);
+                    Request::from_parts(parts, body)
+                }
+                None => req,
+            };
+            let upstream =
+                Upstream { client: tls_client.as_ref().unwrap_or(client), tls: tls_client.is_some(), authority };
+            proxy(upstream, policies, peer, req, limit).await.unwrap_or_else(GatewayError::into_response)
         }
     }
 }
 
+/// Where a `host:` backend's requests go.
+struct Upstream<'a> {
+    client: &'a HttpClient,
+    /// `https` (the client has `backendTLS`) or `http`.
+    tls: bool,
+    authority: &'a http::uri::Authority,
+}
+
 /// Plain reverse proxy: same method, path and body; bodies stream both ways.
 async fn proxy<B>(
-    client: &HttpClient,
-    authority: &http::uri::Authority,
+    Upstream { client, tls, authority }: Upstream<'_>,
     policies: &Policies,
     peer: SocketAddr,
     req: Request<B>,
@@ -113,7 +145,7 @@ where
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = Uri::builder()
-        .scheme("http")
+        .scheme(if tls { "https" } else { "http" })
         .authority(authority.clone())
         .path_and_query(path)
         .build()
@@ -125,6 +157,9 @@ where
         .insert(header::HOST, HeaderValue::from_str(authority.as_str()).map_err(|_| GatewayError::UpstreamFailed)?);
     append_forwarded_for(&mut parts.headers, peer);
     policies.request_headers.apply(&mut parts.headers);
+    for c in &policies.credentials {
+        c.location.insert(&mut parts, c.value.expose());
+    }
     let upstream = Request::from_parts(parts, body.map_err(Into::into).boxed());
     let send = client.send(upstream);
     let result = match limit {

@@ -28,7 +28,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::debug;
@@ -211,13 +210,13 @@ impl http_body::Body for Tracked {
     }
 }
 
-/// The socket as hyper sees it, telling the connection's state what it reads.
-struct Watched {
-    inner: TcpStream,
+/// The socket (or TLS stream) as hyper sees it, telling the connection's state what it reads.
+struct Watched<S> {
+    inner: S,
     state: Arc<ConnState>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
@@ -229,7 +228,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
@@ -268,13 +267,14 @@ pub(crate) struct Serve<'a> {
 
 /// Serves `stream` with `app` until the client leaves, a time-out closes it, or shutdown has
 /// let its requests finish. The returned future is the connection's task.
-pub(crate) fn serve<F, Fut>(
-    stream: TcpStream,
+pub(crate) fn serve<S, F, Fut>(
+    stream: S,
     state: Arc<ConnState>,
     serve: Serve<'_>,
     app: F,
 ) -> impl Future<Output = ()> + Send + 'static
 where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {

@@ -12,6 +12,8 @@ pub enum GatewayError {
     NoListener,
     #[error("no route matches this request")]
     NoRoute,
+    #[error("this connection's TLS server name is for another host: open a new connection for this one")]
+    MisdirectedRequest,
     #[error("upstream is unreachable")]
     UpstreamConnect,
     #[error("upstream did not answer in time")]
@@ -34,6 +36,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::NoListener | GatewayError::NoRoute => StatusCode::NOT_FOUND,
+            GatewayError::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             GatewayError::UpstreamConnect | GatewayError::UpstreamFailed => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,

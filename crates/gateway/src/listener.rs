@@ -33,6 +33,8 @@ use crate::oauth;
 use crate::resolve::Policies;
 use crate::route::{self, Listener};
 
+pub(crate) mod tls;
+
 /// Serves one bind (`port` as configured) until `shutdown` fires, then lets open requests
 /// finish within `drain`.
 pub(crate) async fn serve_bind(
@@ -64,31 +66,37 @@ pub(crate) async fn serve_bind(
             _ = shutdown.changed() => break,
         };
         // A reload applies to connections accepted after it.
-        let settings = shared.runtime.load().frontend.clone();
+        let runtime = shared.runtime.load();
+        let settings = runtime.frontend.clone();
         let Some(open) = worker.open(settings.max_connections_per_worker, &metrics) else {
             drop(stream);
             continue;
         };
         settings.prepare(&stream);
-        let ctx = Arc::new(ConnCtx {
+        let tls = runtime.binds.iter().find(|b| b.port == port).and_then(|b| b.tls.clone());
+        drop(runtime);
+        let ctx = ConnCtx {
             shared: shared.clone(),
             ports: (port, actual),
             peer,
             stop: shutdown.clone(),
-            settings: settings.clone(),
-        });
-        let app = move |req| serve_request(ctx.clone(), req);
-        let serve = conn::Serve {
-            builder: &settings.builder,
-            timeouts: settings.timeouts,
-            grace: drain,
-            shutdown: shutdown.clone(),
-            metrics: Some(metrics.clone()),
+            settings,
+            tls: None,
         };
-        let task = conn::serve(stream, conn::ConnState::new(), serve, app);
+        let (grace, shutdown, metrics) = (drain, shutdown.clone(), metrics.clone());
         conns.spawn(async move {
             let _open = open;
-            task.await;
+            match tls {
+                None => serve_conn(stream, ctx, grace, shutdown, metrics).await,
+                Some(tls) => match tls.accept(stream).await {
+                    Ok((stream, session)) => {
+                        let ctx = ConnCtx { tls: Some(session), ..ctx };
+                        serve_conn(stream, ctx, grace, shutdown, metrics).await;
+                    }
+                    // A client's doing (a scanner, a wrong CA, a cut connection): not a warning.
+                    Err(e) => debug!(peer = %peer, error = %e, "TLS handshake refused"),
+                },
+            }
         });
     }
     drop(tcp);
@@ -99,6 +107,24 @@ pub(crate) async fn serve_bind(
     }
 }
 
+/// Serves HTTP on an accepted (and, on HTTPS binds, handshaken) connection.
+async fn serve_conn<S>(stream: S, ctx: ConnCtx, grace: Duration, shutdown: watch::Receiver<bool>, metrics: Arc<Metrics>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let settings = ctx.settings.clone();
+    let ctx = Arc::new(ctx);
+    let app = move |req| serve_request(ctx.clone(), req);
+    let serve = conn::Serve {
+        builder: &settings.builder,
+        timeouts: settings.timeouts,
+        grace,
+        shutdown,
+        metrics: Some(metrics),
+    };
+    conn::serve(stream, conn::ConnState::new(), serve, app).await;
+}
+
 /// What every request of one connection shares (one reference count per request).
 struct ConnCtx {
     shared: Arc<Shared>,
@@ -107,13 +133,15 @@ struct ConnCtx {
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
     settings: Arc<conn::Settings>,
+    /// Set on HTTPS binds.
+    tls: Option<tls::Session>,
 }
 
 async fn serve_request(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let (body, cut) = conn::GuardedBody::new(body, &ctx.settings, ctx.shared.relay.metrics().clone());
     let req = Request::from_parts(parts, body);
-    handle(&ctx.shared, ctx.ports, ctx.peer, (req, &cut), ctx.stop.clone()).await
+    handle(&ctx, (req, &cut)).await
 }
 
 /// The answer to a request whose body was too slow, whatever the backend made of the cut body;
@@ -139,13 +167,11 @@ struct Trail {
 }
 
 /// One request, from arrival to response, counted and logged.
-pub(crate) async fn handle(
-    shared: &Shared,
-    (port, actual_port): (u16, u16),
-    peer: SocketAddr,
+async fn handle(
+    ctx: &ConnCtx,
     (req, body_cut): (Request<conn::GuardedBody>, &std::sync::atomic::AtomicBool),
-    stop: watch::Receiver<bool>,
 ) -> Response<Body> {
+    let (shared, peer, actual_port) = (&*ctx.shared, ctx.peer, ctx.ports.1);
     let started = std::time::Instant::now();
     let method = req.method().clone();
     // The path only: a query string can hold a credential (`jwtAuth` query location).
@@ -154,14 +180,14 @@ pub(crate) async fn handle(
     let span = shared.relay.tracer().map(|_| (SpanContext::server(req.headers()), std::time::SystemTime::now()));
     trail.trace = span.map(|((ctx, _), _)| ctx);
     let version = req.version();
-    let mut resp = route_request(shared, port, peer, req, &mut trail).await;
+    let mut resp = route_request(ctx, req, &mut trail).await;
     if body_cut.load(std::sync::atomic::Ordering::Relaxed) {
         resp = body_timed_out(version);
     }
     if method == Method::GET && is_event_stream(&resp) {
         // A standalone SSE stream never ends by itself: at shutdown it ends cleanly, so the
         // client sees the end of the stream (and reconnects elsewhere) instead of a cut.
-        resp = resp.map(|b| EndsOnShutdown::wrap(b, stop));
+        resp = resp.map(|b| EndsOnShutdown::wrap(b, ctx.stop.clone()));
     }
     let took = started.elapsed();
     let status = resp.status().as_u16();
@@ -243,13 +269,8 @@ pub(crate) async fn handle(
     resp
 }
 
-async fn route_request(
-    shared: &Shared,
-    port: u16,
-    peer: SocketAddr,
-    req: Request<conn::GuardedBody>,
-    trail: &mut Trail,
-) -> Response<Body> {
+async fn route_request(ctx: &ConnCtx, req: Request<conn::GuardedBody>, trail: &mut Trail) -> Response<Body> {
+    let (shared, port, peer) = (&*ctx.shared, ctx.ports.0, ctx.peer);
     let runtime = shared.runtime.load_full();
     // A port that a reload removed answers like a stopping gateway while it drains.
     let Some(bind) = runtime.binds.iter().find(|b| b.port == port) else {
@@ -266,7 +287,15 @@ async fn route_request(
         return GatewayError::NoListener.into_response();
     };
     trail.listener = Some(listener.name.clone());
-    let origin = auth::request_origin(&parts.headers, false, runtime.trust_forwarded);
+    if let Some(session) = &ctx.tls
+        && *session.listener != *listener.name
+    {
+        // The handshake (SNI) chose another listener, whose certificate and client checks
+        // this connection went through: this host must be asked on a connection of its own.
+        debug!(sni_listener = %session.listener, host, "request for another listener than the TLS handshake's");
+        return GatewayError::MisdirectedRequest.into_response();
+    }
+    let origin = auth::request_origin(&parts.headers, ctx.tls.is_some(), runtime.trust_forwarded);
     let cors_origin = parts.headers.get(ORIGIN).cloned();
     let listener_cors = listener.policies.cors.as_ref();
 
@@ -286,7 +315,7 @@ async fn route_request(
     if let Some(resp) = route_cors.and_then(|c| preflight(c, &parts)) {
         return resp;
     }
-    let mut identity = Identity::default();
+    let mut identity = Identity { client_cert: ctx.tls.as_ref().and_then(|t| t.client.clone()), ..Identity::default() };
     let metrics = shared.relay.metrics();
     if let Err(resp) = authenticate(&listener.policies.authn, &mut parts, &mut identity, &origin, metrics).await {
         // The route's CORS too: otherwise a browser cannot read the challenge.

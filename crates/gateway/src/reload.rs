@@ -1,4 +1,5 @@
-//! Hot reload: the config file and the files it names (JWKS, htpasswd) are watched, and a
+//! Hot reload: the config file and the files it names (JWKS, htpasswd, TLS certificates and
+//! keys) are watched, and a
 //! valid change is applied without a restart.
 //!
 //! Watching is a poll of the files' metadata every [`POLL`]: cheap (a few `stat` calls), and it
@@ -77,6 +78,15 @@ fn collect_files(v: &serde_json::Value, out: &mut Vec<PathBuf>) {
             for (k, v) in map {
                 match v {
                     serde_json::Value::String(s) if k == "file" => out.push(PathBuf::from(s)),
+                    // Certificates, keys and CAs (listeners and upstreams): a rotated certificate
+                    // is picked up by a reload.
+                    serde_json::Value::Object(tls) if k == "tls" || k == "backendTLS" => {
+                        for name in ["cert", "key", "root"] {
+                            if let Some(serde_json::Value::String(s)) = tls.get(name) {
+                                out.push(PathBuf::from(s));
+                            }
+                        }
+                    }
                     other => collect_files(other, out),
                 }
             }

@@ -4,6 +4,7 @@
 //! `file:line:col: path: message`.
 
 mod policy;
+mod upstream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,13 +14,14 @@ use agw_config::model::{self, AuditMode, Config, McpHost, RouteBackend};
 use agw_config::{ConfigErrors, FieldError, FieldPath, Loaded};
 use agw_mcp::mux::naming::PrefixMode;
 use agw_mcp::upstream::stdio::StdioTarget;
-use agw_mcp::{Backend as McpBackend, FailureMode, HttpClient, HttpTarget, Target, Upstream};
+use agw_mcp::{Backend as McpBackend, FailureMode, HttpClient, Target, Upstream};
 use http::Uri;
 
 use crate::jwks::RemoteJwks;
+pub use crate::listener::tls::BindTls;
 use crate::route::{self, HostMatch, Listener, Route};
 
-pub use policy::{GatewayPolicies, HeaderChanges, Policies};
+pub use policy::{Credential, GatewayPolicies, HeaderChanges, Policies};
 
 /// Default time allowed for in-flight requests on shutdown.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
@@ -46,14 +48,17 @@ pub struct Runtime {
 pub struct Bind {
     pub port: u16,
     pub listeners: Vec<Arc<Listener>>,
+    /// Set when the bind's listeners are HTTPS.
+    pub tls: Option<Arc<BindTls>>,
 }
 
 /// Where a route sends requests.
 #[derive(Debug)]
 pub enum Backend {
-    /// Plain HTTP reverse proxy to `authority`.
+    /// Reverse proxy to `authority`: plain HTTP, or TLS with its own client (`backendTLS`).
     Host {
         authority: http::uri::Authority,
+        client: Option<HttpClient>,
     },
     Mcp(Arc<McpBackend>),
 }
@@ -61,8 +66,13 @@ pub enum Backend {
 /// Builds the runtime form of a loaded config. Relative file paths (JWKS, htpasswd) are read
 /// from the working directory.
 pub fn resolve(loaded: &Loaded) -> Result<Runtime, ConfigErrors> {
-    let mut b =
-        Builder { errors: Vec::new(), warnings: Vec::new(), remotes: HashMap::new(), client: HttpClient::default() };
+    let mut b = Builder {
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        remotes: HashMap::new(),
+        client: HttpClient::default(),
+        tls_clients: HashMap::new(),
+    };
     let mut runtime = b.config(&loaded.config);
     if !b.errors.is_empty() {
         return Err(loaded.errors(b.errors));
@@ -77,6 +87,8 @@ struct Builder {
     warnings: Vec<FieldError>,
     remotes: HashMap<String, Arc<RemoteJwks>>,
     client: HttpClient,
+    /// Clients for `backendTLS` blocks, by where they are written (`None`: it failed).
+    tls_clients: HashMap<String, Option<HttpClient>>,
 }
 
 impl Builder {
@@ -102,7 +114,8 @@ impl Builder {
                     .enumerate()
                     .map(|(j, l)| Arc::new(self.listener(&at.key("listeners").index(j), j, l)))
                     .collect();
-                Bind { port: b.port, listeners }
+                let tls = self.bind_tls(&at, b, config);
+                Bind { port: b.port, listeners, tls }
             })
             .collect();
         let mut remote_jwks: Vec<Arc<RemoteJwks>> = self.remotes.values().cloned().collect();
@@ -115,6 +128,34 @@ impl Builder {
             warnings: Vec::new(),
             dump: agw_config::redact::dump(config),
             frontend: Arc::new(crate::conn::Settings::resolve(config)),
+        }
+    }
+
+    /// The TLS side of a bind whose listeners are HTTPS (validation saw that all are or none).
+    fn bind_tls(&mut self, at: &FieldPath, b: &model::Bind, config: &Config) -> Option<Arc<BindTls>> {
+        let https = b.listeners.iter().any(|l| l.protocol == Some(model::ListenerProtocol::Https));
+        if !https {
+            return None;
+        }
+        let names: Vec<String> = b
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(j, l)| l.name.clone().unwrap_or_else(|| format!("listener{j}")))
+            .collect();
+        let listeners = b.listeners.iter().enumerate().filter_map(|(j, l)| {
+            let tls = l.tls.as_ref()?;
+            Some((at.key("listeners").index(j).key("tls"), names[j].as_str(), l.hostname.as_deref(), tls))
+        });
+        let frontend = config.frontend_policies.as_ref().and_then(|f| f.tls.as_ref());
+        match BindTls::build(listeners, frontend) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(errors) => {
+                for (at, message) in errors {
+                    self.err(at, message);
+                }
+                None
+            }
         }
     }
 
@@ -144,8 +185,15 @@ impl Builder {
                 })
                 .collect()
         };
-        let policies = r.policies.as_ref().map(|p| self.route_policies(&at.key("policies"), p)).unwrap_or_default();
-        let backend = self.backend(&at.key("backends").index(0), r.backends.first()?)?;
+        let mut policies = r.policies.as_ref().map(|p| self.route_policies(&at.key("policies"), p)).unwrap_or_default();
+        let route_tls =
+            r.policies.as_ref().and_then(|p| p.backend_tls.as_ref()).map(|t| (at.key("policies").key("backendTLS"), t));
+        let first = r.backends.first()?;
+        // One backend per route: its policies replace the route's of the same kind.
+        if let Some(p) = &first.policies {
+            self.backend_overrides(&at.key("backends").index(0).key("policies"), p, &mut policies);
+        }
+        let backend = self.backend(&at.key("backends").index(0), first, route_tls, &policies)?;
         Some(Route {
             name: r.name.clone().unwrap_or_else(|| format!("route{index}")),
             hostnames: r.hostnames.iter().map(|h| HostMatch::parse(h)).collect(),
@@ -155,10 +203,24 @@ impl Builder {
         })
     }
 
-    fn backend(&mut self, at: &FieldPath, b: &RouteBackend) -> Option<Backend> {
+    fn backend(
+        &mut self,
+        at: &FieldPath,
+        b: &RouteBackend,
+        route_tls: Option<(FieldPath, &model::BackendTls)>,
+        policies: &Policies,
+    ) -> Option<Backend> {
+        // route < backend < target, one policy kind at a time.
+        let own_tls =
+            b.policies.as_ref().and_then(|p| p.backend_tls.as_ref()).map(|t| (at.key("policies").key("backendTLS"), t));
+        let backend_tls = own_tls.or(route_tls);
         if let Some(host) = &b.host {
+            let client = match &backend_tls {
+                Some((tls_at, tls)) => Some(self.tls_client(tls_at, tls)?),
+                None => None,
+            };
             return match host.parse::<http::uri::Authority>() {
-                Ok(authority) => Some(Backend::Host { authority }),
+                Ok(authority) => Some(Backend::Host { authority, client }),
                 Err(_) => {
                     self.err(at.key("host"), format!("`{host}` is not `host:port`"));
                     None
@@ -172,13 +234,23 @@ impl Builder {
             .enumerate()
             .filter_map(|(i, t)| {
                 let at = at.key("mcp").key("targets").index(i);
+                let own = t
+                    .policies
+                    .as_ref()
+                    .and_then(|p| p.backend_tls.as_ref())
+                    .map(|tls| (at.key("policies").key("backendTLS"), tls));
+                let tls = own.clone().or(backend_tls.clone());
                 let upstream = if let Some(host) = &t.mcp {
                     let url = mcp_url(host).map_err(|msg| self.err(at.key("mcp").key("host"), msg)).ok()?;
-                    Upstream::Http(HttpTarget { url })
+                    Upstream::Http(self.http_target(&at, url, tls, t.policies.as_ref(), policies)?)
                 } else if let Some(host) = &t.sse {
-                    Upstream::Sse(mcp_url(host).map_err(|msg| self.err(at.key("sse").key("host"), msg)).ok()?)
+                    let url = mcp_url(host).map_err(|msg| self.err(at.key("sse").key("host"), msg)).ok()?;
+                    Upstream::Sse(self.http_target(&at, url, tls, t.policies.as_ref(), policies)?)
                 } else {
                     let s = t.stdio.as_ref()?;
+                    if let Some((tls_at, _)) = own {
+                        self.err(tls_at, "a stdio target has no network connection to secure");
+                    }
                     Upstream::Stdio(StdioTarget {
                         cmd: s.cmd.clone(),
                         args: s.args.clone(),

@@ -36,7 +36,7 @@ impl HostMatch {
     }
 
     /// How well `host` is matched: `None` if not at all; higher is more specific.
-    fn score(&self, host: &str) -> Option<usize> {
+    pub(crate) fn score(&self, host: &str) -> Option<usize> {
         match self {
             HostMatch::Exact(h) => (h == host).then_some(usize::MAX),
             HostMatch::Suffix(s) => (host.len() > s.len() && host.ends_with(s.as_str())).then_some(s.len() + 1),
@@ -295,7 +295,7 @@ mod tests {
                 matches.iter().map(|m| Match::compile(m).ok().unwrap()).collect()
             },
             policies: Default::default(),
-            backend: Backend::Host { authority: "localhost:1".parse().unwrap() },
+            backend: Backend::Host { authority: "localhost:1".parse().unwrap(), client: None },
         }
     }
 

@@ -212,11 +212,17 @@ impl<'a> Mux<'a> {
                     .map(Conn::Stdio)
                     .map_err(|e| self.fail(idx, FailureKind::Connect(e.to_string())))
             }
-            Upstream::Sse(url) => SseConn::open(
+            Upstream::Sse(sse) => SseConn::open(
                 &target.name,
-                url,
-                self.relay.client.clone(),
-                self.headers.clone(),
+                &sse.url,
+                sse.client(&self.relay.client).clone(),
+                {
+                    let mut headers = self.headers.clone();
+                    if let Some(t) = &sse.headers {
+                        t.apply(&mut headers);
+                    }
+                    headers
+                },
                 self.relay.limits.max_response,
                 local.events_tx.clone(),
             )
@@ -618,7 +624,7 @@ impl<'a> Mux<'a> {
                     headers: self.headers.clone(),
                 };
                 let limit = self.relay.options.request_timeout;
-                match tokio::time::timeout(limit, self.relay.client.send(http.request(out))).await {
+                match tokio::time::timeout(limit, http.client(&self.relay.client).send(http.request(out))).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => debug!(target = idx, error = %e, "upstream DELETE failed"),
                     Err(_) => debug!(target = idx, "upstream DELETE not answered in time"),

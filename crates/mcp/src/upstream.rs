@@ -5,6 +5,7 @@ pub mod conn;
 pub mod quickack;
 pub mod sse;
 pub mod stdio;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -79,6 +80,27 @@ impl HttpClient {
         HttpClient { id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), connector }
     }
 
+    /// A client for upstreams with `backendTLS`: every connection uses TLS with these settings
+    /// (an `http://` URL too). Reads the files it names.
+    pub fn with_tls(options: &tls::TlsOptions) -> Result<HttpClient, tls::TlsError> {
+        let built = tls::build(options)?;
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(tls::CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(built.config).https_only();
+        let builder = match built.server_name {
+            Some(name) => builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name)),
+            None => builder,
+        };
+        let connector = match built.versions {
+            tls::Versions::Http1 => builder.enable_http1().wrap_connector(QuickAckConnector::new(http)),
+            tls::Versions::Http2 => builder.enable_http2().wrap_connector(QuickAckConnector::new(http)),
+            tls::Versions::Both => builder.enable_all_versions().wrap_connector(QuickAckConnector::new(http)),
+        };
+        Ok(HttpClient { id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), connector })
+    }
+
     /// This thread's pool.
     fn pool(&self) -> Pool {
         POOLS.with(|pools| {
@@ -133,10 +155,74 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// A Streamable HTTP upstream.
+/// `requestHeaderModifier` / `responseHeaderModifier`, with names and values parsed.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderChanges {
+    pub add: Vec<(HeaderName, HeaderValue)>,
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    pub remove: Vec<HeaderName>,
+}
+
+impl HeaderChanges {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.set.is_empty() && self.remove.is_empty()
+    }
+
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// What every request to one target gets, worked out once per config version: the header
+/// modifier in effect for it, and its credentials (`backendAuth.key`, `credentials`) as
+/// headers. Credential values are marked sensitive, so they never show in debug output.
+#[derive(Debug, Clone, Default)]
+pub struct TargetHeaders {
+    /// Headers the target's own `backendAuth` replaces (the route's passthrough token).
+    pub remove: Vec<HeaderName>,
+    pub modifier: HeaderChanges,
+    pub credentials: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl TargetHeaders {
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        self.modifier.apply(headers);
+        for (name, value) in &self.credentials {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// A Streamable HTTP (or legacy SSE) upstream.
 #[derive(Debug, Clone)]
 pub struct HttpTarget {
     pub url: Uri,
+    /// Its own client when it has `backendTLS`; otherwise the relay's.
+    pub client: Option<HttpClient>,
+    /// Header changes and credentials for every request to it.
+    pub headers: Option<Arc<TargetHeaders>>,
+}
+
+impl HttpTarget {
+    pub fn new(url: Uri) -> HttpTarget {
+        HttpTarget { url, client: None, headers: None }
+    }
+
+    /// The client to reach this target with.
+    pub fn client<'a>(&'a self, shared: &'a HttpClient) -> &'a HttpClient {
+        self.client.as_ref().unwrap_or(shared)
+    }
 }
 
 /// A request to an upstream: what the relay decided to send.
@@ -154,6 +240,9 @@ impl HttpTarget {
         let mut builder = Request::builder().method(out.method.clone()).uri(self.url.clone());
         let headers = builder.headers_mut().expect("fresh builder");
         *headers = out.headers;
+        if let Some(t) = &self.headers {
+            t.apply(headers);
+        }
         match out.method {
             Method::POST => {
                 headers.insert(ACCEPT, ACCEPT_BOTH);
@@ -178,7 +267,7 @@ pub enum Upstream {
     /// MCP Streamable HTTP.
     Http(HttpTarget),
     /// Legacy HTTP+SSE: the URL of the event stream.
-    Sse(Uri),
+    Sse(HttpTarget),
     /// A child process per session.
     Stdio(stdio::StdioTarget),
 }

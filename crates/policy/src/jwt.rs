@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod jwks;
+pub mod sign;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -48,8 +48,18 @@ impl Exchange {
 /// A handler for server→client requests: given the request, returns the `result` to send back.
 pub type ServerRequestHandler<'a> = &'a mut (dyn FnMut(&Value) -> Value + Send);
 
+/// Plain HTTP, or HTTPS with the roots (and client certificate) a test chose.
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+fn connector(tls: Option<rustls::ClientConfig>) -> Connector {
+    let mut config = tls.unwrap_or_else(|| crate::tls::client_config(&[], None));
+    // The connector sets ALPN itself (HTTP/1.1 here).
+    config.alpn_protocols.clear();
+    hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_or_http().enable_http1().build()
+}
+
 pub struct McpClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
     pub url: String,
     pub session: Option<String>,
     pub protocol: Option<String>,
@@ -59,8 +69,13 @@ pub struct McpClient {
 
 impl McpClient {
     pub fn new(url: impl Into<String>) -> McpClient {
+        McpClient::with_tls(url, None)
+    }
+
+    /// A client for `https://` URLs, trusting what `tls` says (see [`crate::tls::client_config`]).
+    pub fn with_tls(url: impl Into<String>, tls: Option<rustls::ClientConfig>) -> McpClient {
         McpClient {
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: Client::builder(TokioExecutor::new()).build(connector(tls)),
             url: url.into(),
             session: None,
             protocol: None,
@@ -75,6 +90,7 @@ impl McpClient {
             session: self.session.clone(),
             protocol: self.protocol.clone(),
             headers: self.headers.clone(),
+            http: self.http.clone(),
             ..McpClient::new(self.url.clone())
         }
     }
@@ -298,7 +314,18 @@ pub fn first_text(response: &Value) -> Option<&str> {
 /// One plain HTTP request on loopback (admin, metrics, raw checks): status and body as text.
 /// `headers` are added as given (`host` replaces the URL's).
 pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> anyhow::Result<(u16, String)> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    https(method, url, headers, body, None).await
+}
+
+/// [`http`] for `https://` URLs too, trusting what `tls` says.
+pub async fn https(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    tls: Option<rustls::ClientConfig>,
+) -> anyhow::Result<(u16, String)> {
+    let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector(tls));
     let mut req = Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);

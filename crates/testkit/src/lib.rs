@@ -13,3 +13,4 @@ pub mod otlp;
 pub mod recorder;
 pub mod reference;
 pub mod serve;
+pub mod tls;

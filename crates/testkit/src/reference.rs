@@ -39,6 +39,15 @@ pub struct Options {
 
 /// Starts the reference server on `addr` (port 0 for any), serving MCP at `/mcp`.
 pub async fn serve(addr: SocketAddr, opts: Options) -> std::io::Result<Server> {
+    serve_tls(addr, opts, None).await
+}
+
+/// [`serve`] over HTTPS with `tls` (see [`crate::tls::server_config`]) when given.
+pub async fn serve_tls(
+    addr: SocketAddr,
+    opts: Options,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<Server> {
     let sessions = Arc::new(Sessions::default());
     let handler = Reference {
         sessions: sessions.clone(),
@@ -49,7 +58,7 @@ pub async fn serve(addr: SocketAddr, opts: Options) -> std::io::Result<Server> {
     config.json_response = opts.json_response;
     config.legacy_session_mode = !opts.json_response;
     let service = StreamableHttpService::new(move || Ok(handler.clone()), sessions, config);
-    serve::tower_at(addr, "/mcp", service).await
+    serve::tower_at_tls(addr, tls, "/mcp", service).await
 }
 
 /// Serves the reference server on stdin/stdout (newline-delimited JSON-RPC) until stdin ends.

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use agw_mcp::body::{self, Body};
 use bytes::Bytes;
@@ -22,12 +22,20 @@ pub struct Server {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    /// An HTTPS server: the server name (SNI) of each handshake that completed, in order.
+    pub tls_names: Option<Arc<Mutex<Vec<Option<String>>>>>,
 }
 
 impl Server {
-    /// `http://127.0.0.1:<port><path>`
+    /// `http://127.0.0.1:<port><path>` (`https://` for an HTTPS server).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        let scheme = if self.tls_names.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.addr, path)
+    }
+
+    /// The SNI names of the handshakes so far (HTTPS servers).
+    pub fn tls_names(&self) -> Vec<Option<String>> {
+        self.tls_names.as_ref().map(|n| n.lock().unwrap().clone()).unwrap_or_default()
     }
 
     /// Stops accepting and closes every connection at once (as a crash would).
@@ -51,7 +59,23 @@ where
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    app_tls(addr, None, app).await
+}
+
+/// [`app`] over TLS with `tls` (see [`crate::tls::server_config`]) when given.
+pub async fn app_tls<F, Fut>(
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: F,
+) -> std::io::Result<Server>
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
     let tcp = TcpListener::bind(addr).await?;
+    let tls_names = tls.as_ref().map(|_| Arc::new(Mutex::new(Vec::new())));
+    let names = tls_names.clone();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let addr = tcp.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let app = Arc::new(app);
@@ -72,17 +96,33 @@ where
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(app(req).await) }
             });
-            let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            let builder = builder.clone();
+            let (acceptor, names) = (acceptor.clone(), names.clone());
             let mut stop_conn = stopped.clone();
             tokio::spawn(async move {
+                let serve = async move {
+                    match acceptor {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            // A refused client certificate ends the connection here.
+                            let Ok(stream) = acceptor.accept(stream).await else { return };
+                            if let Some(names) = names {
+                                names.lock().unwrap().push(stream.get_ref().1.server_name().map(str::to_string));
+                            }
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
+                };
                 tokio::select! {
-                    _ = conn => {}
+                    _ = serve => {}
                     _ = stop_conn.changed() => {}
                 }
             });
         }
     });
-    Ok(Server { addr, stop, task: Some(task) })
+    Ok(Server { addr, stop, task: Some(task), tls_names })
 }
 
 /// Serves a tower service (e.g. rmcp's `StreamableHttpService`) at exactly `path`.
@@ -97,7 +137,27 @@ where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<body::BoxError>,
 {
-    app(addr, move |req: Request<Incoming>| {
+    tower_at_tls(addr, None, path, service).await
+}
+
+/// [`tower_at`] over TLS when `tls` is given.
+pub async fn tower_at_tls<S, B>(
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    path: &'static str,
+    service: S,
+) -> std::io::Result<Server>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<body::BoxError>,
+{
+    app_tls(addr, tls, move |req: Request<Incoming>| {
         let mut service = service.clone();
         async move {
             if req.uri().path() != path {

@@ -220,3 +220,19 @@ async fn entra_client_secret_and_token_requests_are_not_logged() {
     assert!(dump.contains("app-log") && !dump.contains("entra-secret-planted"), "{dump}");
     gw.stop().await;
 }
+
+/// An upstream whose certificate `backendTLS` does not trust: the client is told the target is
+/// unreachable, the log says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_tls_refusals_are_logged_with_their_reason() {
+    log();
+    let tls = agw_testkit::tls::server_config("upstream", None);
+    let up =
+        agw_testkit::reference::serve_tls("127.0.0.1:0".parse().unwrap(), Default::default(), Some(tls)).await.unwrap();
+    let extra = format!("      policies:\n        backendTLS: {{root: {}}}\n", agw_testkit::tls::path("other-ca.pem"));
+    let gw = Gateway::start(&mcp_route(&up.url("/mcp"), &extra)).await.unwrap();
+    let mut c = McpClient::new(gw.url("/mcp"));
+    let err = c.initialize().await.unwrap_err().to_string();
+    assert!(err.contains("is unreachable") && !err.contains("UnknownIssuer"), "{err}");
+    logged("invalid peer certificate: UnknownIssuer").await;
+}

@@ -315,11 +315,15 @@ fn gateway_shapes_are_checked_as_written() {
         ),
         (
             "gateways:\n  g:\n    port: 1\n    protocol: HTTPS\n",
-            "config.yaml:4:5: gateways.g.protocol: not supported yet (HTTPS listeners)",
+            "config.yaml:2:3: gateways.g.tls: missing: `protocol: HTTPS` needs `tls: {cert: <file>, key: <file>}`",
         ),
         (
-            "gateways:\n  g:\n    port: 1\n    tls: {cert: c.pem, key: k.pem}\n",
-            "config.yaml:4:5: gateways.g.tls: not supported yet (HTTPS listeners)",
+            "gateways:\n  g:\n    port: 1\n    tls: {cert: c.pem, key: k.pem, minTLSVersion: TLS_V1_1}\n",
+            "config.yaml:4:36: gateways.g.tls.minTLSVersion: TLS 1.0 and 1.1 are not supported (insecure): use `TLS_V1_2` or `TLS_V1_3`",
+        ),
+        (
+            "gateways:\n  g:\n    port: 1\n    listeners:\n    - name: a\n      tls: {cert: c.pem, key: k.pem}\n    - name: b\n",
+            "config.yaml:7:7: gateways.g.listeners[1].protocol: every listener of a gateway must be HTTPS, or none: put HTTP and HTTPS on separate gateways",
         ),
         (
             "gateways:\n  g:\n    port: 1\n    protocol: HTTP\n    tls: {cert: c.pem, key: k.pem}\n",
@@ -369,8 +373,8 @@ fn named_backends_and_targets_are_checked_as_written() {
             "config.yaml:3:3: backends[0].host: `nope` is not `host:port` (e.g. `localhost:8080`)",
         ),
         (
-            "backends:\n- name: a\n  host: h:1\n  policies: {}\n",
-            "config.yaml:4:3: backends[0].policies: not supported yet",
+            "backends:\n- name: a\n  host: h:1\n  policies: {health: {}}\n",
+            "config.yaml:4:14: backends[0].policies.health: not supported yet",
         ),
         (
             "mcp:\n  targets:\n  - name: a\n    mcp:\n      backend: b\nbackends:\n- name: b\n  host: h:1\n",
@@ -407,10 +411,7 @@ fn named_backends_and_targets_are_checked_as_written() {
     );
     assert_eq!(
         both,
-        [
-            "config.yaml:7:5: mcp.targets[0].policies: not supported yet",
-            "config.yaml:7:5: mcp.targets[0].policies: a target that names a `backend` cannot have `policies` of its own",
-        ]
+        ["config.yaml:7:5: mcp.targets[0].policies: a target that names a `backend` cannot have `policies` of its own",]
     );
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::backend_policy::BackendPolicies;
 use super::common::{Secret, Unsupported};
 
 /// Where a route sends requests. Exactly one of `host`, `mcp` and `backend` is set.
@@ -20,9 +21,9 @@ pub struct RouteBackend {
     /// Load-balancing weight. Only one backend per route is supported, so it has no effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
-    /// Policies for this backend. Not supported yet.
+    /// Policies for this backend; they take precedence over the route's of the same kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policies: Option<Unsupported>,
+    pub policies: Option<BackendPolicies>,
 
     /// A Kubernetes-style service. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,7 +57,6 @@ impl RouteBackend {
             ("dynamic", &self.dynamic),
             ("routeGroup", &self.route_group),
             ("internal", &self.internal),
-            ("policies", &self.policies),
         ])
     }
 }
@@ -144,9 +144,10 @@ pub struct McpTarget {
     /// An OpenAPI service exposed as tools. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openapi: Option<Unsupported>,
-    /// Per-target policies. Not supported yet.
+    /// Policies for this target (`requestHeaderModifier`, `backendTLS`, `backendAuth`); they
+    /// take precedence over the backend's and the route's of the same kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policies: Option<Unsupported>,
+    pub policies: Option<BackendPolicies>,
     /// Per-request target selection. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Unsupported>,

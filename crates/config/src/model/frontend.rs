@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Duration, Unsupported};
+use super::tls::FrontendTls;
 
 /// Connection-level settings for every bind and listener.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -16,9 +17,9 @@ pub struct FrontendPolicies {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<FrontendTcp>,
 
-    /// Downstream TLS settings. Not supported yet (binds are cleartext).
+    /// TLS settings for every `HTTPS` listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<Unsupported>,
+    pub tls: Option<FrontendTls>,
     /// CEL rules over connections. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_authorization: Option<Unsupported>,
@@ -49,7 +50,6 @@ impl FrontendPolicies {
     /// The agentgateway fields this gateway recognises but does not implement.
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
         super::common::present([
-            ("tls", &self.tls),
             ("networkAuthorization", &self.network_authorization),
             ("networkExtAuthz", &self.network_ext_authz),
             ("proxyProtocol", &self.proxy_protocol),

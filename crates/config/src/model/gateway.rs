@@ -7,9 +7,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::backend::{FailureMode, McpBackend, McpTarget, PrefixMode, RouteBackend, StatefulMode};
+use super::backend_policy::BackendPolicies;
 use super::common::Unsupported;
-use super::listener::{ListenerTls, Route, RouteMatch};
+use super::listener::{Route, RouteMatch};
 use super::policy::{ApiKeyAuth, BasicAuth, Cors, GatewayPolicies, JwtAuth, RoutePolicies, RuleSet};
+use super::tls::ListenerTls;
 
 /// The port of a standalone `mcp:` block that sets none.
 pub const DEFAULT_MCP_PORT: u16 = 3000;
@@ -277,19 +279,14 @@ pub struct NamedBackend {
     /// The in-process admin API. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal: Option<Unsupported>,
-    /// Backend policies. Not supported yet.
+    /// Policies for this backend, wherever it is referenced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policies: Option<Unsupported>,
+    pub policies: Option<BackendPolicies>,
 }
 
 impl NamedBackend {
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
-        super::common::present([
-            ("ai", &self.ai),
-            ("aws", &self.aws),
-            ("internal", &self.internal),
-            ("policies", &self.policies),
-        ])
+        super::common::present([("ai", &self.ai), ("aws", &self.aws), ("internal", &self.internal)])
     }
 
     /// How many backend kinds are set (exactly one is valid).

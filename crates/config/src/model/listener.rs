@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::backend::RouteBackend;
 use super::common::Unsupported;
 use super::policy::{GatewayPolicies, RoutePolicies};
+use super::tls::ListenerTls;
 
 /// A port to listen on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -44,7 +45,7 @@ pub struct Listener {
     /// `HTTP` (default) or `HTTPS` (needs `tls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<ListenerProtocol>,
-    /// Certificate and key for `HTTPS`.
+    /// Certificate, key and TLS settings for `HTTPS` (required there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ListenerTls>,
     /// HTTP routes, tried from the most to the least specific match.
@@ -76,30 +77,6 @@ pub enum ListenerProtocol {
     /// Istio HBONE. Not supported yet.
     #[serde(rename = "HBONE")]
     Hbone,
-}
-
-/// Server certificate for an `HTTPS` listener.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ListenerTls {
-    /// PEM certificate chain file, relative to the working directory.
-    pub cert: String,
-    /// PEM private key file, relative to the working directory.
-    pub key: String,
-    /// Client CA (mutual TLS). Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root: Option<Unsupported>,
-    /// Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cipher_suites: Option<Unsupported>,
-    /// Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none", alias = "minTlsVersion")]
-    #[serde(rename = "minTLSVersion")]
-    pub min_tls_version: Option<Unsupported>,
-    /// Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none", alias = "maxTlsVersion")]
-    #[serde(rename = "maxTLSVersion")]
-    pub max_tls_version: Option<Unsupported>,
 }
 
 /// An HTTP route: which requests it takes, what policies apply, where they go.

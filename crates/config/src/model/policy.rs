@@ -115,10 +115,10 @@ pub struct RoutePolicies {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai: Option<Unsupported>,
-    /// Not supported yet.
+    /// TLS to the route's backends and MCP targets (their own `backendTLS` takes precedence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(rename = "backendTLS")]
-    pub backend_tls: Option<Unsupported>,
+    pub backend_tls: Option<super::tls::BackendTls>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_tunnel: Option<Unsupported>,
@@ -164,7 +164,6 @@ impl RoutePolicies {
             ("mcpGuardrails", &self.mcp_guardrails),
             ("a2a", &self.a2a),
             ("ai", &self.ai),
-            ("backendTLS", &self.backend_tls),
             ("backendTunnel", &self.backend_tunnel),
             ("concurrencyLimit", &self.concurrency_limit),
             ("remoteRateLimit", &self.remote_rate_limit),
@@ -552,9 +551,11 @@ pub struct BackendAuth {
     /// Forward the client's validated token to the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passthrough: Option<Passthrough>,
-    /// A static key. Not supported yet.
+    /// A static secret for the backend: `key: <secret>`, `key: {file: <path>}`, or
+    /// `key: {value: <secret or {file}>, location: …}`. Default location:
+    /// `Authorization: Bearer <secret>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<Unsupported>,
+    pub key: Option<KeyAuth>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gcp: Option<Unsupported>,
@@ -564,31 +565,101 @@ pub struct BackendAuth {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure: Option<Unsupported>,
-    /// Not supported yet.
+    /// Sign a short-lived JWT for each request with a private key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwt_sign: Option<Unsupported>,
+    pub jwt_sign: Option<JwtSign>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth_token_exchange: Option<Unsupported>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_app_access: Option<Unsupported>,
-    /// Not supported yet.
+    /// More secrets to send, each at its own location (alone or with one of the kinds above).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<Unsupported>,
+    pub credentials: Option<Vec<BackendCredential>>,
+}
+
+/// `backendAuth.key`: the short form (the secret, inline or `{file}`) or the long form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum KeyAuth {
+    /// `{value, location}`.
+    Full(KeyValue),
+    /// The secret alone, sent as `Authorization: Bearer <secret>`.
+    Short(SecretFileOrInline),
+}
+
+impl KeyAuth {
+    pub fn value(&self) -> &SecretFileOrInline {
+        match self {
+            KeyAuth::Full(k) => &k.value,
+            KeyAuth::Short(s) => s,
+        }
+    }
+
+    pub fn location(&self) -> Option<&CredentialLocation> {
+        match self {
+            KeyAuth::Full(k) => k.location.as_ref(),
+            KeyAuth::Short(_) => None,
+        }
+    }
+}
+
+/// The long form of `backendAuth.key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeyValue {
+    /// The secret, inline (`$VAR` works) or `{file: <path>}`.
+    pub value: SecretFileOrInline,
+    /// Where it goes. Default `Authorization: Bearer <secret>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<CredentialLocation>,
+}
+
+/// `backendAuth.jwtSign`: a JWT signed for every request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtSign {
+    /// PEM private key, inline or `{file: <path>}`: `RSA PRIVATE KEY` (PKCS#1) for RS*/PS*,
+    /// `PRIVATE KEY` (PKCS#8) for ES256/ES384 (P-256/P-384) and EdDSA (Ed25519).
+    pub signing_key: SecretFileOrInline,
+    /// `RS256` (default), `RS384`, `RS512`, `PS256`, `PS384`, `PS512`, `ES256`, `ES384`, `EdDSA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// Key id (`kid` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Claims of every token (`iss`, `sub`, `aud`, …; any JSON). `iat`, `exp` and `nbf` are
+    /// set by the signer.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(with = "std::collections::BTreeMap<String, serde_json::Value>")]
+    pub claims: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Token lifetime (`exp` − signing time). Default `300s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Duration>,
+    /// Where the token goes: a header (default `Authorization: Bearer <token>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<CredentialLocation>,
+}
+
+/// One more secret for the backend, at its own location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackendCredential {
+    /// Where it goes (`header: {name, prefix}`, `queryParameter: {name}`, `cookie: {name}`).
+    pub location: CredentialLocation,
+    /// The secret, inline or `{file: <path>}`.
+    pub key: SecretFileOrInline,
 }
 
 impl BackendAuth {
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
         super::common::present([
-            ("key", &self.key),
             ("gcp", &self.gcp),
             ("aws", &self.aws),
             ("azure", &self.azure),
-            ("jwtSign", &self.jwt_sign),
             ("oauthTokenExchange", &self.oauth_token_exchange),
             ("crossAppAccess", &self.cross_app_access),
-            ("credentials", &self.credentials),
         ])
     }
 }

@@ -65,6 +65,18 @@ impl Validator {
             }
             self.gateway_listener(&at, l);
         }
+        let https =
+            |l: &GatewayListener| GatewayProtocol::effective(l.protocol, l.tls.is_some()) == GatewayProtocol::Https;
+        if let Some(first) = g.listeners.first() {
+            for (i, l) in g.listeners.iter().enumerate().skip(1) {
+                if https(l) != https(first) {
+                    self.err(
+                        at.key("listeners").index(i).key("protocol"),
+                        "every listener of a gateway must be HTTPS, or none: put HTTP and HTTPS on separate gateways",
+                    );
+                }
+            }
+        }
     }
 
     fn gateway_listener(&mut self, at: &FieldPath, l: &GatewayListener) {
@@ -83,10 +95,10 @@ impl Validator {
         match GatewayProtocol::effective(written, tls.is_some()) {
             GatewayProtocol::Http if tls.is_some() => self.err(at.key("tls"), "`tls` needs `protocol: HTTPS`"),
             GatewayProtocol::Http => {}
-            GatewayProtocol::Https => {
-                let at = if written.is_some() { at.key("protocol") } else { at.key("tls") };
-                self.err(at, "not supported yet (HTTPS listeners)");
-            }
+            GatewayProtocol::Https => match tls {
+                Some(tls) => self.listener_tls(&at.key("tls"), tls),
+                None => self.err(at.key("tls"), "missing: `protocol: HTTPS` needs `tls: {cert: <file>, key: <file>}`"),
+            },
             GatewayProtocol::Tcp | GatewayProtocol::Tls => {
                 self.err(at.key("protocol"), "not supported yet (only HTTP listeners)")
             }
@@ -124,6 +136,9 @@ impl Validator {
         }
         if let Some(mcp) = &b.mcp {
             self.mcp(&at.key("mcp"), mcp);
+        }
+        if let Some(p) = &b.policies {
+            self.backend_policies(&at.key("policies"), p, false);
         }
     }
 

@@ -65,7 +65,7 @@ fn routes(shared: &Shared) -> Value {
             for route in listener.routes() {
                 let (kind, targets) = match &route.backend {
                     Backend::Mcp(m) => ("mcp", m.targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>()),
-                    Backend::Host { authority } => ("host", vec![authority.to_string()]),
+                    Backend::Host { authority, .. } => ("host", vec![authority.to_string()]),
                 };
                 out.push(json!({
                     "port": bind.port,

@@ -54,33 +54,28 @@ pub struct Policies {
     pub backend_timeout: Option<Duration>,
     pub request_headers: HeaderChanges,
     pub response_headers: HeaderChanges,
+    /// `backendAuth.key` and `credentials`: secrets put on requests to a `host:` backend (MCP
+    /// targets carry theirs, see `resolve/upstream.rs`).
+    pub credentials: Vec<Credential>,
+    /// `backendAuth.jwtSign`: a token signed per request.
+    pub jwt_sign: Option<Arc<JwtSign>>,
 }
 
-/// `requestHeaderModifier` / `responseHeaderModifier`, with names and values parsed.
-#[derive(Debug, Default)]
-pub struct HeaderChanges {
-    pub add: Vec<(HeaderName, HeaderValue)>,
-    pub set: Vec<(HeaderName, HeaderValue)>,
-    pub remove: Vec<HeaderName>,
+/// A signer and where its tokens go.
+#[derive(Debug)]
+pub struct JwtSign {
+    pub signer: agw_policy::jwt::sign::Signer,
+    pub location: Location,
 }
 
-impl HeaderChanges {
-    pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.set.is_empty() && self.remove.is_empty()
-    }
-
-    pub fn apply(&self, headers: &mut http::HeaderMap) {
-        for name in &self.remove {
-            headers.remove(name);
-        }
-        for (name, value) in &self.set {
-            headers.insert(name.clone(), value.clone());
-        }
-        for (name, value) in &self.add {
-            headers.append(name.clone(), value.clone());
-        }
-    }
+/// A static secret for upstream requests and where it goes.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub location: Location,
+    pub value: model::Secret,
 }
+
+pub use agw_mcp::upstream::HeaderChanges;
 
 impl Builder {
     pub(super) fn gateway_policies(&mut self, at: &FieldPath, p: &RawGatewayPolicies) -> GatewayPolicies {
@@ -122,6 +117,10 @@ impl Builder {
         }
         out.mcp_authorization = p.mcp_authorization.as_ref().and_then(|r| self.rules(&at.key("mcpAuthorization"), r));
         out.authorization = p.authorization.as_ref().and_then(|r| self.rules(&at.key("authorization"), r));
+        if let Some(b) = &p.backend_auth {
+            out.credentials = self.credentials(&at.key("backendAuth"), b);
+            out.jwt_sign = b.jwt_sign.as_ref().and_then(|j| self.jwt_sign(&at.key("backendAuth").key("jwtSign"), j));
+        }
         if let Some(pass) = p.backend_auth.as_ref().and_then(|b| b.passthrough.as_ref()) {
             out.passthrough = self.location(
                 &at.key("backendAuth").key("passthrough").key("location"),
@@ -175,7 +174,7 @@ impl Builder {
         Cors::new(c).map_err(|e| self.err(at.clone(), e)).ok()
     }
 
-    fn location(
+    pub(super) fn location(
         &mut self,
         at: &FieldPath,
         c: Option<&model::CredentialLocation>,
@@ -400,7 +399,7 @@ impl Builder {
         })
     }
 
-    fn header_changes(&mut self, at: &FieldPath, m: &model::HeaderModifier) -> HeaderChanges {
+    pub(super) fn header_changes(&mut self, at: &FieldPath, m: &model::HeaderModifier) -> HeaderChanges {
         let mut out = HeaderChanges::default();
         for (kind, map) in [("add", &m.add), ("set", &m.set)] {
             for (name, value) in map {

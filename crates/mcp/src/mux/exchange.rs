@@ -120,7 +120,7 @@ impl Mux<'_> {
         http: &HttpTarget,
         out: Outgoing,
     ) -> Result<http::Response<hyper::body::Incoming>, UpstreamFailure> {
-        let fut = self.relay.client.send(http.request(out));
+        let fut = http.client(&self.relay.client).send(http.request(out));
         let result = match self.deadline() {
             Some((at, limit)) => {
                 tokio::time::timeout_at(at, fut).await.map_err(|_| self.fail(idx, FailureKind::Timeout(limit)))?

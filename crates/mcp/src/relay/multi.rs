@@ -224,7 +224,9 @@ impl Relay {
                 headers: headers.clone(),
             };
             // The stream lives as long as the session; only the wait for its headers is bounded.
-            let opened = tokio::time::timeout(self.options.request_timeout, self.client.send(http.request(out))).await;
+            let opened =
+                tokio::time::timeout(self.options.request_timeout, http.client(&self.client).send(http.request(out)))
+                    .await;
             match opened {
                 Ok(Ok(resp)) if resp.status() == StatusCode::OK => streams.push((idx, resp.into_body())),
                 Ok(Ok(resp)) if resp.status() == StatusCode::NOT_FOUND => return Err(RelayError::SessionUnknown),

@@ -329,7 +329,7 @@ impl Relay {
             });
         };
         let started = std::time::Instant::now();
-        let fut = self.client.send(http.request(out));
+        let fut = http.client(&self.client).send(http.request(out));
         let (limit, at) = effective_limit(opts);
         let result = match at {
             Some(at) => match tokio::time::timeout_at(at, fut).await {
