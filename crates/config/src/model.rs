@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod listener;
 pub mod policy;
 pub mod settings;
+pub mod telemetry;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ pub use gateway::*;
 pub use listener::*;
 pub use policy::*;
 pub use settings::*;
+pub use telemetry::*;
 
 /// The gateway's configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -46,6 +46,7 @@ impl Validator {
         if let Some(f) = &c.frontend_policies {
             self.frontend(&root.key("frontendPolicies"), f);
         }
+        self.telemetry_forms(c);
         let mut ports = HashSet::new();
         for (i, bind) in c.binds.iter().enumerate() {
             let at = root.key("binds").index(i);
@@ -57,8 +58,60 @@ impl Validator {
         self.front_door(c);
     }
 
+    /// The deprecated `config.logging.{filter, fields}` and `config.tracing` mean the same as
+    /// `frontendPolicies.accessLog` and `.tracing`: one form each, as in agentgateway.
+    fn telemetry_forms(&mut self, c: &Config) {
+        let front = c.frontend_policies.as_ref();
+        let settings = c.config.as_ref();
+        let old_log = settings.and_then(|s| s.logging.as_ref()).filter(|l| l.filter.is_some() || l.fields.is_some());
+        if old_log.is_some() && front.is_some_and(|f| f.access_log.is_some() || f.logging.is_some()) {
+            self.err(
+                FieldPath::root().key("config").key("logging"),
+                "cannot use the deprecated config.logging.filter/fields together with frontendPolicies.accessLog",
+            );
+        }
+        if settings.is_some_and(|s| s.tracing.is_some()) && front.is_some_and(|f| f.tracing.is_some()) {
+            self.err(
+                FieldPath::root().key("config").key("tracing"),
+                "cannot use the deprecated config.tracing together with frontendPolicies.tracing",
+            );
+        }
+    }
+
     fn frontend(&mut self, at: &FieldPath, f: &FrontendPolicies) {
         self.unsupported(at, f.unsupported());
+        if f.access_log.is_some() && f.logging.is_some() {
+            self.err(at.key("logging"), "`logging` is an alias of `accessLog`: set one of them");
+        }
+        for (name, log) in [("accessLog", &f.access_log), ("logging", &f.logging)] {
+            if let Some(log) = log {
+                self.unsupported(&at.key(name), present([("otlp", &log.otlp), ("database", &log.database)]));
+            }
+        }
+        if let Some(t) = &f.tracing {
+            let at = at.key("tracing");
+            self.unsupported(
+                &at,
+                present([
+                    ("backend", &t.backend),
+                    ("service", &t.service),
+                    ("policies", &t.policies),
+                    ("resources", &t.resources),
+                ]),
+            );
+            match t.host.as_deref() {
+                None if t.backend.is_none() && t.service.is_none() => {
+                    self.err(at.key("host"), "required: the collector as host:port, e.g. localhost:4317")
+                }
+                Some(h) if h.contains("://") || h.parse::<http::uri::Authority>().is_err() => {
+                    self.err(at.key("host"), "host:port, e.g. localhost:4317")
+                }
+                _ => {}
+            }
+            if t.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                self.err(at.key("path"), "a path starting with /");
+            }
+        }
         if let Some(http) = &f.http {
             let at = at.key("http");
             if http.http1_header_case == Some(HeaderCase::Preserve) {
@@ -122,29 +175,23 @@ impl Validator {
         }
         if let Some(logging) = &s.logging {
             let at = at.key("logging");
-            self.unsupported(
-                &at,
-                present([("filter", &logging.filter), ("fields", &logging.fields), ("database", &logging.database)]),
-            );
+            self.unsupported(&at, present([("database", &logging.database)]));
         }
         if let Some(t) = &s.tracing {
             let at = at.key("tracing");
-            self.unsupported(
-                &at,
-                present([
-                    ("headers", &t.headers),
-                    ("fields", &t.fields),
-                    ("randomSampling", &t.random_sampling),
-                    ("clientSampling", &t.client_sampling),
-                ]),
-            );
             match t.otlp_endpoint.as_deref() {
                 None => self.err(at.key("otlpEndpoint"), "required: the collector's URL, e.g. http://localhost:4317"),
-                Some(e) if !e.starts_with("http://") || e.len() <= "http://".len() => self.err(
-                    at.key("otlpEndpoint"),
-                    "an http:// URL, e.g. http://localhost:4317 (TLS to the collector is not supported yet)",
-                ),
+                Some(e) if !["http://", "https://"].iter().any(|p| e.starts_with(p) && e.len() > p.len()) => {
+                    self.err(at.key("otlpEndpoint"), "an http:// or https:// URL, e.g. http://localhost:4317")
+                }
                 Some(_) => {}
+            }
+            for (name, value) in &t.headers {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    self.err(at.key("headers").key(name), "not a valid HTTP header name");
+                } else if http::HeaderValue::from_str(value.expose()).is_err() {
+                    self.err(at.key("headers").key(name), "not a valid HTTP header value");
+                }
             }
             if t.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
                 self.err(at.key("path"), "a path starting with /");

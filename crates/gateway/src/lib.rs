@@ -17,6 +17,7 @@ pub mod path;
 mod reload;
 pub mod resolve;
 pub mod route;
+mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -195,21 +196,12 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         mcp_options.quotas,
     ));
     let metrics = Arc::new(Metrics::new());
-    let tracer = match &settings.tracing {
-        Some(t) => {
-            let protocol = match t.otlp_protocol.unwrap_or_default() {
-                agw_config::model::OtlpProtocol::Grpc => agw_mcp::trace::Protocol::Grpc,
-                agw_config::model::OtlpProtocol::Http => agw_mcp::trace::Protocol::Http,
-            };
-            let endpoint = t.otlp_endpoint.as_deref().unwrap_or_default();
+    let tracer = match telemetry::exporter(&loaded.config) {
+        Some(e) => {
             let (tracer, _exporter) =
-                agw_mcp::trace::Tracer::start(endpoint, protocol, t.path.as_deref()).map_err(|e| {
-                    loaded.errors(vec![agw_config::FieldError::new(
-                        agw_config::FieldPath::root().key("config").key("tracing").key("otlpEndpoint"),
-                        e,
-                    )])
-                })?;
-            info!("Traces exported to {} ({protocol:?})", agw_config::redact::url(endpoint));
+                agw_mcp::trace::Tracer::start(&e.endpoint, e.protocol, e.path.as_deref(), e.headers)
+                    .map_err(|msg| loaded.errors(vec![agw_config::FieldError::new(e.at.clone(), msg)]))?;
+            info!("Traces exported to {} ({:?})", agw_config::redact::url(&e.endpoint), e.protocol);
             Some(tracer)
         }
         None => None,

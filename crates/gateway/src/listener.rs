@@ -32,6 +32,7 @@ use crate::error::GatewayError;
 use crate::oauth;
 use crate::resolve::Policies;
 use crate::route::{self, Listener};
+use crate::telemetry::{self, Telemetry};
 
 /// Serves one bind (`port` as configured) until `shutdown` fires, then lets open requests
 /// finish within `drain`.
@@ -136,6 +137,8 @@ struct Trail {
     subject: Option<String>,
     /// This request's span, when traces are exported.
     trace: Option<SpanContext>,
+    /// What the telemetry expressions see; only when some are configured.
+    cel: Option<Box<telemetry::Captured>>,
 }
 
 /// One request, from arrival to response, counted and logged.
@@ -151,10 +154,22 @@ pub(crate) async fn handle(
     // The path only: a query string can hold a credential (`jwtAuth` query location).
     let path = req.uri().path().to_string();
     let mut trail = Trail { port: actual_port, ..Trail::default() };
-    let span = shared.relay.tracer().map(|_| (SpanContext::server(req.headers()), std::time::SystemTime::now()));
+    let telemetry = shared.runtime.load().telemetry.clone();
+    let req = if telemetry.needs_inputs() {
+        let (parts, body) = req.into_parts();
+        trail.cel = telemetry.capture(&parts, peer);
+        Request::from_parts(parts, body)
+    } else {
+        req
+    };
+    let span = shared
+        .relay
+        .tracer()
+        .and_then(|_| telemetry.sample(req.headers(), trail.cel.as_deref()))
+        .map(|s| (s, std::time::SystemTime::now()));
     trail.trace = span.map(|((ctx, _), _)| ctx);
     let version = req.version();
-    let mut resp = route_request(shared, port, peer, req, &mut trail).await;
+    let mut resp = route_request(shared, (port, &telemetry), peer, req, &mut trail).await;
     if body_cut.load(std::sync::atomic::Ordering::Relaxed) {
         resp = body_timed_out(version);
     }
@@ -169,24 +184,32 @@ pub(crate) async fn handle(
     let listener = trail.listener.unwrap_or_default();
     let route = trail.route.unwrap_or_default();
     let mcp = resp.extensions().get::<McpCall>();
-    info!(
-        target: "access",
-        bind = trail.port,
-        listener,
-        route,
-        peer = %peer,
-        http.method = method.as_str(),
-        http.path = path,
-        http.status = status,
-        duration_ms = (took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-        mcp.method = mcp.map(|c| c.method.as_str()),
-        mcp.target = mcp.and_then(|c| c.target.as_deref()),
-        mcp.tool = mcp.and_then(|c| c.tool.as_deref()),
-        mcp.requests = mcp.map(|c| c.requests).filter(|n| *n > 1),
-        jwt.sub = trail.subject.as_deref(),
-        "request"
-    );
-    if let (Some(tracer), Some(((context, parent), start))) = (shared.relay.tracer(), span) {
+    telemetry.finish(trail.cel.as_deref_mut(), status, mcp);
+    let captured = trail.cel.as_deref();
+    if telemetry.log_this(captured) {
+        let keep = |name: &str| telemetry.keeps(name);
+        info!(
+            target: "access",
+            bind = keep("bind").then_some(trail.port),
+            listener = keep("listener").then_some(listener.as_str()),
+            route = keep("route").then_some(route.as_str()),
+            peer = keep("peer").then_some(tracing::field::display(peer)),
+            http.method = keep("http.method").then_some(method.as_str()),
+            http.path = keep("http.path").then_some(path.as_str()),
+            http.status = keep("http.status").then_some(status),
+            duration_ms = keep("duration_ms").then_some((took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+            mcp.method = mcp.map(|c| c.method.as_str()).filter(|_| keep("mcp.method")),
+            mcp.target = mcp.and_then(|c| c.target.as_deref()).filter(|_| keep("mcp.target")),
+            mcp.tool = mcp.and_then(|c| c.tool.as_deref()).filter(|_| keep("mcp.tool")),
+            mcp.requests = mcp.map(|c| c.requests).filter(|n| *n > 1 && keep("mcp.requests")),
+            jwt.sub = trail.subject.as_deref().filter(|_| keep("jwt.sub")),
+            fields = telemetry.added_fields(captured),
+            "request"
+        );
+    }
+    if let (Some(tracer), Some(((context, parent), start))) = (shared.relay.tracer(), span)
+        && telemetry.export_span(captured)
+    {
         let mut attributes: Vec<(&'static str, Attr)> = vec![
             ("http.request.method", method.as_str().into()),
             ("url.path", path.as_str().into()),
@@ -222,7 +245,7 @@ pub(crate) async fn handle(
             parent,
             start,
             end: std::time::SystemTime::now(),
-            attributes,
+            attributes: telemetry.span_attributes(attributes, captured),
             error: (status >= 500).then(|| format!("HTTP {status}")),
         });
     }
@@ -245,7 +268,7 @@ pub(crate) async fn handle(
 
 async fn route_request(
     shared: &Shared,
-    port: u16,
+    (port, telemetry): (u16, &Telemetry),
     peer: SocketAddr,
     req: Request<conn::GuardedBody>,
     trail: &mut Trail,
@@ -301,6 +324,7 @@ async fn route_request(
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }
     trail.subject = authz::authenticated_subject(&identity);
+    telemetry.identify(trail.cel.as_deref_mut(), &parts, &identity);
     let authorizer = match authorize(listener, policies, &parts, (&host, peer), &identity, (runtime.audit, metrics)) {
         Ok(a) => a,
         Err(e) => return decorate(e.into_response(), &[route_cors, listener_cors], cors_origin.as_ref()),

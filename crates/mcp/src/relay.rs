@@ -284,7 +284,7 @@ impl Relay {
             parent: Some(span.parent.span_id),
             start: span.start,
             end: std::time::SystemTime::now(),
-            attributes,
+            attributes: attributes.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             error,
         });
     }

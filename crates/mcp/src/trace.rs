@@ -67,7 +67,19 @@ impl SpanContext {
     /// A span continuing the client's trace (its `traceparent`), or starting a new one.
     /// Returns the new span's context and its parent span id, if any.
     pub fn server(headers: &HeaderMap) -> (SpanContext, Option<[u8; 8]>) {
-        let parent = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(parse_traceparent);
+        SpanContext::server_under(SpanContext::client(headers).map(|(p, _)| p))
+    }
+
+    /// The client's span (a valid `traceparent`) and whether it is sampled (flag `01`).
+    pub fn client(headers: &HeaderMap) -> Option<(SpanContext, bool)> {
+        let v = headers.get(TRACEPARENT)?.to_str().ok()?;
+        let ctx = parse_traceparent(v)?;
+        let flags = v.trim().split('-').nth(3).and_then(|f| u8::from_str_radix(f, 16).ok()).unwrap_or(0);
+        Some((ctx, flags & 1 == 1))
+    }
+
+    /// A server span under `parent` (the client's), or starting a new trace.
+    pub fn server_under(parent: Option<SpanContext>) -> (SpanContext, Option<[u8; 8]>) {
         match parent {
             Some(p) => (SpanContext { trace_id: p.trace_id, span_id: random() }, Some(p.span_id)),
             None => (SpanContext { trace_id: random(), span_id: random() }, None),
@@ -118,7 +130,7 @@ pub struct SpanData {
     pub parent: Option<[u8; 8]>,
     pub start: SystemTime,
     pub end: SystemTime,
-    pub attributes: Vec<(&'static str, Attr)>,
+    pub attributes: Vec<(std::borrow::Cow<'static, str>, Attr)>,
     pub error: Option<String>,
 }
 
@@ -144,6 +156,12 @@ impl From<i64> for Attr {
     fn from(n: i64) -> Attr {
         Attr::Int(n)
     }
+}
+
+/// A uniform number in [0, 1), for sampling ratios.
+pub fn random_unit() -> f64 {
+    // 53 random bits: every double in [0, 1) with that spacing is equally likely.
+    (OsRng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// OTLP transport.
@@ -175,16 +193,23 @@ impl std::fmt::Debug for Tracer {
 }
 
 impl Tracer {
-    /// Starts the exporter (on the current runtime) for `endpoint`. Returns the tracer and the
-    /// exporter task, which ends (after a last export) when every tracer is dropped.
+    /// Starts the exporter (on the current runtime) for `endpoint` (`http://` or `https://`,
+    /// verified against the system's roots), sending `headers` with every export. Returns the
+    /// tracer and the exporter task, which ends (after a last export) when every tracer is
+    /// dropped.
     pub fn start(
         endpoint: &str,
         protocol: Protocol,
         http_path: Option<&str>,
+        headers: HeaderMap,
     ) -> Result<(Tracer, tokio::task::JoinHandle<()>), String> {
         let base: Uri = endpoint.parse().map_err(|e| format!("not a URL: {e}"))?;
-        if base.scheme_str() != Some("http") || base.authority().is_none() {
-            return Err("must be an http:// URL with a host (TLS to the collector is not supported yet)".into());
+        let scheme = match base.scheme_str() {
+            Some(s @ ("http" | "https")) => s,
+            _ => return Err("must be an http:// or https:// URL with a host".into()),
+        };
+        if base.authority().is_none() {
+            return Err("must be an http:// or https:// URL with a host".into());
         }
         let prefix = base.path().trim_end_matches('/');
         let (prefix, path) = match (protocol, http_path) {
@@ -192,11 +217,11 @@ impl Tracer {
             (Protocol::Http, Some(p)) => ("", p),
             (Protocol::Http, None) => (prefix, "/v1/traces"),
         };
-        let url: Uri = format!("http://{}{prefix}{path}", base.authority().map(|a| a.as_str()).unwrap_or_default())
+        let url: Uri = format!("{scheme}://{}{prefix}{path}", base.authority().map(|a| a.as_str()).unwrap_or_default())
             .parse()
             .map_err(|e| format!("not a URL: {e}"))?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(export_loop(rx, url, protocol));
+        let task = tokio::spawn(export_loop(rx, Export { url, protocol, headers }));
         Ok((Tracer { tx }, task))
     }
 
@@ -220,14 +245,55 @@ impl Tracer {
     }
 }
 
-async fn export_loop(mut rx: mpsc::Receiver<Msg>, url: Uri, protocol: Protocol) {
-    let mut builder = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
-    if protocol == Protocol::Grpc {
-        builder.http2_only(true);
+/// Where and how batches go.
+struct Export {
+    url: Uri,
+    protocol: Protocol,
+    /// Sent with every export (collector credentials: never logged).
+    headers: HeaderMap,
+}
+
+type ExportClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Body,
+>;
+
+fn export_client(protocol: Protocol) -> ExportClient {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(EXPORT_TIMEOUT));
+    let tls = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(error = %e, "no system root certificates: an https:// collector will fail");
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            )
+        }
     }
-    let client = builder.build_http::<Body>();
+    .https_or_http();
+    let mut builder = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    // gRPC is HTTP/2 only: ALPN `h2` over TLS, prior knowledge in clear text.
+    let connector = match protocol {
+        Protocol::Grpc => {
+            builder.http2_only(true);
+            tls.enable_http2().wrap_connector(http)
+        }
+        Protocol::Http => tls.enable_http1().wrap_connector(http),
+    };
+    builder.build(connector)
+}
+
+async fn export_loop(mut rx: mpsc::Receiver<Msg>, export: Export) {
+    let client = export_client(export.protocol);
     // The collector's address carries no query, but may carry userinfo.
-    let shown = agw_config::redact::url(&url.to_string());
+    let shown = agw_config::redact::url(&export.url.to_string());
     let mut batch = Vec::with_capacity(BATCH);
     let mut failing = false;
     let mut flushed = Vec::new();
@@ -253,7 +319,7 @@ async fn export_loop(mut rx: mpsc::Receiver<Msg>, url: Uri, protocol: Protocol) 
         }
         let n = batch.len();
         let body = encode(std::mem::take(&mut batch));
-        match export(&client, &url, protocol, body).await {
+        match send(&client, &export, body).await {
             Ok(()) => {
                 if failing {
                     warn!(url = %shown, "trace export works again");
@@ -301,7 +367,7 @@ fn encode(spans: Vec<SpanData>) -> Bytes {
                 .into_iter()
                 .map(|(k, v)| {
                     kv(
-                        k,
+                        &k,
                         match v {
                             Attr::Str(s) => any_value::Value::StringValue(s),
                             Attr::Int(n) => any_value::Value::IntValue(n),
@@ -340,12 +406,9 @@ fn encode(spans: Vec<SpanData>) -> Bytes {
     Bytes::from(request.encode_to_vec())
 }
 
-async fn export(
-    client: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
-    url: &Uri,
-    protocol: Protocol,
-    message: Bytes,
-) -> Result<(), String> {
+async fn send(client: &ExportClient, export: &Export, message: Bytes) -> Result<(), String> {
+    let Export { url, protocol, headers } = export;
+    let protocol = *protocol;
     let (body, content_type) = match protocol {
         Protocol::Grpc => {
             // gRPC framing: not compressed, 4-byte big-endian length, message.
@@ -360,6 +423,7 @@ async fn export(
     let mut req = Request::new(body::full(body));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = url.clone();
+    req.headers_mut().extend(headers.clone());
     req.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if protocol == Protocol::Grpc {
         req.headers_mut().insert("te", HeaderValue::from_static("trailers"));
@@ -415,6 +479,10 @@ mod tests {
         ] {
             assert_eq!(parse_traceparent(bad), None, "{bad}");
         }
+        h.insert(TRACEPARENT, HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"));
+        assert_eq!(SpanContext::client(&h).map(|(_, sampled)| sampled), Some(false));
+        h.insert(TRACEPARENT, HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03"));
+        assert_eq!(SpanContext::client(&h).map(|(_, sampled)| sampled), Some(true));
         let (fresh, none) = SpanContext::server(&HeaderMap::new());
         assert!(none.is_none() && fresh.trace_id.iter().any(|b| *b != 0));
     }

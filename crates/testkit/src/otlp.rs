@@ -19,6 +19,7 @@ use crate::serve::{self, Server};
 pub struct Received {
     pub path: String,
     pub content_type: String,
+    pub headers: http::HeaderMap,
     pub request: ExportTraceServiceRequest,
 }
 
@@ -36,6 +37,7 @@ impl Receiver {
             let sink = sink.clone();
             async move {
                 let path = req.uri().path().to_string();
+                let headers = req.headers().clone();
                 let content_type =
                     req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                 let bytes = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
@@ -45,7 +47,12 @@ impl Receiver {
                 let decoded = ExportTraceServiceRequest::decode(message);
                 let ok = decoded.is_ok();
                 if let Ok(request) = decoded {
-                    sink.lock().expect("lock").push(Received { path, content_type: content_type.clone(), request });
+                    sink.lock().expect("lock").push(Received {
+                        path,
+                        content_type: content_type.clone(),
+                        headers,
+                        request,
+                    });
                 }
                 let mut r = Response::new(body::empty());
                 if grpc {
