@@ -37,6 +37,9 @@ pub(crate) const LOG_FIELDS: [&str; 13] = [
     "jwt.sub",
 ];
 
+/// Request headers telemetry expressions do not see: they carry credentials.
+const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "x-api-key"];
+
 /// The server span's built-in attributes, as `remove` names them.
 const SPAN_ATTRIBUTES: [&str; 10] = [
     "http.request.method",
@@ -96,9 +99,21 @@ impl Telemetry {
         if !self.needs_inputs() {
             return None;
         }
-        let host = crate::route::request_host(parts);
-        let v = authz::request_vars(parts, &host, peer, &Identity::default(), self.uses);
-        Some(Box::new(Captured { inputs: Inputs { request: v.request, source: v.source, ..Inputs::default() } }))
+        let request = self.uses.reads("request").then(|| {
+            let mut headers = Map::new();
+            // Credentials never reach a log line or a span through an expression.
+            for name in parts.headers.keys().filter(|n| !CREDENTIAL_HEADERS.contains(&n.as_str())) {
+                let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+                headers.insert(name.as_str().to_string(), Value::String(values.join(", ")));
+            }
+            let host = crate::route::request_host(parts);
+            to_cel(
+                &json!({"method": parts.method.as_str(), "path": parts.uri.path(), "host": host, "headers": headers}),
+            )
+        });
+        let source =
+            self.uses.reads("source").then(|| to_cel(&json!({"address": peer.ip().to_string(), "port": peer.port()})));
+        Some(Box::new(Captured { inputs: Inputs { request, source, ..Inputs::default() } }))
     }
 
     /// The caller, once authenticated.

@@ -63,6 +63,7 @@ async fn access_log_adds_cel_fields_filters_and_removes() {
       code: response.code
       method: mcp.method
       missing: jwt.sub
+      token: request.headers['authorization']
     remove: [peer, http.path]
 {}",
         mcp_route(&upstream.url(), "")
@@ -70,7 +71,9 @@ async fn access_log_adds_cel_fields_filters_and_removes() {
     let gw = Gateway::start(&yaml).await.unwrap();
     let mut skipped = McpClient::new(gw.url("/mcp")).with_header("x-marker", "skip-a1b2");
     skipped.initialize().await.unwrap();
-    let mut kept = McpClient::new(gw.url("/mcp")).with_header("x-marker", "keep-c3d4");
+    let mut kept = McpClient::new(gw.url("/mcp"))
+        .with_header("x-marker", "keep-c3d4")
+        .with_header("authorization", "Bearer planted-telemetry-token");
     kept.initialize().await.unwrap();
     let line = access_line("keep-c3d4").await;
     assert!(
@@ -79,6 +82,7 @@ async fn access_log_adds_cel_fields_filters_and_removes() {
         "{line}"
     );
     assert!(!line.contains("peer="), "removed: {line}");
+    assert!(!log().contains("planted-telemetry-token"), "credentials are not visible to expressions");
     assert!(!line.contains("http.path="), "removed: {line}");
     assert!(line.contains("http.status=200"), "kept: {line}");
     // Lines are written in answer order: the skipped request came first and is not there.
