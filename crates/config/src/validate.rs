@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
     AuthMode, BasicAuth, Bind, Config, FrontendPolicies, GatewayPolicies, HeaderCase, HistogramMode, JwtAuth, Listener,
-    ListenerProtocol, MAX_WORKER_THREADS, McpBackend, McpHost, McpSettings, McpTarget, PathMatch, Route, RouteBackend,
-    RoutePolicies, Settings, Unsupported, WorkerThreads, present,
+    ListenerProtocol, LocalRateLimits, MAX_WORKER_THREADS, McpBackend, McpHost, McpSettings, McpTarget, PathMatch,
+    RateLimitKind, Route, RouteBackend, RoutePolicies, Settings, Unsupported, WorkerThreads, present,
 };
 
 pub(crate) fn validate(config: &Config) -> Vec<FieldError> {
@@ -298,8 +298,46 @@ impl Validator {
         }
     }
 
+    fn rate_limits(&mut self, at: &FieldPath, l: &LocalRateLimits) {
+        let (entries, at_of): (_, Box<dyn Fn(usize) -> FieldPath>) = match l {
+            LocalRateLimits::List(_) => (l.entries(), Box::new(|i| at.index(i))),
+            LocalRateLimits::Conditional(_) => (l.entries(), Box::new(|i| at.key("conditional").index(i))),
+        };
+        if l.is_conditional() {
+            if entries.is_empty() {
+                self.err(at.key("conditional"), "needs at least one entry");
+            }
+            if entries.len() > 64 {
+                self.err(at.key("conditional"), "at most 64 entries");
+            }
+            if let Some(i) = entries.iter().position(|(c, _)| c.is_none())
+                && i + 1 != entries.len()
+            {
+                self.err(at_of(i), "an entry without a condition is the fallback and must be last");
+            }
+        }
+        for (i, (_, r)) in entries.iter().enumerate() {
+            let at = at_of(i);
+            if r.kind == Some(RateLimitKind::Tokens) {
+                self.errors.push(FieldError::not_supported(at.key("type")));
+            }
+            if r.max_tokens == 0 {
+                self.err(at.key("maxTokens"), "must be more than 0");
+            }
+            if r.tokens_per_fill == 0 {
+                self.err(at.key("tokensPerFill"), "must be more than 0");
+            }
+            if r.fill_interval.get().is_zero() {
+                self.err(at.key("fillInterval"), "must be more than 0");
+            }
+        }
+    }
+
     fn gateway_policies(&mut self, at: &FieldPath, p: &GatewayPolicies) {
         self.unsupported(at, p.unsupported());
+        if let Some(l) = &p.local_rate_limit {
+            self.rate_limits(&at.key("localRateLimit"), l);
+        }
         if let Some(j) = &p.jwt_auth {
             self.jwt_auth(&at.key("jwtAuth"), j);
         }
@@ -381,7 +419,9 @@ impl Validator {
 
     fn route_policies(&mut self, at: &FieldPath, p: &RoutePolicies) {
         self.unsupported(at, p.unsupported());
-        let pending = [("localRateLimit", p.local_rate_limit.is_some())];
+        if let Some(l) = &p.local_rate_limit {
+            self.rate_limits(&at.key("localRateLimit"), l);
+        }
 
         if let Some(j) = &p.jwt_auth {
             self.jwt_auth(&at.key("jwtAuth"), j);
@@ -394,11 +434,6 @@ impl Validator {
             self.unsupported(&at, b.unsupported());
             if b.passthrough.is_none() && b.unsupported().next().is_none() {
                 self.err(at, "needs `passthrough: {}` (the only backend auth supported yet)");
-            }
-        }
-        for (name, set) in pending {
-            if set {
-                self.errors.push(FieldError::not_supported(at.key(name)));
             }
         }
         if let Some(t) = &p.timeout

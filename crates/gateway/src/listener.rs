@@ -30,6 +30,7 @@ use crate::backend;
 use crate::conn;
 use crate::error::GatewayError;
 use crate::oauth;
+use crate::ratelimit::{self, RateLimits};
 use crate::resolve::Policies;
 use crate::route::{self, Listener};
 use crate::telemetry::{self, Telemetry};
@@ -330,13 +331,117 @@ async fn route_request(
         Err(e) => return decorate(e.into_response(), &[route_cors, listener_cors], cors_origin.as_ref()),
     };
 
+    let limited = [listener.policies.rate_limits.as_deref(), policies.rate_limits.as_deref()];
+    let (admitted, body) = match admit(shared, route, limited, (&parts, &host, peer), &identity, body).await {
+        Ok(a) => a,
+        Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
+    };
+
     parts.extensions.insert(identity);
     let req = Request::from_parts(parts, body);
     let mut resp =
         backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, (authorizer, trail.trace), req)
             .await;
+    if let Some(status) = admitted {
+        status.write_headers(resp.headers_mut());
+    }
     policies.response_headers.apply(resp.headers_mut());
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
+}
+
+/// The request body after the rate limits: as it came, or read whole (an MCP body whose
+/// messages keyed limits counted).
+enum Admitted {
+    Streaming(conn::GuardedBody),
+    Read(Option<bytes::Bytes>),
+}
+
+impl http_body::Body for Admitted {
+    type Data = bytes::Bytes;
+    type Error = agw_mcp::body::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        match self.get_mut() {
+            Admitted::Streaming(b) => Pin::new(b).poll_frame(cx),
+            Admitted::Read(bytes) => Poll::Ready(bytes.take().map(|b| Ok(http_body::Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Admitted::Streaming(b) => b.is_end_stream(),
+            Admitted::Read(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Admitted::Streaming(b) => b.size_hint(),
+            Admitted::Read(bytes) => http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
+/// `localRateLimit` of the listener and the route: the tightest route-wide limit's state for
+/// the response headers, or the refusal (429, or JSON-RPC errors for keyed limits over MCP).
+async fn admit(
+    shared: &Shared,
+    route: &route::Route,
+    limits: [Option<&RateLimits>; 2],
+    (parts, host, peer): (&Parts, &str, SocketAddr),
+    identity: &Identity,
+    body: conn::GuardedBody,
+) -> Result<(Option<ratelimit::Status>, Admitted), Response<Body>> {
+    let limits: Vec<&RateLimits> = limits.into_iter().flatten().collect();
+    if limits.is_empty() {
+        return Ok((None, Admitted::Streaming(body)));
+    }
+    let uses = limits.iter().fold(agw_policy::rules::Uses::default(), |u, l| u.union(l.uses()));
+    let v = authz::request_vars(parts, host, peer, identity, uses);
+    let inputs = agw_policy::expr::Inputs {
+        request: v.request,
+        source: v.source,
+        jwt: v.jwt,
+        api_key: v.api_key,
+        basic_auth: v.basic_auth,
+        ..Default::default()
+    };
+    let counts_messages = parts.method == Method::POST
+        && matches!(route.backend, crate::resolve::Backend::Mcp(_))
+        && limits.iter().any(|l| l.keyed());
+    let (body, parsed) = if counts_messages {
+        let bytes = match shared.relay.read_body(body).await {
+            Ok(b) => b,
+            Err(resp) => return Err(resp),
+        };
+        // A body that is not JSON is the relay's to answer; no limit counts its messages.
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+        (Admitted::Read(Some(bytes)), parsed)
+    } else {
+        (Admitted::Streaming(body), None)
+    };
+    let messages = parsed.as_ref().map(ratelimit::Messages::of);
+    let now = tokio::time::Instant::now();
+    let mut status: Option<ratelimit::Status> = None;
+    for l in limits {
+        match l.check(&inputs, messages.as_ref(), now) {
+            Ok(Some(s)) => status = Some(ratelimit::Status::tighter(status, s)),
+            Ok(None) => {}
+            Err(e) => {
+                debug!(limit = %e.limit, retry_after = e.status.reset, "rate limited");
+                return Err(match (&e.key, &messages) {
+                    (Some(_), Some(m)) if !m.requests.is_empty() => {
+                        ratelimit::jsonrpc_refusal(&e, m, parsed.as_ref().is_some_and(|p| p.is_array()))
+                    }
+                    _ => ratelimit::too_many_requests(&e),
+                });
+            }
+        }
+    }
+    Ok((status, body))
 }
 
 /// Rewrites the request's path to its normal form ([`crate::path`]); scheme, authority and

@@ -351,6 +351,17 @@ impl Relay {
         })
     }
 
+    /// Reads a client's MCP request body as the relay would (size limit, buffer budget), for
+    /// a policy that must see the messages before the relay does; the error is the relay's
+    /// own answer.
+    pub async fn read_body<B>(&self, body: B) -> Result<Bytes, Response<Body>>
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        self.read_request(body).await.map_err(|e| error_response(&e, &[]))
+    }
+
     /// Answers one client request for `backend`.
     pub async fn serve<B>(&self, backend: Arc<Backend>, req: http::Request<B>, mut opts: CallOptions) -> Response<Body>
     where
