@@ -326,6 +326,8 @@ impl Validator {
             }
             if r.tokens_per_fill == 0 {
                 self.err(at.key("tokensPerFill"), "must be more than 0");
+            } else if r.tokens_per_fill > r.max_tokens && r.max_tokens > 0 {
+                self.err(at.key("tokensPerFill"), "cannot be more than `maxTokens` (the bucket's size)");
             }
             if r.fill_interval.get().is_zero() {
                 self.err(at.key("fillInterval"), "must be more than 0");

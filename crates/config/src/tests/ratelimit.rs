@@ -46,6 +46,10 @@ fn bad_limits_are_located_errors() {
             "        - {maxTokens: 1, tokensPerFill: 1, fillInterval: 0s}\n",
             "localRateLimit[0].fillInterval: must be more than 0",
         ),
+        (
+            "        - {maxTokens: 1, tokensPerFill: 2, fillInterval: 1s}\n",
+            "localRateLimit[0].tokensPerFill: cannot be more than `maxTokens`",
+        ),
         ("        - {maxTokens: 1, tokensPerFill: 1, fillInterval: 1s, burst: 2}\n", "unknown field `burst`"),
         (
             "          conditional:\n          - {maxTokens: 1, tokensPerFill: 1, fillInterval: 1s}\n          - {condition: 'true', maxTokens: 1, tokensPerFill: 1, fillInterval: 1s}\n",
