@@ -138,8 +138,8 @@ fn agentgateway_features_not_implemented_are_rejected_not_ignored() {
         MINIMAL.replace("    - backends:", "    - policies:\n        retry:\n          codes: [503]\n      backends:");
     assert_eq!(error(&text), "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.retry: not supported yet");
     assert_eq!(error("tcpRoutes: []\n"), "config.yaml:1:1: tcpRoutes: not supported yet");
-    let otlp_log = format!("{MINIMAL}frontendPolicies:\n  accessLog:\n    otlp:\n      host: localhost:4317\n");
-    assert_eq!(error(&otlp_log), "config.yaml:13:5: frontendPolicies.accessLog.otlp: not supported yet");
+    let otlp_log = format!("{MINIMAL}frontendPolicies:\n  accessLog:\n    database: {{}}\n");
+    assert_eq!(error(&otlp_log), "config.yaml:13:5: frontendPolicies.accessLog.database: not supported yet");
 }
 
 #[test]

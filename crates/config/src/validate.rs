@@ -78,6 +78,20 @@ impl Validator {
         }
     }
 
+    /// An OTLP collector given as `host` (and an HTTP `path`).
+    fn collector(&mut self, at: &FieldPath, host: Option<&str>, path: Option<&str>, elsewhere: bool) {
+        match host {
+            None if !elsewhere => self.err(at.key("host"), "required: the collector as host:port, e.g. localhost:4317"),
+            Some(h) if h.contains("://") || h.parse::<http::uri::Authority>().is_err() => {
+                self.err(at.key("host"), "host:port, e.g. localhost:4317")
+            }
+            _ => {}
+        }
+        if path.is_some_and(|p| !p.starts_with('/')) {
+            self.err(at.key("path"), "a path starting with /");
+        }
+    }
+
     fn frontend(&mut self, at: &FieldPath, f: &FrontendPolicies) {
         self.unsupported(at, f.unsupported());
         if f.access_log.is_some() && f.logging.is_some() {
@@ -85,7 +99,20 @@ impl Validator {
         }
         for (name, log) in [("accessLog", &f.access_log), ("logging", &f.logging)] {
             if let Some(log) = log {
-                self.unsupported(&at.key(name), present([("otlp", &log.otlp), ("database", &log.database)]));
+                self.unsupported(&at.key(name), present([("database", &log.database)]));
+                if let Some(o) = &log.otlp {
+                    let at = at.key(name).key("otlp");
+                    self.unsupported(
+                        &at,
+                        present([("backend", &o.backend), ("service", &o.service), ("policies", &o.policies)]),
+                    );
+                    self.collector(
+                        &at,
+                        o.host.as_deref(),
+                        o.path.as_deref(),
+                        o.backend.is_some() || o.service.is_some(),
+                    );
+                }
             }
         }
         if let Some(t) = &f.tracing {
@@ -99,18 +126,7 @@ impl Validator {
                     ("resources", &t.resources),
                 ]),
             );
-            match t.host.as_deref() {
-                None if t.backend.is_none() && t.service.is_none() => {
-                    self.err(at.key("host"), "required: the collector as host:port, e.g. localhost:4317")
-                }
-                Some(h) if h.contains("://") || h.parse::<http::uri::Authority>().is_err() => {
-                    self.err(at.key("host"), "host:port, e.g. localhost:4317")
-                }
-                _ => {}
-            }
-            if t.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
-                self.err(at.key("path"), "a path starting with /");
-            }
+            self.collector(&at, t.host.as_deref(), t.path.as_deref(), t.backend.is_some() || t.service.is_some());
         }
         if let Some(http) = &f.http {
             let at = at.key("http");

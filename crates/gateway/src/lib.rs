@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) main_worker: Arc<conn::Worker>,
     /// Accept loops still listening (shutdown says it has stopped accepting once none is).
     pub(crate) listening: Arc<Listening>,
+    /// `accessLog.otlp`: the OTLP exporter of access-log records.
+    pub(crate) access_exporter: Option<agw_mcp::otlp::LogExporter>,
 }
 
 /// Counts the traffic ports' accept loops that still hold their listening socket.
@@ -139,6 +141,7 @@ pub struct Running {
     tasks: JoinSet<()>,
     locals: Arc<LocalSessions>,
     tracer: Option<agw_mcp::trace::Tracer>,
+    access_exporter: Option<agw_mcp::otlp::LogExporter>,
     listening: Arc<Listening>,
 }
 
@@ -155,6 +158,9 @@ impl Running {
         self.locals.close_all().await;
         if let Some(t) = &self.tracer {
             t.flush(Duration::from_secs(3)).await;
+        }
+        if let Some(l) = &self.access_exporter {
+            l.flush(Duration::from_secs(3)).await;
         }
     }
 
@@ -207,6 +213,15 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         }
         None => None,
     };
+    let access_exporter = match telemetry::log_exporter(&loaded.config) {
+        Some(e) => {
+            let (exporter, _task) = agw_mcp::otlp::LogExporter::start(&e.endpoint, e.protocol, e.path.as_deref())
+                .map_err(|msg| loaded.errors(vec![agw_config::FieldError::new(e.at.clone(), msg)]))?;
+            info!("Access log exported to {} ({:?})", agw_config::redact::url(&e.endpoint), e.protocol);
+            Some(exporter)
+        }
+        None => None,
+    };
     // Body sizes and the buffer budget are fixed for the process: the relay is built once.
     let limits = match runtime.frontend.max_buffer_size {
         Some(n) => Limits { max_request: n, max_response: n },
@@ -227,6 +242,7 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         ports: Default::default(),
         main_worker: Default::default(),
         listening: Default::default(),
+        access_exporter: access_exporter.clone(),
     });
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -336,7 +352,18 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         None => None,
     };
     let listening = shared.listening.clone();
-    Ok(Running { bind_addrs, admin_addr, readiness_addr, stats_addr, shutdown, tasks, locals, tracer, listening })
+    Ok(Running {
+        bind_addrs,
+        admin_addr,
+        readiness_addr,
+        stats_addr,
+        shutdown,
+        tasks,
+        locals,
+        tracer,
+        access_exporter,
+        listening,
+    })
 }
 
 /// Ends idle sessions now and then (killing their stdio children).

@@ -208,6 +208,29 @@ pub(crate) async fn handle(
             "request"
         );
     }
+    if let Some(exporter) = shared.access_exporter.as_ref().filter(|_| telemetry.exports_logs()) {
+        let mut builtin: Vec<(&'static str, Attr)> = vec![
+            ("bind", i64::from(trail.port).into()),
+            ("listener", listener.as_str().into()),
+            ("route", route.as_str().into()),
+            ("peer", peer.to_string().into()),
+            ("http.method", method.as_str().into()),
+            ("http.path", path.as_str().into()),
+            ("http.status", i64::from(status).into()),
+            ("duration_ms", i64::try_from(took.as_millis()).unwrap_or(i64::MAX).into()),
+        ];
+        if let Some(c) = mcp {
+            builtin.push(("mcp.method", c.method.as_str().into()));
+            builtin.extend(c.target.as_deref().map(|t| ("mcp.target", t.into())));
+            builtin.extend(c.tool.as_deref().map(|t| ("mcp.tool", t.into())));
+            builtin.extend((c.requests > 1).then(|| ("mcp.requests", i64::try_from(c.requests).unwrap_or(0).into())));
+        }
+        builtin.extend(trail.subject.as_deref().map(|s| ("jwt.sub", s.into())));
+        let trace = span.map(|((ctx, _), _)| ctx);
+        if let Some(record) = telemetry.log_record(builtin, captured, trace) {
+            exporter.record(record);
+        }
+    }
     if let (Some(tracer), Some(((context, parent), start))) = (shared.relay.tracer(), span)
         && telemetry.export_span(captured)
     {

@@ -58,6 +58,8 @@ const SPAN_ATTRIBUTES: [&str; 10] = [
 #[derive(Debug, Default)]
 pub(crate) struct Telemetry {
     pub(crate) access_log: AccessLog,
+    /// `accessLog.otlp`: which records are exported, with which fields.
+    otlp: Option<OtlpLog>,
     pub(crate) tracing: Tracing,
     /// Which request variables any expression reads (none: no inputs are built).
     uses: Uses,
@@ -71,6 +73,13 @@ pub(crate) struct AccessLog {
     add: Vec<(String, Expression)>,
     /// Bits over [`LOG_FIELDS`].
     removed: u16,
+}
+
+#[derive(Debug, Default)]
+struct OtlpLog {
+    filter: Option<Expression>,
+    /// Its own fields; `None`: the access log's.
+    fields: Option<AccessLog>,
 }
 
 #[derive(Debug, Default)]
@@ -185,6 +194,49 @@ impl Telemetry {
         Some(Value::Object(fields).to_string())
     }
 
+    /// Whether access-log records are exported over OTLP.
+    pub(crate) fn exports_logs(&self) -> bool {
+        self.otlp.is_some()
+    }
+
+    /// The OTLP log record of this request, if it is exported (`accessLog.otlp.filter`, else
+    /// the access log's filter): built-in fields not removed, then the added ones.
+    pub(crate) fn log_record(
+        &self,
+        builtin: Vec<(&'static str, Attr)>,
+        captured: Option<&Captured>,
+        trace: Option<SpanContext>,
+    ) -> Option<agw_mcp::otlp::LogRecord> {
+        let otlp = self.otlp.as_ref()?;
+        let inputs = || captured.map(|c| &c.inputs).cloned().unwrap_or_default();
+        let keep = match &otlp.filter {
+            Some(f) => f.eval_bool(&inputs()),
+            None => self.log_this(captured),
+        };
+        if !keep {
+            return None;
+        }
+        let fields = otlp.fields.as_ref().unwrap_or(&self.access_log);
+        let mut attributes: Vec<(String, Attr)> = builtin
+            .into_iter()
+            .filter(|(k, _)| LOG_FIELDS.iter().position(|f| f == k).is_none_or(|i| fields.removed & (1 << i) == 0))
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        if !fields.add.is_empty() {
+            let inputs = inputs();
+            for (name, e) in &fields.add {
+                let value = match e.eval_json(&inputs) {
+                    Some(Value::String(s)) => Attr::Str(s),
+                    Some(Value::Number(n)) if n.is_i64() => Attr::Int(n.as_i64().unwrap_or_default()),
+                    Some(v) => Attr::Str(v.to_string()),
+                    None => continue,
+                };
+                attributes.push((name.clone(), value));
+            }
+        }
+        Some(agw_mcp::otlp::LogRecord { time: std::time::SystemTime::now(), body: "request".into(), attributes, trace })
+    }
+
     /// Whether the request's span is exported (`tracing.filter`).
     pub(crate) fn export_span(&self, captured: Option<&Captured>) -> bool {
         match &self.tracing.filter {
@@ -253,6 +305,16 @@ pub(crate) fn resolve(config: &Config, errors: &mut Vec<FieldError>, warnings: &
     } else {
         AccessLog::default()
     };
+    let otlp = front
+        .and_then(|f| f.access_log.as_ref().map(|l| ("accessLog", l)).or(f.logging.as_ref().map(|l| ("logging", l))))
+        .and_then(|(name, l)| Some((root.key("frontendPolicies").key(name).key("otlp"), l.otlp.as_ref()?)))
+        .map(|(at, o)| OtlpLog {
+            filter: o.filter.as_deref().and_then(|f| c.compile(at.key("filter"), f)),
+            fields: o.fields.as_ref().map(|f| {
+                let f_at = at.key("fields");
+                c.access_log(&at, None, &f.add, &f.remove, (&f_at, &f_at))
+            }),
+        });
     let tracing = if let Some(t) = front.and_then(|f| f.tracing.as_ref()) {
         let at = root.key("frontendPolicies").key("tracing");
         c.tracing(
@@ -275,7 +337,7 @@ pub(crate) fn resolve(config: &Config, errors: &mut Vec<FieldError>, warnings: &
         Tracing::default()
     };
     let uses = Uses::of(c.uses.iter().copied());
-    Telemetry { access_log, tracing, uses, reads_response: c.uses.contains(&"response") }
+    Telemetry { access_log, otlp, tracing, uses, reads_response: c.uses.contains(&"response") }
 }
 
 struct Compiler<'a> {
@@ -355,6 +417,25 @@ impl Compiler<'_> {
         let filter = filter.and_then(|f| self.compile(at.key("filter"), f));
         Tracing { random, client, attributes, remove: remove.iter().cloned().collect(), filter }
     }
+}
+
+/// Where access-log records are exported (`accessLog.otlp`), read at start-up.
+pub(crate) fn log_exporter(config: &Config) -> Option<Exporter> {
+    use agw_config::model::OtlpProtocol;
+    let front = config.frontend_policies.as_ref()?;
+    let (name, log) =
+        front.access_log.as_ref().map(|l| ("accessLog", l)).or(front.logging.as_ref().map(|l| ("logging", l)))?;
+    let o = log.otlp.as_ref()?;
+    Some(Exporter {
+        endpoint: format!("http://{}", o.host.as_deref().unwrap_or_default()),
+        protocol: match o.protocol.unwrap_or_default() {
+            OtlpProtocol::Grpc => agw_mcp::trace::Protocol::Grpc,
+            OtlpProtocol::Http => agw_mcp::trace::Protocol::Http,
+        },
+        path: o.path.clone(),
+        headers: HeaderMap::new(),
+        at: FieldPath::root().key("frontendPolicies").key(name).key("otlp").key("host"),
+    })
 }
 
 /// Where spans are exported: from `frontendPolicies.tracing` or `config.tracing`.

@@ -9,27 +9,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
-use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{HeaderMap, Method, Request, Uri};
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::HeaderValue;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
 use prost::Message;
-use tokio::sync::mpsc;
-use tracing::{debug, warn};
 
-use crate::body::{self, Body};
-
-/// Spans waiting for export; more are dropped.
-const QUEUE: usize = 8192;
-/// Spans per export request.
-const BATCH: usize = 512;
-/// How long a span may wait for its batch.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::otlp::{Exporter, Signal};
 
 pub const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
@@ -174,17 +163,9 @@ pub enum Protocol {
     Http,
 }
 
-enum Msg {
-    Span(SpanData),
-    /// Export what is queued now, then answer.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
 /// Hands spans to the exporter task. Cheap to clone.
 #[derive(Clone)]
-pub struct Tracer {
-    tx: mpsc::Sender<Msg>,
-}
+pub struct Tracer(Exporter<SpanData>);
 
 impl std::fmt::Debug for Tracer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -203,148 +184,31 @@ impl Tracer {
         http_path: Option<&str>,
         headers: HeaderMap,
     ) -> Result<(Tracer, tokio::task::JoinHandle<()>), String> {
-        let base: Uri = endpoint.parse().map_err(|e| format!("not a URL: {e}"))?;
-        let scheme = match base.scheme_str() {
-            Some(s @ ("http" | "https")) => s,
-            _ => return Err("must be an http:// or https:// URL with a host".into()),
+        let signal = Signal {
+            name: "trace",
+            grpc_path: "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            http_path: "/v1/traces",
         };
-        if base.authority().is_none() {
-            return Err("must be an http:// or https:// URL with a host".into());
-        }
-        let prefix = base.path().trim_end_matches('/');
-        let (prefix, path) = match (protocol, http_path) {
-            (Protocol::Grpc, _) => (prefix, "/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
-            (Protocol::Http, Some(p)) => ("", p),
-            (Protocol::Http, None) => (prefix, "/v1/traces"),
-        };
-        let url: Uri = format!("{scheme}://{}{prefix}{path}", base.authority().map(|a| a.as_str()).unwrap_or_default())
-            .parse()
-            .map_err(|e| format!("not a URL: {e}"))?;
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(export_loop(rx, Export { url, protocol, headers }));
-        Ok((Tracer { tx }, task))
+        let (exporter, task) = Exporter::start(endpoint, (protocol, http_path), headers, signal, encode)?;
+        Ok((Tracer(exporter), task))
     }
 
     /// Queues a finished span; dropped if the queue is full.
     pub fn record(&self, span: SpanData) {
-        if self.tx.try_send(Msg::Span(span)).is_err() {
-            debug!("trace queue full; span dropped");
-        }
+        self.0.record(span);
     }
 
     /// Exports every span queued so far (shutdown), waiting at most `limit`.
     pub async fn flush(&self, limit: Duration) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Bounded as a whole: a full queue in front of a stuck collector must not hold shutdown.
-        let _ = tokio::time::timeout(limit, async {
-            if self.tx.send(Msg::Flush(tx)).await.is_ok() {
-                let _ = rx.await;
-            }
-        })
-        .await;
+        self.0.flush(limit).await;
     }
 }
 
-/// Where and how batches go.
-struct Export {
-    url: Uri,
-    protocol: Protocol,
-    /// Sent with every export (collector credentials: never logged).
-    headers: HeaderMap,
-}
-
-type ExportClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Body,
->;
-
-fn export_client(protocol: Protocol) -> ExportClient {
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(EXPORT_TIMEOUT));
-    let tls = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-        Ok(b) => b,
-        Err(e) => {
-            warn!(error = %e, "no system root certificates: an https:// collector will fail");
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-            )
-        }
-    }
-    .https_or_http();
-    let mut builder = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
-    // gRPC is HTTP/2 only: ALPN `h2` over TLS, prior knowledge in clear text.
-    let connector = match protocol {
-        Protocol::Grpc => {
-            builder.http2_only(true);
-            tls.enable_http2().wrap_connector(http)
-        }
-        Protocol::Http => tls.enable_http1().wrap_connector(http),
-    };
-    builder.build(connector)
-}
-
-async fn export_loop(mut rx: mpsc::Receiver<Msg>, export: Export) {
-    let client = export_client(export.protocol);
-    // The collector's address carries no query, but may carry userinfo.
-    let shown = agw_config::redact::url(&export.url.to_string());
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut failing = false;
-    let mut flushed = Vec::new();
-    loop {
-        let Some(first) = rx.recv().await else { break };
-        match first {
-            Msg::Span(s) => batch.push(s),
-            Msg::Flush(done) => flushed.push(done),
-        }
-        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
-        while batch.len() < BATCH && flushed.is_empty() {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(Msg::Span(s))) => batch.push(s),
-                Ok(Some(Msg::Flush(done))) => flushed.push(done),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if batch.is_empty() {
-            flushed.drain(..).for_each(|d| {
-                let _ = d.send(());
-            });
-            continue;
-        }
-        let n = batch.len();
-        let body = encode(std::mem::take(&mut batch));
-        match send(&client, &export, body).await {
-            Ok(()) => {
-                if failing {
-                    warn!(url = %shown, "trace export works again");
-                }
-                failing = false;
-            }
-            Err(e) => {
-                // Once per outage, not once per batch.
-                if !failing {
-                    warn!(url = %shown, error = %e, spans = n, "trace export failed; spans are dropped until it works");
-                }
-                failing = true;
-            }
-        }
-        flushed.drain(..).for_each(|d| {
-            let _ = d.send(());
-        });
-    }
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
+pub(crate) fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
 }
 
-fn nanos(t: SystemTime) -> u64 {
+pub(crate) fn nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
@@ -404,52 +268,6 @@ fn encode(spans: Vec<SpanData>) -> Bytes {
         }],
     };
     Bytes::from(request.encode_to_vec())
-}
-
-async fn send(client: &ExportClient, export: &Export, message: Bytes) -> Result<(), String> {
-    let Export { url, protocol, headers } = export;
-    let protocol = *protocol;
-    let (body, content_type) = match protocol {
-        Protocol::Grpc => {
-            // gRPC framing: not compressed, 4-byte big-endian length, message.
-            let mut framed = BytesMut::with_capacity(5 + message.len());
-            framed.put_u8(0);
-            framed.put_u32(u32::try_from(message.len()).map_err(|_| "batch too large")?);
-            framed.put_slice(&message);
-            (framed.freeze(), "application/grpc")
-        }
-        Protocol::Http => (message, "application/x-protobuf"),
-    };
-    let mut req = Request::new(body::full(body));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = url.clone();
-    req.headers_mut().extend(headers.clone());
-    req.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if protocol == Protocol::Grpc {
-        req.headers_mut().insert("te", HeaderValue::from_static("trailers"));
-    }
-    let resp = tokio::time::timeout(EXPORT_TIMEOUT, client.request(req))
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| crate::upstream::error_chain(&e))?;
-    let status = resp.status();
-    let header_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let collected = tokio::time::timeout(EXPORT_TIMEOUT, resp.into_body().collect())
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("collector answered {status}"));
-    }
-    if protocol == Protocol::Grpc {
-        let trailer = collected.trailers().and_then(|t| t.get("grpc-status")).and_then(|v| v.to_str().ok());
-        match trailer.map(str::to_string).or(header_status).as_deref() {
-            Some("0") => {}
-            Some(code) => return Err(format!("gRPC status {code}")),
-            None => return Err("no gRPC status".into()),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

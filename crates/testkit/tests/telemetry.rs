@@ -195,3 +195,39 @@ async fn frontend_tracing_exports_with_its_attributes_and_filter() {
         server_spans("frontend:    randomSampling: true\n    filter: \"response.code == 500\"\n", None).await;
     assert!(filtered.is_empty(), "the filter keeps only 500s");
 }
+
+#[tokio::test]
+async fn access_log_records_are_exported_over_otlp_with_their_own_filter_and_fields() {
+    use agw_testkit::otlp::log_attr;
+    let collector = Receiver::start().await.unwrap();
+    let upstream = Recorder::start().await.unwrap();
+    let yaml = format!(
+        "{QUIET}frontendPolicies:
+  accessLog:
+    add:
+      marker: request.headers['x-marker']
+    otlp:
+      host: {}
+      filter: mcp.method == 'initialize'
+      fields:
+        add:
+          caller: request.headers['x-caller']
+        remove: [peer]
+{}",
+        collector.endpoint().trim_start_matches("http://"),
+        mcp_route(&upstream.url(), "")
+    );
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let mut c = McpClient::new(gw.url("/mcp")).with_header("x-caller", "agent-9").with_header("x-marker", "m-1");
+    c.initialize().await.unwrap(); // `initialize`, then `notifications/initialized`
+    gw.stop().await; // flushes the exporter
+    let logs = collector.logs();
+    assert_eq!(logs.len(), 1, "only initialize passes the OTLP filter: {logs:#?}");
+    let r = &logs[0];
+    assert_eq!(log_attr(r, "mcp.method").as_deref(), Some("initialize"));
+    assert_eq!(log_attr(r, "http.status").as_deref(), Some("200"));
+    assert_eq!(log_attr(r, "caller").as_deref(), Some("agent-9"), "the OTLP fields");
+    assert_eq!(log_attr(r, "marker"), None, "not the access log's fields when it has its own");
+    assert_eq!(log_attr(r, "peer"), None, "removed");
+    assert!(log_attr(r, "route").is_some());
+}

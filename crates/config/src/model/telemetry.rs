@@ -29,12 +29,44 @@ pub struct AccessLog {
     /// Names of the built-in access-log fields to leave out (e.g. `peer`, `jwt.sub`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
-    /// Export of access-log records over OTLP. Not supported yet.
+    /// Export of access-log records over OTLP, besides the log on standard error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub otlp: Option<Unsupported>,
+    pub otlp: Option<OtlpLogs>,
     /// Request log to a database. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<Unsupported>,
+}
+
+/// `accessLog.otlp`: where and which access-log records are exported as OTLP log records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OtlpLogs {
+    /// The collector, `host:port` (e.g. `localhost:4317`); plain text. Read at start-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// A named backend as the collector. Not supported yet: use `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Unsupported>,
+    /// A Kubernetes service as the collector. Not supported yet: use `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Unsupported>,
+    /// Policies for the connection to the collector. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Unsupported>,
+    /// `grpc` (default) or `http` (protobuf over HTTP, `POST <path>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<OtlpProtocol>,
+    /// With `protocol: http`: the path to post to. Default `/v1/logs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// CEL; only requests for which it is `true` are exported. Default: the access log's
+    /// `filter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Fields of the exported records (`add`: CEL, `remove`: built-in names). Default: the
+    /// access log's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<LogFields>,
 }
 
 /// `config.logging.fields` and `config.tracing.fields` (deprecated forms): fields to add (CEL)

@@ -84,3 +84,20 @@ fn collector_headers_are_redacted_in_dumps() {
     let dump = serde_json::to_string(&loaded.config).unwrap();
     assert!(!dump.contains("planted-token"), "{dump}");
 }
+
+#[test]
+fn access_log_otlp_loads_and_checks_its_collector() {
+    let text = format!(
+        "{MINIMAL}frontendPolicies:\n  accessLog:\n    otlp:\n      host: localhost:4317\n      protocol: http\n      path: /v1/logs\n      filter: 'true'\n      fields:\n        add: {{a: '1'}}\n"
+    );
+    let f = load_str("config.yaml", &text).unwrap().config.frontend_policies.unwrap();
+    let o = f.access_log.unwrap().otlp.unwrap();
+    assert_eq!(o.host.as_deref(), Some("localhost:4317"));
+    assert_eq!(o.fields.unwrap().add["a"], "1");
+    let no_host = format!("{MINIMAL}frontendPolicies:\n  accessLog:\n    otlp:\n      filter: 'true'\n");
+    assert!(error(&no_host).contains("frontendPolicies.accessLog.otlp.host: required"));
+    let backend = format!("{MINIMAL}frontendPolicies:\n  accessLog:\n    otlp:\n      backend: collector\n");
+    assert!(error(&backend).ends_with("frontendPolicies.accessLog.otlp.backend: not supported yet"));
+    let path = format!("{MINIMAL}frontendPolicies:\n  accessLog:\n    otlp:\n      host: c:1\n      path: v1/logs\n");
+    assert!(error(&path).contains("frontendPolicies.accessLog.otlp.path: a path starting with /"));
+}
