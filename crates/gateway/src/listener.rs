@@ -182,96 +182,26 @@ pub(crate) async fn handle(
     let took = started.elapsed();
     let status = resp.status().as_u16();
     let metrics = shared.relay.metrics();
-    let listener = trail.listener.unwrap_or_default();
-    let route = trail.route.unwrap_or_default();
+    let listener = trail.listener.take().unwrap_or_default();
+    let route = trail.route.take().unwrap_or_default();
     let mcp = resp.extensions().get::<McpCall>();
     telemetry.finish(trail.cel.as_deref_mut(), status, mcp);
     let captured = trail.cel.as_deref();
-    if telemetry.log_this(captured) {
-        let keep = |name: &str| telemetry.keeps(name);
-        info!(
-            target: "access",
-            bind = keep("bind").then_some(trail.port),
-            listener = keep("listener").then_some(listener.as_str()),
-            route = keep("route").then_some(route.as_str()),
-            peer = keep("peer").then_some(tracing::field::display(peer)),
-            http.method = keep("http.method").then_some(method.as_str()),
-            http.path = keep("http.path").then_some(path.as_str()),
-            http.status = keep("http.status").then_some(status),
-            duration_ms = keep("duration_ms").then_some((took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
-            mcp.method = mcp.map(|c| c.method.as_str()).filter(|_| keep("mcp.method")),
-            mcp.target = mcp.and_then(|c| c.target.as_deref()).filter(|_| keep("mcp.target")),
-            mcp.tool = mcp.and_then(|c| c.tool.as_deref()).filter(|_| keep("mcp.tool")),
-            mcp.requests = mcp.map(|c| c.requests).filter(|n| *n > 1 && keep("mcp.requests")),
-            jwt.sub = trail.subject.as_deref().filter(|_| keep("jwt.sub")),
-            fields = telemetry.added_fields(captured),
-            "request"
-        );
-    }
-    if let Some(exporter) = shared.access_exporter.as_ref().filter(|_| telemetry.exports_logs()) {
-        let mut builtin: Vec<(&'static str, Attr)> = vec![
-            ("bind", i64::from(trail.port).into()),
-            ("listener", listener.as_str().into()),
-            ("route", route.as_str().into()),
-            ("peer", peer.to_string().into()),
-            ("http.method", method.as_str().into()),
-            ("http.path", path.as_str().into()),
-            ("http.status", i64::from(status).into()),
-            ("duration_ms", i64::try_from(took.as_millis()).unwrap_or(i64::MAX).into()),
-        ];
-        if let Some(c) = mcp {
-            builtin.push(("mcp.method", c.method.as_str().into()));
-            builtin.extend(c.target.as_deref().map(|t| ("mcp.target", t.into())));
-            builtin.extend(c.tool.as_deref().map(|t| ("mcp.tool", t.into())));
-            builtin.extend((c.requests > 1).then(|| ("mcp.requests", i64::try_from(c.requests).unwrap_or(0).into())));
-        }
-        builtin.extend(trail.subject.as_deref().map(|s| ("jwt.sub", s.into())));
-        let trace = span.map(|((ctx, _), _)| ctx);
-        if let Some(record) = telemetry.log_record(builtin, captured, trace) {
-            exporter.record(record);
-        }
-    }
-    if let (Some(tracer), Some(((context, parent), start))) = (shared.relay.tracer(), span)
-        && telemetry.export_span(captured)
-    {
-        let mut attributes: Vec<(&'static str, Attr)> = vec![
-            ("http.request.method", method.as_str().into()),
-            ("url.path", path.as_str().into()),
-            ("http.response.status_code", i64::from(status).into()),
-            ("server.port", i64::from(trail.port).into()),
-            ("client.address", peer.ip().to_string().into()),
-        ];
-        if !route.is_empty() {
-            attributes.push(("http.route", route.as_str().into()));
-        }
-        if let Some(c) = mcp {
-            attributes.push(("mcp.method.name", c.method.as_str().into()));
-            if let Some(t) = &c.target {
-                attributes.push(("mcp.target", t.as_str().into()));
-            }
-            if let Some(t) = &c.tool {
-                attributes.push(("gen_ai.tool.name", t.as_str().into()));
-            }
-        }
-        if let Some(sub) = &trail.subject {
-            attributes.push(("enduser.id", sub.as_str().into()));
-        }
-        let name = match mcp {
-            Some(McpCall { method, tool: Some(tool), .. }) => format!("{method} {tool}"),
-            Some(c) => c.method.clone(),
-            None if route.is_empty() => method.as_str().to_string(),
-            None => format!("{} {route}", method.as_str()),
-        };
-        tracer.record(SpanData {
-            name,
-            kind: Kind::Server,
-            context,
-            parent,
-            start,
-            end: std::time::SystemTime::now(),
-            attributes: telemetry.span_attributes(attributes, captured),
-            error: (status >= 500).then(|| format!("HTTP {status}")),
-        });
+    let done = Done {
+        trail: &trail,
+        peer,
+        listener: &listener,
+        route: &route,
+        method: &method,
+        path: &path,
+        status,
+        took,
+        mcp,
+        trace: span.map(|((ctx, _), _)| ctx),
+    };
+    log_request(shared, &telemetry, &done, captured);
+    if let Some(((context, parent), start)) = span {
+        record_span(shared, &telemetry, &done, (context, parent, start), captured);
     }
     metrics
         .requests
@@ -288,6 +218,119 @@ pub(crate) async fn handle(
         .get_or_create(&RouteLabels { bind: trail.port, listener, route })
         .observe(took.as_secs_f64());
     resp
+}
+
+/// A finished request, as the access log and its OTLP export see it.
+struct Done<'a> {
+    trail: &'a Trail,
+    peer: SocketAddr,
+    listener: &'a str,
+    route: &'a str,
+    method: &'a Method,
+    path: &'a str,
+    status: u16,
+    took: Duration,
+    mcp: Option<&'a McpCall>,
+    trace: Option<SpanContext>,
+}
+
+/// The access-log line (target `access`) and, with `accessLog.otlp`, its OTLP record.
+fn log_request(shared: &Shared, telemetry: &Telemetry, d: &Done<'_>, captured: Option<&telemetry::Captured>) {
+    let (trail, mcp) = (d.trail, d.mcp);
+    if telemetry.log_this(captured) {
+        let keep = |name: &str| telemetry.keeps(name);
+        info!(
+            target: "access",
+            bind = keep("bind").then_some(trail.port),
+            listener = keep("listener").then_some(d.listener),
+            route = keep("route").then_some(d.route),
+            peer = keep("peer").then_some(tracing::field::display(d.peer)),
+            http.method = keep("http.method").then_some(d.method.as_str()),
+            http.path = keep("http.path").then_some(d.path),
+            http.status = keep("http.status").then_some(d.status),
+            duration_ms = keep("duration_ms").then_some((d.took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+            mcp.method = mcp.map(|c| c.method.as_str()).filter(|_| keep("mcp.method")),
+            mcp.target = mcp.and_then(|c| c.target.as_deref()).filter(|_| keep("mcp.target")),
+            mcp.tool = mcp.and_then(|c| c.tool.as_deref()).filter(|_| keep("mcp.tool")),
+            mcp.requests = mcp.map(|c| c.requests).filter(|n| *n > 1 && keep("mcp.requests")),
+            jwt.sub = trail.subject.as_deref().filter(|_| keep("jwt.sub")),
+            fields = telemetry.added_fields(captured),
+            "request"
+        );
+    }
+    let Some(exporter) = shared.access_exporter.as_ref().filter(|_| telemetry.exports_logs()) else { return };
+    let mut builtin: Vec<(&'static str, Attr)> = vec![
+        ("bind", i64::from(trail.port).into()),
+        ("listener", d.listener.into()),
+        ("route", d.route.into()),
+        ("peer", d.peer.to_string().into()),
+        ("http.method", d.method.as_str().into()),
+        ("http.path", d.path.into()),
+        ("http.status", i64::from(d.status).into()),
+        ("duration_ms", i64::try_from(d.took.as_millis()).unwrap_or(i64::MAX).into()),
+    ];
+    if let Some(c) = mcp {
+        builtin.push(("mcp.method", c.method.as_str().into()));
+        builtin.extend(c.target.as_deref().map(|t| ("mcp.target", t.into())));
+        builtin.extend(c.tool.as_deref().map(|t| ("mcp.tool", t.into())));
+        builtin.extend((c.requests > 1).then(|| ("mcp.requests", i64::try_from(c.requests).unwrap_or(0).into())));
+    }
+    builtin.extend(trail.subject.as_deref().map(|s| ("jwt.sub", s.into())));
+    if let Some(record) = telemetry.log_record(builtin, captured, d.trace) {
+        exporter.record(record);
+    }
+}
+
+/// The request's server span, unless `tracing.filter` drops it.
+fn record_span(
+    shared: &Shared,
+    telemetry: &Telemetry,
+    d: &Done<'_>,
+    (context, parent, start): (SpanContext, Option<[u8; 8]>, std::time::SystemTime),
+    captured: Option<&telemetry::Captured>,
+) {
+    if let Some(tracer) = shared.relay.tracer()
+        && telemetry.export_span(captured)
+    {
+        let mut attributes: Vec<(&'static str, Attr)> = vec![
+            ("http.request.method", d.method.as_str().into()),
+            ("url.path", d.path.into()),
+            ("http.response.status_code", i64::from(d.status).into()),
+            ("server.port", i64::from(d.trail.port).into()),
+            ("client.address", d.peer.ip().to_string().into()),
+        ];
+        if !d.route.is_empty() {
+            attributes.push(("http.route", d.route.into()));
+        }
+        if let Some(c) = d.mcp {
+            attributes.push(("mcp.method.name", c.method.as_str().into()));
+            if let Some(t) = &c.target {
+                attributes.push(("mcp.target", t.as_str().into()));
+            }
+            if let Some(t) = &c.tool {
+                attributes.push(("gen_ai.tool.name", t.as_str().into()));
+            }
+        }
+        if let Some(sub) = &d.trail.subject {
+            attributes.push(("enduser.id", sub.as_str().into()));
+        }
+        let name = match d.mcp {
+            Some(McpCall { method, tool: Some(tool), .. }) => format!("{method} {tool}"),
+            Some(c) => c.method.clone(),
+            None if d.route.is_empty() => d.method.as_str().to_string(),
+            None => format!("{} {}", d.method.as_str(), d.route),
+        };
+        tracer.record(SpanData {
+            name,
+            kind: Kind::Server,
+            context,
+            parent,
+            start,
+            end: std::time::SystemTime::now(),
+            attributes: telemetry.span_attributes(attributes, captured),
+            error: (d.status >= 500).then(|| format!("HTTP {}", d.status)),
+        });
+    }
 }
 
 async fn route_request(
