@@ -421,6 +421,13 @@ impl Compiler<'_> {
     }
 }
 
+/// The collectors a config names (traces, access-log records), to tell a reload that changed
+/// them: they are read at start-up only.
+pub(crate) fn collectors(config: &Config) -> [Option<String>; 2] {
+    let describe = |e: Exporter| format!("{} {:?} {:?} {:?}", e.endpoint, e.protocol, e.path, e.headers);
+    [exporter(config).map(describe), log_exporter(config).map(describe)]
+}
+
 /// Where access-log records are exported (`accessLog.otlp`), read at start-up.
 pub(crate) fn log_exporter(config: &Config) -> Option<Exporter> {
     use agw_config::model::OtlpProtocol;
