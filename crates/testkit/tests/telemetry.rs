@@ -231,3 +231,17 @@ async fn access_log_records_are_exported_over_otlp_with_their_own_filter_and_fie
     assert_eq!(log_attr(r, "peer"), None, "removed");
     assert!(log_attr(r, "route").is_some());
 }
+
+#[tokio::test]
+async fn telemetry_cel_is_compiled_at_load_with_located_errors() {
+    let upstream = Recorder::start().await.unwrap();
+    let yaml = format!(
+        "{QUIET}frontendPolicies:\n  accessLog:\n    filter: 'response.code >'\n    add:\n      user: req.headers['user-agent']\n  tracing:\n    host: localhost:4317\n    randomSampling: 'request.path =='\n{}",
+        mcp_route(&upstream.url(), "")
+    );
+    let err = Gateway::start(&yaml).await.err().expect("bad CEL is refused at load").to_string();
+    assert!(err.contains("frontendPolicies.accessLog.filter: invalid CEL"), "{err}");
+    assert!(err.contains("frontendPolicies.accessLog.add.user: unknown variable `req`"), "{err}");
+    assert!(err.contains("frontendPolicies.tracing.randomSampling: invalid CEL"), "{err}");
+    assert!(err.contains("test.yaml:9:7: frontendPolicies.accessLog.add.user"), "located: {err}");
+}
