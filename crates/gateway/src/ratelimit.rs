@@ -69,12 +69,13 @@ impl Bucket {
             return Duration::ZERO;
         }
         let fills = (n.min(spec.max) - self.tokens.min(n)).div_ceil(spec.per_fill.max(1));
-        let due = self.last + spec.interval.saturating_mul(u32::try_from(fills).unwrap_or(u32::MAX));
-        due.saturating_duration_since(now)
+        // Durations, not instants: a huge `fillInterval` saturates instead of overflowing.
+        let until = spec.interval.saturating_mul(u32::try_from(fills).unwrap_or(u32::MAX));
+        until.saturating_sub(now.saturating_duration_since(self.last))
     }
 
     fn reset(&self, spec: Spec, now: Instant) -> Duration {
-        (self.last + spec.interval).saturating_duration_since(now)
+        spec.interval.saturating_sub(now.saturating_duration_since(self.last))
     }
 }
 

@@ -124,3 +124,12 @@ fn headers_follow_the_ietf_draft_and_agentgateway() {
     assert_eq!(h["x-ratelimit-remaining"], "0");
     assert_eq!(h["x-ratelimit-reset"], "42");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_fill_interval_saturates_instead_of_overflowing() {
+    // Years of interval: the wait is reported, nothing overflows.
+    let l = limits(r#"[{"maxTokens": 1, "tokensPerFill": 1, "fillInterval": "2562047h"}]"#);
+    assert!(l.check(&Inputs::default(), None, Instant::now()).is_ok());
+    let e = l.check(&Inputs::default(), None, Instant::now()).unwrap_err();
+    assert!(e.status.reset > 9_000_000_000, "{}", e.status.reset);
+}
