@@ -245,3 +245,22 @@ async fn telemetry_cel_is_compiled_at_load_with_located_errors() {
     assert!(err.contains("frontendPolicies.tracing.randomSampling: invalid CEL"), "{err}");
     assert!(err.contains("test.yaml:9:7: frontendPolicies.accessLog.add.user"), "located: {err}");
 }
+
+#[tokio::test]
+async fn the_deprecated_config_logging_filter_and_fields_work_as_access_log() {
+    log();
+    let upstream = Recorder::start().await.unwrap();
+    let yaml = format!(
+        "{QUIET}  logging:\n    filter: \"request.headers['x-old'] == 'yes-e5f6'\"\n    fields:\n      add:\n        old: request.headers['x-old']\n      remove: [route]\n{}",
+        mcp_route(&upstream.url(), "")
+    );
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let mut skipped = McpClient::new(gw.url("/mcp")).with_header("x-old", "no-e5f6");
+    skipped.initialize().await.unwrap();
+    let mut kept = McpClient::new(gw.url("/mcp")).with_header("x-old", "yes-e5f6");
+    kept.initialize().await.unwrap();
+    let line = access_line("yes-e5f6").await;
+    assert!(line.contains("old") && !line.contains("route="), "{line}");
+    assert!(!log().contains("no-e5f6"), "filtered out");
+    gw.stop().await;
+}
