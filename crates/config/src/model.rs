@@ -11,6 +11,7 @@ pub mod listener;
 pub mod policy;
 pub mod settings;
 pub mod tls;
+pub mod telemetry;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,7 @@ pub use listener::*;
 pub use policy::*;
 pub use settings::*;
 pub use tls::*;
+pub use telemetry::*;
 
 /// The gateway's configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

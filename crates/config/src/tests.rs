@@ -113,11 +113,11 @@ fn malformed_configs_name_file_line_column_and_path() {
             &MINIMAL.replace("    - backends:", "    - policies:\n        jwtAuth:\n          providers:\n          - {issuer: a, jwks: '{}'}\n          - {issuer: a, jwks: '{}'}\n      backends:"),
             "binds[0].listeners[0].routes[0].policies.jwtAuth.providers[1].issuer: duplicate issuer",
         ),
-        // 18. tracing without an endpoint, or to a URL that is not http://
+        // 18. tracing without an endpoint, or to a URL that is not http:// or https://
         (&format!("{MINIMAL}config:\n  tracing:\n    otlpProtocol: http\n"), "config.tracing.otlpEndpoint: required"),
         (
-            &format!("{MINIMAL}config:\n  tracing:\n    otlpEndpoint: https://collector:4317\n"),
-            "config.yaml:13:5: config.tracing.otlpEndpoint: an http:// URL",
+            &format!("{MINIMAL}config:\n  tracing:\n    otlpEndpoint: ftp://collector:4317\n"),
+            "config.yaml:13:5: config.tracing.otlpEndpoint: an http:// or https:// URL",
         ),
         (
             &format!("{MINIMAL}config:\n  tracing:\n    otlpEndpoint: http://c:4317\n    otlpProtocol: thrift\n"),
@@ -138,9 +138,8 @@ fn agentgateway_features_not_implemented_are_rejected_not_ignored() {
         MINIMAL.replace("    - backends:", "    - policies:\n        retry:\n          codes: [503]\n      backends:");
     assert_eq!(error(&text), "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.retry: not supported yet");
     assert_eq!(error("tcpRoutes: []\n"), "config.yaml:1:1: tcpRoutes: not supported yet");
-    let sampled =
-        format!("{MINIMAL}config:\n  tracing:\n    otlpEndpoint: http://c:4317\n    randomSampling: 'true'\n");
-    assert_eq!(error(&sampled), "config.yaml:14:5: config.tracing.randomSampling: not supported yet");
+    let otlp_log = format!("{MINIMAL}frontendPolicies:\n  accessLog:\n    database: {{}}\n");
+    assert_eq!(error(&otlp_log), "config.yaml:13:5: frontendPolicies.accessLog.database: not supported yet");
 }
 
 #[test]
@@ -201,16 +200,7 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
     assert_eq!(http.http1_idle_timeout.map(|d| d.get().as_secs()), Some(30));
     assert_eq!(f.tcp.unwrap().keepalives.unwrap().retries, Some(3));
 
-    for key in [
-        "networkAuthorization",
-        "networkExtAuthz",
-        "proxyProtocol",
-        "proxy",
-        "connect",
-        "accessLog",
-        "logging",
-        "tracing",
-    ] {
+    for key in ["networkAuthorization", "networkExtAuthz", "proxyProtocol", "proxy", "connect"] {
         let text = format!("{MINIMAL}frontendPolicies:\n  {key}: {{}}\n");
         assert!(error(&text).ends_with(&format!("frontendPolicies.{key}: not supported yet")), "{key}");
     }
@@ -225,7 +215,9 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
     assert!(error(&pings).contains("without `http2KeepaliveInterval`"));
 }
 
+mod ratelimit;
 mod settings;
+mod telemetry;
 mod vars;
 
 #[test]

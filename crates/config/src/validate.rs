@@ -13,8 +13,9 @@ use std::collections::HashSet;
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
     AuthMode, BasicAuth, Bind, Config, FrontendPolicies, GatewayPolicies, HeaderCase, HeaderModifier, HistogramMode,
-    JwtAuth, Listener, ListenerProtocol, MAX_WORKER_THREADS, McpBackend, McpHost, McpSettings, McpTarget, PathMatch,
-    Route, RouteBackend, RoutePolicies, Settings, Unsupported, WorkerThreads, present,
+    JwtAuth, Listener, ListenerProtocol, LocalRateLimits, MAX_WORKER_THREADS, McpBackend, McpHost, McpSettings,
+    McpTarget, PathMatch, RateLimitKind, Route, RouteBackend, RoutePolicies, Settings, Unsupported, WorkerThreads,
+    present,
 };
 
 pub(crate) fn validate(config: &Config) -> Vec<FieldError> {
@@ -48,6 +49,7 @@ impl Validator {
         if let Some(f) = &c.frontend_policies {
             self.frontend(&root.key("frontendPolicies"), f);
         }
+        self.telemetry_forms(c);
         let mut ports = HashSet::new();
         for (i, bind) in c.binds.iter().enumerate() {
             let at = root.key("binds").index(i);
@@ -59,8 +61,76 @@ impl Validator {
         self.front_door(c);
     }
 
+    /// The deprecated `config.logging.{filter, fields}` and `config.tracing` mean the same as
+    /// `frontendPolicies.accessLog` and `.tracing`: one form each, as in agentgateway.
+    fn telemetry_forms(&mut self, c: &Config) {
+        let front = c.frontend_policies.as_ref();
+        let settings = c.config.as_ref();
+        let old_log = settings.and_then(|s| s.logging.as_ref()).filter(|l| l.filter.is_some() || l.fields.is_some());
+        if old_log.is_some() && front.is_some_and(|f| f.access_log.is_some() || f.logging.is_some()) {
+            self.err(
+                FieldPath::root().key("config").key("logging"),
+                "cannot use the deprecated config.logging.filter/fields together with frontendPolicies.accessLog",
+            );
+        }
+        if settings.is_some_and(|s| s.tracing.is_some()) && front.is_some_and(|f| f.tracing.is_some()) {
+            self.err(
+                FieldPath::root().key("config").key("tracing"),
+                "cannot use the deprecated config.tracing together with frontendPolicies.tracing",
+            );
+        }
+    }
+
+    /// An OTLP collector given as `host` (and an HTTP `path`).
+    fn collector(&mut self, at: &FieldPath, host: Option<&str>, path: Option<&str>, elsewhere: bool) {
+        match host {
+            None if !elsewhere => self.err(at.key("host"), "required: the collector as host:port, e.g. localhost:4317"),
+            Some(h) if h.contains("://") || h.parse::<http::uri::Authority>().is_err() => {
+                self.err(at.key("host"), "host:port, e.g. localhost:4317")
+            }
+            _ => {}
+        }
+        if path.is_some_and(|p| !p.starts_with('/')) {
+            self.err(at.key("path"), "a path starting with /");
+        }
+    }
+
     fn frontend(&mut self, at: &FieldPath, f: &FrontendPolicies) {
         self.unsupported(at, f.unsupported());
+        if f.access_log.is_some() && f.logging.is_some() {
+            self.err(at.key("logging"), "`logging` is an alias of `accessLog`: set one of them");
+        }
+        for (name, log) in [("accessLog", &f.access_log), ("logging", &f.logging)] {
+            if let Some(log) = log {
+                self.unsupported(&at.key(name), present([("database", &log.database)]));
+                if let Some(o) = &log.otlp {
+                    let at = at.key(name).key("otlp");
+                    self.unsupported(
+                        &at,
+                        present([("backend", &o.backend), ("service", &o.service), ("policies", &o.policies)]),
+                    );
+                    self.collector(
+                        &at,
+                        o.host.as_deref(),
+                        o.path.as_deref(),
+                        o.backend.is_some() || o.service.is_some(),
+                    );
+                }
+            }
+        }
+        if let Some(t) = &f.tracing {
+            let at = at.key("tracing");
+            self.unsupported(
+                &at,
+                present([
+                    ("backend", &t.backend),
+                    ("service", &t.service),
+                    ("policies", &t.policies),
+                    ("resources", &t.resources),
+                ]),
+            );
+            self.collector(&at, t.host.as_deref(), t.path.as_deref(), t.backend.is_some() || t.service.is_some());
+        }
         if let Some(http) = &f.http {
             let at = at.key("http");
             if http.http1_header_case == Some(HeaderCase::Preserve) {
@@ -127,29 +197,23 @@ impl Validator {
         }
         if let Some(logging) = &s.logging {
             let at = at.key("logging");
-            self.unsupported(
-                &at,
-                present([("filter", &logging.filter), ("fields", &logging.fields), ("database", &logging.database)]),
-            );
+            self.unsupported(&at, present([("database", &logging.database)]));
         }
         if let Some(t) = &s.tracing {
             let at = at.key("tracing");
-            self.unsupported(
-                &at,
-                present([
-                    ("headers", &t.headers),
-                    ("fields", &t.fields),
-                    ("randomSampling", &t.random_sampling),
-                    ("clientSampling", &t.client_sampling),
-                ]),
-            );
             match t.otlp_endpoint.as_deref() {
                 None => self.err(at.key("otlpEndpoint"), "required: the collector's URL, e.g. http://localhost:4317"),
-                Some(e) if !e.starts_with("http://") || e.len() <= "http://".len() => self.err(
-                    at.key("otlpEndpoint"),
-                    "an http:// URL, e.g. http://localhost:4317 (TLS to the collector is not supported yet)",
-                ),
+                Some(e) if !["http://", "https://"].iter().any(|p| e.starts_with(p) && e.len() > p.len()) => {
+                    self.err(at.key("otlpEndpoint"), "an http:// or https:// URL, e.g. http://localhost:4317")
+                }
                 Some(_) => {}
+            }
+            for (name, value) in &t.headers {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    self.err(at.key("headers").key(name), "not a valid HTTP header name");
+                } else if http::HeaderValue::from_str(value.expose()).is_err() {
+                    self.err(at.key("headers").key(name), "not a valid HTTP header value");
+                }
             }
             if t.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
                 self.err(at.key("path"), "a path starting with /");
@@ -271,8 +335,48 @@ impl Validator {
         }
     }
 
+    fn rate_limits(&mut self, at: &FieldPath, l: &LocalRateLimits) {
+        let (entries, at_of): (_, Box<dyn Fn(usize) -> FieldPath>) = match l {
+            LocalRateLimits::List(_) => (l.entries(), Box::new(|i| at.index(i))),
+            LocalRateLimits::Conditional(_) => (l.entries(), Box::new(|i| at.key("conditional").index(i))),
+        };
+        if l.is_conditional() {
+            if entries.is_empty() {
+                self.err(at.key("conditional"), "needs at least one entry");
+            }
+            if entries.len() > 64 {
+                self.err(at.key("conditional"), "at most 64 entries");
+            }
+            if let Some(i) = entries.iter().position(|(c, _)| c.is_none())
+                && i + 1 != entries.len()
+            {
+                self.err(at_of(i), "an entry without a condition is the fallback and must be last");
+            }
+        }
+        for (i, (_, r)) in entries.iter().enumerate() {
+            let at = at_of(i);
+            if r.kind == Some(RateLimitKind::Tokens) {
+                self.errors.push(FieldError::not_supported(at.key("type")));
+            }
+            if r.max_tokens == 0 {
+                self.err(at.key("maxTokens"), "must be more than 0");
+            }
+            if r.tokens_per_fill == 0 {
+                self.err(at.key("tokensPerFill"), "must be more than 0");
+            } else if r.tokens_per_fill > r.max_tokens && r.max_tokens > 0 {
+                self.err(at.key("tokensPerFill"), "cannot be more than `maxTokens` (the bucket's size)");
+            }
+            if r.fill_interval.get().is_zero() {
+                self.err(at.key("fillInterval"), "must be more than 0");
+            }
+        }
+    }
+
     fn gateway_policies(&mut self, at: &FieldPath, p: &GatewayPolicies) {
         self.unsupported(at, p.unsupported());
+        if let Some(l) = &p.local_rate_limit {
+            self.rate_limits(&at.key("localRateLimit"), l);
+        }
         if let Some(j) = &p.jwt_auth {
             self.jwt_auth(&at.key("jwtAuth"), j);
         }
@@ -354,7 +458,9 @@ impl Validator {
 
     fn route_policies(&mut self, at: &FieldPath, p: &RoutePolicies) {
         self.unsupported(at, p.unsupported());
-        let pending = [("localRateLimit", p.local_rate_limit.is_some())];
+        if let Some(l) = &p.local_rate_limit {
+            self.rate_limits(&at.key("localRateLimit"), l);
+        }
 
         if let Some(j) = &p.jwt_auth {
             self.jwt_auth(&at.key("jwtAuth"), j);
@@ -364,11 +470,6 @@ impl Validator {
         }
         if let Some(b) = &p.backend_auth {
             self.backend_auth(&at.key("backendAuth"), b);
-        }
-        for (name, set) in pending {
-            if set {
-                self.errors.push(FieldError::not_supported(at.key(name)));
-            }
         }
         if let Some(t) = &p.timeout
             && let Some(idle) = &t.response_idle_timeout

@@ -30,6 +30,8 @@ pub enum GatewayError {
     RequestBodyTimeout,
     #[error("{}", .0.public())]
     OAuth(#[from] crate::oauth::OAuthError),
+    #[error("rate limit exceeded; retry later")]
+    RateLimited,
 }
 
 impl GatewayError {
@@ -44,6 +46,7 @@ impl GatewayError {
             GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
             GatewayError::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::OAuth(e) => e.status(),
+            GatewayError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 

@@ -14,9 +14,11 @@ pub mod jwks;
 mod listener;
 pub mod oauth;
 pub mod path;
+mod ratelimit;
 mod reload;
 pub mod resolve;
 pub mod route;
+mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) main_worker: Arc<conn::Worker>,
     /// Accept loops still listening (shutdown says it has stopped accepting once none is).
     pub(crate) listening: Arc<Listening>,
+    /// `accessLog.otlp`: the OTLP exporter of access-log records.
+    pub(crate) access_exporter: Option<agw_mcp::otlp::LogExporter>,
 }
 
 /// Counts the traffic ports' accept loops that still hold their listening socket.
@@ -137,6 +141,7 @@ pub struct Running {
     tasks: JoinSet<()>,
     locals: Arc<LocalSessions>,
     tracer: Option<agw_mcp::trace::Tracer>,
+    access_exporter: Option<agw_mcp::otlp::LogExporter>,
     listening: Arc<Listening>,
 }
 
@@ -153,6 +158,9 @@ impl Running {
         self.locals.close_all().await;
         if let Some(t) = &self.tracer {
             t.flush(Duration::from_secs(3)).await;
+        }
+        if let Some(l) = &self.access_exporter {
+            l.flush(Duration::from_secs(3)).await;
         }
     }
 
@@ -195,22 +203,22 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         mcp_options.quotas,
     ));
     let metrics = Arc::new(Metrics::new());
-    let tracer = match &settings.tracing {
-        Some(t) => {
-            let protocol = match t.otlp_protocol.unwrap_or_default() {
-                agw_config::model::OtlpProtocol::Grpc => agw_mcp::trace::Protocol::Grpc,
-                agw_config::model::OtlpProtocol::Http => agw_mcp::trace::Protocol::Http,
-            };
-            let endpoint = t.otlp_endpoint.as_deref().unwrap_or_default();
+    let tracer = match telemetry::exporter(&loaded.config) {
+        Some(e) => {
             let (tracer, _exporter) =
-                agw_mcp::trace::Tracer::start(endpoint, protocol, t.path.as_deref()).map_err(|e| {
-                    loaded.errors(vec![agw_config::FieldError::new(
-                        agw_config::FieldPath::root().key("config").key("tracing").key("otlpEndpoint"),
-                        e,
-                    )])
-                })?;
-            info!("Traces exported to {} ({protocol:?})", agw_config::redact::url(endpoint));
+                agw_mcp::trace::Tracer::start(&e.endpoint, e.protocol, e.path.as_deref(), e.headers)
+                    .map_err(|msg| loaded.errors(vec![agw_config::FieldError::new(e.at.clone(), msg)]))?;
+            info!("Traces exported to {} ({:?})", agw_config::redact::url(&e.endpoint), e.protocol);
             Some(tracer)
+        }
+        None => None,
+    };
+    let access_exporter = match telemetry::log_exporter(&loaded.config) {
+        Some(e) => {
+            let (exporter, _task) = agw_mcp::otlp::LogExporter::start(&e.endpoint, e.protocol, e.path.as_deref())
+                .map_err(|msg| loaded.errors(vec![agw_config::FieldError::new(e.at.clone(), msg)]))?;
+            info!("Access log exported to {} ({:?})", agw_config::redact::url(&e.endpoint), e.protocol);
+            Some(exporter)
         }
         None => None,
     };
@@ -234,6 +242,7 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         ports: Default::default(),
         main_worker: Default::default(),
         listening: Default::default(),
+        access_exporter: access_exporter.clone(),
     });
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -343,7 +352,18 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         None => None,
     };
     let listening = shared.listening.clone();
-    Ok(Running { bind_addrs, admin_addr, readiness_addr, stats_addr, shutdown, tasks, locals, tracer, listening })
+    Ok(Running {
+        bind_addrs,
+        admin_addr,
+        readiness_addr,
+        stats_addr,
+        shutdown,
+        tasks,
+        locals,
+        tracer,
+        access_exporter,
+        listening,
+    })
 }
 
 /// Ends idle sessions now and then (killing their stdio children).

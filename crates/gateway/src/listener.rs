@@ -30,8 +30,10 @@ use crate::backend;
 use crate::conn;
 use crate::error::GatewayError;
 use crate::oauth;
+use crate::ratelimit::{self, RateLimits};
 use crate::resolve::Policies;
 use crate::route::{self, Listener};
+use crate::telemetry::{self, Telemetry};
 
 pub(crate) mod tls;
 
@@ -164,6 +166,8 @@ struct Trail {
     subject: Option<String>,
     /// This request's span, when traces are exported.
     trace: Option<SpanContext>,
+    /// What the telemetry expressions see; only when some are configured.
+    cel: Option<Box<telemetry::Captured>>,
 }
 
 /// One request, from arrival to response, counted and logged.
@@ -177,10 +181,22 @@ async fn handle(
     // The path only: a query string can hold a credential (`jwtAuth` query location).
     let path = req.uri().path().to_string();
     let mut trail = Trail { port: actual_port, ..Trail::default() };
-    let span = shared.relay.tracer().map(|_| (SpanContext::server(req.headers()), std::time::SystemTime::now()));
+    let telemetry = shared.runtime.load().telemetry.clone();
+    let req = if telemetry.needs_inputs() {
+        let (parts, body) = req.into_parts();
+        trail.cel = telemetry.capture(&parts, peer);
+        Request::from_parts(parts, body)
+    } else {
+        req
+    };
+    let span = shared
+        .relay
+        .tracer()
+        .and_then(|_| telemetry.sample(req.headers(), trail.cel.as_deref()))
+        .map(|s| (s, std::time::SystemTime::now()));
     trail.trace = span.map(|((ctx, _), _)| ctx);
     let version = req.version();
-    let mut resp = route_request(ctx, req, &mut trail).await;
+    let mut resp = route_request(ctx, &telemetry, req, &mut trail).await;
     if body_cut.load(std::sync::atomic::Ordering::Relaxed) {
         resp = body_timed_out(version);
     }
@@ -192,65 +208,26 @@ async fn handle(
     let took = started.elapsed();
     let status = resp.status().as_u16();
     let metrics = shared.relay.metrics();
-    let listener = trail.listener.unwrap_or_default();
-    let route = trail.route.unwrap_or_default();
+    let listener = trail.listener.take().unwrap_or_default();
+    let route = trail.route.take().unwrap_or_default();
     let mcp = resp.extensions().get::<McpCall>();
-    info!(
-        target: "access",
-        bind = trail.port,
-        listener,
-        route,
-        peer = %peer,
-        http.method = method.as_str(),
-        http.path = path,
-        http.status = status,
-        duration_ms = (took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-        mcp.method = mcp.map(|c| c.method.as_str()),
-        mcp.target = mcp.and_then(|c| c.target.as_deref()),
-        mcp.tool = mcp.and_then(|c| c.tool.as_deref()),
-        mcp.requests = mcp.map(|c| c.requests).filter(|n| *n > 1),
-        jwt.sub = trail.subject.as_deref(),
-        "request"
-    );
-    if let (Some(tracer), Some(((context, parent), start))) = (shared.relay.tracer(), span) {
-        let mut attributes: Vec<(&'static str, Attr)> = vec![
-            ("http.request.method", method.as_str().into()),
-            ("url.path", path.as_str().into()),
-            ("http.response.status_code", i64::from(status).into()),
-            ("server.port", i64::from(trail.port).into()),
-            ("client.address", peer.ip().to_string().into()),
-        ];
-        if !route.is_empty() {
-            attributes.push(("http.route", route.as_str().into()));
-        }
-        if let Some(c) = mcp {
-            attributes.push(("mcp.method.name", c.method.as_str().into()));
-            if let Some(t) = &c.target {
-                attributes.push(("mcp.target", t.as_str().into()));
-            }
-            if let Some(t) = &c.tool {
-                attributes.push(("gen_ai.tool.name", t.as_str().into()));
-            }
-        }
-        if let Some(sub) = &trail.subject {
-            attributes.push(("enduser.id", sub.as_str().into()));
-        }
-        let name = match mcp {
-            Some(McpCall { method, tool: Some(tool), .. }) => format!("{method} {tool}"),
-            Some(c) => c.method.clone(),
-            None if route.is_empty() => method.as_str().to_string(),
-            None => format!("{} {route}", method.as_str()),
-        };
-        tracer.record(SpanData {
-            name,
-            kind: Kind::Server,
-            context,
-            parent,
-            start,
-            end: std::time::SystemTime::now(),
-            attributes,
-            error: (status >= 500).then(|| format!("HTTP {status}")),
-        });
+    telemetry.finish(trail.cel.as_deref_mut(), status, mcp);
+    let captured = trail.cel.as_deref();
+    let done = Done {
+        trail: &trail,
+        peer,
+        listener: &listener,
+        route: &route,
+        method: &method,
+        path: &path,
+        status,
+        took,
+        mcp,
+        trace: span.map(|((ctx, _), _)| ctx),
+    };
+    log_request(shared, &telemetry, &done, captured);
+    if let Some(((context, parent), start)) = span {
+        record_span(shared, &telemetry, &done, (context, parent, start), captured);
     }
     metrics
         .requests
@@ -269,7 +246,125 @@ async fn handle(
     resp
 }
 
-async fn route_request(ctx: &ConnCtx, req: Request<conn::GuardedBody>, trail: &mut Trail) -> Response<Body> {
+/// A finished request, as the access log and its OTLP export see it.
+struct Done<'a> {
+    trail: &'a Trail,
+    peer: SocketAddr,
+    listener: &'a str,
+    route: &'a str,
+    method: &'a Method,
+    path: &'a str,
+    status: u16,
+    took: Duration,
+    mcp: Option<&'a McpCall>,
+    trace: Option<SpanContext>,
+}
+
+/// The access-log line (target `access`) and, with `accessLog.otlp`, its OTLP record.
+fn log_request(shared: &Shared, telemetry: &Telemetry, d: &Done<'_>, captured: Option<&telemetry::Captured>) {
+    let (trail, mcp) = (d.trail, d.mcp);
+    if telemetry.log_this(captured) {
+        let keep = |name: &str| telemetry.keeps(name);
+        info!(
+            target: "access",
+            bind = keep("bind").then_some(trail.port),
+            listener = keep("listener").then_some(d.listener),
+            route = keep("route").then_some(d.route),
+            peer = keep("peer").then_some(tracing::field::display(d.peer)),
+            http.method = keep("http.method").then_some(d.method.as_str()),
+            http.path = keep("http.path").then_some(d.path),
+            http.status = keep("http.status").then_some(d.status),
+            duration_ms = keep("duration_ms").then_some((d.took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+            mcp.method = mcp.map(|c| c.method.as_str()).filter(|_| keep("mcp.method")),
+            mcp.target = mcp.and_then(|c| c.target.as_deref()).filter(|_| keep("mcp.target")),
+            mcp.tool = mcp.and_then(|c| c.tool.as_deref()).filter(|_| keep("mcp.tool")),
+            mcp.requests = mcp.map(|c| c.requests).filter(|n| *n > 1 && keep("mcp.requests")),
+            jwt.sub = trail.subject.as_deref().filter(|_| keep("jwt.sub")),
+            fields = telemetry.added_fields(captured),
+            "request"
+        );
+    }
+    let Some(exporter) = shared.access_exporter.as_ref().filter(|_| telemetry.exports_logs()) else { return };
+    let mut builtin: Vec<(&'static str, Attr)> = vec![
+        ("bind", i64::from(trail.port).into()),
+        ("listener", d.listener.into()),
+        ("route", d.route.into()),
+        ("peer", d.peer.to_string().into()),
+        ("http.method", d.method.as_str().into()),
+        ("http.path", d.path.into()),
+        ("http.status", i64::from(d.status).into()),
+        ("duration_ms", i64::try_from(d.took.as_millis()).unwrap_or(i64::MAX).into()),
+    ];
+    if let Some(c) = mcp {
+        builtin.push(("mcp.method", c.method.as_str().into()));
+        builtin.extend(c.target.as_deref().map(|t| ("mcp.target", t.into())));
+        builtin.extend(c.tool.as_deref().map(|t| ("mcp.tool", t.into())));
+        builtin.extend((c.requests > 1).then(|| ("mcp.requests", i64::try_from(c.requests).unwrap_or(0).into())));
+    }
+    builtin.extend(trail.subject.as_deref().map(|s| ("jwt.sub", s.into())));
+    if let Some(record) = telemetry.log_record(builtin, captured, d.trace) {
+        exporter.record(record);
+    }
+}
+
+/// The request's server span, unless `tracing.filter` drops it.
+fn record_span(
+    shared: &Shared,
+    telemetry: &Telemetry,
+    d: &Done<'_>,
+    (context, parent, start): (SpanContext, Option<[u8; 8]>, std::time::SystemTime),
+    captured: Option<&telemetry::Captured>,
+) {
+    if let Some(tracer) = shared.relay.tracer()
+        && telemetry.export_span(captured)
+    {
+        let mut attributes: Vec<(&'static str, Attr)> = vec![
+            ("http.request.method", d.method.as_str().into()),
+            ("url.path", d.path.into()),
+            ("http.response.status_code", i64::from(d.status).into()),
+            ("server.port", i64::from(d.trail.port).into()),
+            ("client.address", d.peer.ip().to_string().into()),
+        ];
+        if !d.route.is_empty() {
+            attributes.push(("http.route", d.route.into()));
+        }
+        if let Some(c) = d.mcp {
+            attributes.push(("mcp.method.name", c.method.as_str().into()));
+            if let Some(t) = &c.target {
+                attributes.push(("mcp.target", t.as_str().into()));
+            }
+            if let Some(t) = &c.tool {
+                attributes.push(("gen_ai.tool.name", t.as_str().into()));
+            }
+        }
+        if let Some(sub) = &d.trail.subject {
+            attributes.push(("enduser.id", sub.as_str().into()));
+        }
+        let name = match d.mcp {
+            Some(McpCall { method, tool: Some(tool), .. }) => format!("{method} {tool}"),
+            Some(c) => c.method.clone(),
+            None if d.route.is_empty() => d.method.as_str().to_string(),
+            None => format!("{} {}", d.method.as_str(), d.route),
+        };
+        tracer.record(SpanData {
+            name,
+            kind: Kind::Server,
+            context,
+            parent,
+            start,
+            end: std::time::SystemTime::now(),
+            attributes: telemetry.span_attributes(attributes, captured),
+            error: (d.status >= 500).then(|| format!("HTTP {}", d.status)),
+        });
+    }
+}
+
+async fn route_request(
+    ctx: &ConnCtx,
+    telemetry: &Telemetry,
+    req: Request<conn::GuardedBody>,
+    trail: &mut Trail,
+) -> Response<Body> {
     let (shared, port, peer) = (&*ctx.shared, ctx.ports.0, ctx.peer);
     let runtime = shared.runtime.load_full();
     // A port that a reload removed answers like a stopping gateway while it drains.
@@ -330,9 +425,16 @@ async fn route_request(ctx: &ConnCtx, req: Request<conn::GuardedBody>, trail: &m
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }
     trail.subject = authz::authenticated_subject(&identity);
+    telemetry.identify(trail.cel.as_deref_mut(), &parts, &identity);
     let authorizer = match authorize(listener, policies, &parts, (&host, peer), &identity, (runtime.audit, metrics)) {
         Ok(a) => a,
         Err(e) => return decorate(e.into_response(), &[route_cors, listener_cors], cors_origin.as_ref()),
+    };
+
+    let limited = [listener.policies.rate_limits.as_deref(), policies.rate_limits.as_deref()];
+    let (admitted, body) = match admit(shared, route, limited, (&parts, &host, peer), &identity, body).await {
+        Ok(a) => a,
+        Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
     };
 
     parts.extensions.insert(identity);
@@ -340,8 +442,106 @@ async fn route_request(ctx: &ConnCtx, req: Request<conn::GuardedBody>, trail: &m
     let mut resp =
         backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, (authorizer, trail.trace), req)
             .await;
+    if let Some(status) = admitted {
+        status.write_headers(resp.headers_mut());
+    }
     policies.response_headers.apply(resp.headers_mut());
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
+}
+
+/// The request body after the rate limits: as it came, or read whole (an MCP body whose
+/// messages keyed limits counted).
+enum Admitted {
+    Streaming(conn::GuardedBody),
+    Read(Option<bytes::Bytes>),
+}
+
+impl http_body::Body for Admitted {
+    type Data = bytes::Bytes;
+    type Error = agw_mcp::body::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        match self.get_mut() {
+            Admitted::Streaming(b) => Pin::new(b).poll_frame(cx),
+            Admitted::Read(bytes) => Poll::Ready(bytes.take().map(|b| Ok(http_body::Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Admitted::Streaming(b) => b.is_end_stream(),
+            Admitted::Read(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Admitted::Streaming(b) => b.size_hint(),
+            Admitted::Read(bytes) => http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
+/// `localRateLimit` of the listener and the route: the tightest route-wide limit's state for
+/// the response headers, or the refusal (429, or JSON-RPC errors for keyed limits over MCP).
+async fn admit(
+    shared: &Shared,
+    route: &route::Route,
+    limits: [Option<&RateLimits>; 2],
+    (parts, host, peer): (&Parts, &str, SocketAddr),
+    identity: &Identity,
+    body: conn::GuardedBody,
+) -> Result<(Option<ratelimit::Status>, Admitted), Response<Body>> {
+    let limits: Vec<&RateLimits> = limits.into_iter().flatten().collect();
+    if limits.is_empty() {
+        return Ok((None, Admitted::Streaming(body)));
+    }
+    let uses = limits.iter().fold(agw_policy::rules::Uses::default(), |u, l| u.union(l.uses()));
+    let v = authz::request_vars(parts, host, peer, identity, uses);
+    let inputs = agw_policy::expr::Inputs {
+        request: v.request,
+        source: v.source,
+        jwt: v.jwt,
+        api_key: v.api_key,
+        basic_auth: v.basic_auth,
+        ..Default::default()
+    };
+    let counts_messages = parts.method == Method::POST
+        && matches!(route.backend, crate::resolve::Backend::Mcp(_))
+        && limits.iter().any(|l| l.keyed());
+    let (body, parsed) = if counts_messages {
+        let bytes = match shared.relay.read_body(body).await {
+            Ok(b) => b,
+            Err(resp) => return Err(resp),
+        };
+        // A body that is not JSON is the relay's to answer; no limit counts its messages.
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+        (Admitted::Read(Some(bytes)), parsed)
+    } else {
+        (Admitted::Streaming(body), None)
+    };
+    let messages = parsed.as_ref().map(ratelimit::Messages::of);
+    let now = tokio::time::Instant::now();
+    let mut status: Option<ratelimit::Status> = None;
+    for l in limits {
+        match l.check(&inputs, messages.as_ref(), now) {
+            Ok(Some(s)) => status = Some(ratelimit::Status::tighter(status, s)),
+            Ok(None) => {}
+            Err(e) => {
+                debug!(limit = %e.limit, retry_after = e.status.reset, "rate limited");
+                return Err(match (&e.key, &messages) {
+                    (Some(_), Some(m)) if !m.requests.is_empty() => {
+                        ratelimit::jsonrpc_refusal(&e, m, parsed.as_ref().is_some_and(|p| p.is_array()))
+                    }
+                    _ => ratelimit::too_many_requests(&e),
+                });
+            }
+        }
+    }
+    Ok((status, body))
 }
 
 /// Rewrites the request's path to its normal form ([`crate::path`]); scheme, authority and

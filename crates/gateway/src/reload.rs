@@ -111,6 +111,7 @@ pub(crate) async fn run(
 ) {
     let (mut generation, mut refreshers) = start_refreshers(&shared.runtime.load().remote_jwks);
     let settings = initial.as_ref().and_then(|l| l.config.config.clone()).unwrap_or_default();
+    let collectors = initial.as_ref().map(|l| crate::telemetry::collectors(&l.config)).unwrap_or_default();
     let mut files = path.as_deref().map(|p| watched_files(p, initial.as_ref())).unwrap_or_default();
     let mut seen = stamps(&files);
     // Stamps that differ from `seen`, and since when they have stayed as they are.
@@ -150,6 +151,9 @@ pub(crate) async fn run(
             Ok((loaded, runtime)) => {
                 if loaded.config.config.clone().unwrap_or_default() != settings {
                     warn!(file = %path.display(), "the `config:` block changed; it takes effect on restart");
+                }
+                if crate::telemetry::collectors(&loaded.config) != collectors {
+                    warn!(file = %path.display(), "an OTLP collector (tracing or accessLog.otlp) changed; it takes effect on restart");
                 }
                 for w in &runtime.warnings {
                     warn!("{w}");

@@ -42,6 +42,8 @@ pub struct Runtime {
     pub dump: serde_json::Value,
     /// How connections accepted while this version is current are served.
     pub(crate) frontend: Arc<crate::conn::Settings>,
+    /// Access-log and trace policy (CEL compiled).
+    pub(crate) telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 #[derive(Debug)]
@@ -128,6 +130,7 @@ impl Builder {
             warnings: Vec::new(),
             dump: agw_config::redact::dump(config),
             frontend: Arc::new(crate::conn::Settings::resolve(config)),
+            telemetry: Arc::new(crate::telemetry::resolve(config, &mut self.errors, &mut self.warnings)),
         }
     }
 

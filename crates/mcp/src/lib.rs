@@ -11,6 +11,7 @@ pub mod jsonrpc;
 pub mod local;
 pub mod metrics;
 pub mod mux;
+pub mod otlp;
 pub mod quota;
 pub mod relay;
 pub mod session;

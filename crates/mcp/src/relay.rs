@@ -284,7 +284,7 @@ impl Relay {
             parent: Some(span.parent.span_id),
             start: span.start,
             end: std::time::SystemTime::now(),
-            attributes,
+            attributes: attributes.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             error,
         });
     }
@@ -349,6 +349,17 @@ impl Relay {
             }
             ReadError::Io(_) => RelayError::BodyRead,
         })
+    }
+
+    /// Reads a client's MCP request body as the relay would (size limit, buffer budget), for
+    /// a policy that must see the messages before the relay does; the error is the relay's
+    /// own answer.
+    pub async fn read_body<B>(&self, body: B) -> Result<Bytes, Response<Body>>
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        self.read_request(body).await.map_err(|e| error_response(&e, &[]))
     }
 
     /// Answers one client request for `backend`.

@@ -9,27 +9,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
-use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{HeaderMap, Method, Request, Uri};
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::HeaderValue;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
 use prost::Message;
-use tokio::sync::mpsc;
-use tracing::{debug, warn};
 
-use crate::body::{self, Body};
-
-/// Spans waiting for export; more are dropped.
-const QUEUE: usize = 8192;
-/// Spans per export request.
-const BATCH: usize = 512;
-/// How long a span may wait for its batch.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::otlp::{Exporter, Signal};
 
 pub const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
@@ -67,7 +56,19 @@ impl SpanContext {
     /// A span continuing the client's trace (its `traceparent`), or starting a new one.
     /// Returns the new span's context and its parent span id, if any.
     pub fn server(headers: &HeaderMap) -> (SpanContext, Option<[u8; 8]>) {
-        let parent = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(parse_traceparent);
+        SpanContext::server_under(SpanContext::client(headers).map(|(p, _)| p))
+    }
+
+    /// The client's span (a valid `traceparent`) and whether it is sampled (flag `01`).
+    pub fn client(headers: &HeaderMap) -> Option<(SpanContext, bool)> {
+        let v = headers.get(TRACEPARENT)?.to_str().ok()?;
+        let ctx = parse_traceparent(v)?;
+        let flags = v.trim().split('-').nth(3).and_then(|f| u8::from_str_radix(f, 16).ok()).unwrap_or(0);
+        Some((ctx, flags & 1 == 1))
+    }
+
+    /// A server span under `parent` (the client's), or starting a new trace.
+    pub fn server_under(parent: Option<SpanContext>) -> (SpanContext, Option<[u8; 8]>) {
         match parent {
             Some(p) => (SpanContext { trace_id: p.trace_id, span_id: random() }, Some(p.span_id)),
             None => (SpanContext { trace_id: random(), span_id: random() }, None),
@@ -118,7 +119,7 @@ pub struct SpanData {
     pub parent: Option<[u8; 8]>,
     pub start: SystemTime,
     pub end: SystemTime,
-    pub attributes: Vec<(&'static str, Attr)>,
+    pub attributes: Vec<(std::borrow::Cow<'static, str>, Attr)>,
     pub error: Option<String>,
 }
 
@@ -146,6 +147,12 @@ impl From<i64> for Attr {
     }
 }
 
+/// A uniform number in [0, 1), for sampling ratios.
+pub fn random_unit() -> f64 {
+    // 53 random bits: every double in [0, 1) with that spacing is equally likely.
+    (OsRng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
@@ -156,17 +163,9 @@ pub enum Protocol {
     Http,
 }
 
-enum Msg {
-    Span(SpanData),
-    /// Export what is queued now, then answer.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
 /// Hands spans to the exporter task. Cheap to clone.
 #[derive(Clone)]
-pub struct Tracer {
-    tx: mpsc::Sender<Msg>,
-}
+pub struct Tracer(Exporter<SpanData>);
 
 impl std::fmt::Debug for Tracer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -175,110 +174,41 @@ impl std::fmt::Debug for Tracer {
 }
 
 impl Tracer {
-    /// Starts the exporter (on the current runtime) for `endpoint`. Returns the tracer and the
-    /// exporter task, which ends (after a last export) when every tracer is dropped.
+    /// Starts the exporter (on the current runtime) for `endpoint` (`http://` or `https://`,
+    /// verified against the system's roots), sending `headers` with every export. Returns the
+    /// tracer and the exporter task, which ends (after a last export) when every tracer is
+    /// dropped.
     pub fn start(
         endpoint: &str,
         protocol: Protocol,
         http_path: Option<&str>,
+        headers: HeaderMap,
     ) -> Result<(Tracer, tokio::task::JoinHandle<()>), String> {
-        let base: Uri = endpoint.parse().map_err(|e| format!("not a URL: {e}"))?;
-        if base.scheme_str() != Some("http") || base.authority().is_none() {
-            return Err("must be an http:// URL with a host (TLS to the collector is not supported yet)".into());
-        }
-        let prefix = base.path().trim_end_matches('/');
-        let (prefix, path) = match (protocol, http_path) {
-            (Protocol::Grpc, _) => (prefix, "/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
-            (Protocol::Http, Some(p)) => ("", p),
-            (Protocol::Http, None) => (prefix, "/v1/traces"),
+        let signal = Signal {
+            name: "trace",
+            grpc_path: "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            http_path: "/v1/traces",
         };
-        let url: Uri = format!("http://{}{prefix}{path}", base.authority().map(|a| a.as_str()).unwrap_or_default())
-            .parse()
-            .map_err(|e| format!("not a URL: {e}"))?;
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(export_loop(rx, url, protocol));
-        Ok((Tracer { tx }, task))
+        let (exporter, task) = Exporter::start(endpoint, (protocol, http_path), headers, signal, encode)?;
+        Ok((Tracer(exporter), task))
     }
 
     /// Queues a finished span; dropped if the queue is full.
     pub fn record(&self, span: SpanData) {
-        if self.tx.try_send(Msg::Span(span)).is_err() {
-            debug!("trace queue full; span dropped");
-        }
+        self.0.record(span);
     }
 
     /// Exports every span queued so far (shutdown), waiting at most `limit`.
     pub async fn flush(&self, limit: Duration) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Bounded as a whole: a full queue in front of a stuck collector must not hold shutdown.
-        let _ = tokio::time::timeout(limit, async {
-            if self.tx.send(Msg::Flush(tx)).await.is_ok() {
-                let _ = rx.await;
-            }
-        })
-        .await;
+        self.0.flush(limit).await;
     }
 }
 
-async fn export_loop(mut rx: mpsc::Receiver<Msg>, url: Uri, protocol: Protocol) {
-    let mut builder = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
-    if protocol == Protocol::Grpc {
-        builder.http2_only(true);
-    }
-    let client = builder.build_http::<Body>();
-    // The collector's address carries no query, but may carry userinfo.
-    let shown = agw_config::redact::url(&url.to_string());
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut failing = false;
-    let mut flushed = Vec::new();
-    loop {
-        let Some(first) = rx.recv().await else { break };
-        match first {
-            Msg::Span(s) => batch.push(s),
-            Msg::Flush(done) => flushed.push(done),
-        }
-        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
-        while batch.len() < BATCH && flushed.is_empty() {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(Msg::Span(s))) => batch.push(s),
-                Ok(Some(Msg::Flush(done))) => flushed.push(done),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if batch.is_empty() {
-            flushed.drain(..).for_each(|d| {
-                let _ = d.send(());
-            });
-            continue;
-        }
-        let n = batch.len();
-        let body = encode(std::mem::take(&mut batch));
-        match export(&client, &url, protocol, body).await {
-            Ok(()) => {
-                if failing {
-                    warn!(url = %shown, "trace export works again");
-                }
-                failing = false;
-            }
-            Err(e) => {
-                // Once per outage, not once per batch.
-                if !failing {
-                    warn!(url = %shown, error = %e, spans = n, "trace export failed; spans are dropped until it works");
-                }
-                failing = true;
-            }
-        }
-        flushed.drain(..).for_each(|d| {
-            let _ = d.send(());
-        });
-    }
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
+pub(crate) fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
 }
 
-fn nanos(t: SystemTime) -> u64 {
+pub(crate) fn nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
@@ -301,7 +231,7 @@ fn encode(spans: Vec<SpanData>) -> Bytes {
                 .into_iter()
                 .map(|(k, v)| {
                     kv(
-                        k,
+                        &k,
                         match v {
                             Attr::Str(s) => any_value::Value::StringValue(s),
                             Attr::Int(n) => any_value::Value::IntValue(n),
@@ -340,54 +270,6 @@ fn encode(spans: Vec<SpanData>) -> Bytes {
     Bytes::from(request.encode_to_vec())
 }
 
-async fn export(
-    client: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
-    url: &Uri,
-    protocol: Protocol,
-    message: Bytes,
-) -> Result<(), String> {
-    let (body, content_type) = match protocol {
-        Protocol::Grpc => {
-            // gRPC framing: not compressed, 4-byte big-endian length, message.
-            let mut framed = BytesMut::with_capacity(5 + message.len());
-            framed.put_u8(0);
-            framed.put_u32(u32::try_from(message.len()).map_err(|_| "batch too large")?);
-            framed.put_slice(&message);
-            (framed.freeze(), "application/grpc")
-        }
-        Protocol::Http => (message, "application/x-protobuf"),
-    };
-    let mut req = Request::new(body::full(body));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = url.clone();
-    req.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if protocol == Protocol::Grpc {
-        req.headers_mut().insert("te", HeaderValue::from_static("trailers"));
-    }
-    let resp = tokio::time::timeout(EXPORT_TIMEOUT, client.request(req))
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| crate::upstream::error_chain(&e))?;
-    let status = resp.status();
-    let header_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let collected = tokio::time::timeout(EXPORT_TIMEOUT, resp.into_body().collect())
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("collector answered {status}"));
-    }
-    if protocol == Protocol::Grpc {
-        let trailer = collected.trailers().and_then(|t| t.get("grpc-status")).and_then(|v| v.to_str().ok());
-        match trailer.map(str::to_string).or(header_status).as_deref() {
-            Some("0") => {}
-            Some(code) => return Err(format!("gRPC status {code}")),
-            None => return Err("no gRPC status".into()),
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +297,10 @@ mod tests {
         ] {
             assert_eq!(parse_traceparent(bad), None, "{bad}");
         }
+        h.insert(TRACEPARENT, HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"));
+        assert_eq!(SpanContext::client(&h).map(|(_, sampled)| sampled), Some(false));
+        h.insert(TRACEPARENT, HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03"));
+        assert_eq!(SpanContext::client(&h).map(|(_, sampled)| sampled), Some(true));
         let (fresh, none) = SpanContext::server(&HeaderMap::new());
         assert!(none.is_none() && fresh.trace_id.iter().any(|b| *b != 0));
     }

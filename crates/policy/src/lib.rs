@@ -4,6 +4,7 @@
 pub mod apikey;
 pub mod basic;
 pub mod cors;
+pub mod expr;
 pub mod jwt;
 pub mod location;
 pub mod rules;

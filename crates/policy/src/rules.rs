@@ -11,7 +11,7 @@
 //! listed when some arguments could make the decision "allow". Calls are always checked with
 //! the real arguments.
 
-mod analysis;
+pub(crate) mod analysis;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -25,7 +25,7 @@ use analysis::{eval3, free_variables, guard_is_whole, name_guard, reads_argument
 /// The variables rules may use.
 pub const VARIABLES: [&str; 6] = ["jwt", "mcp", "request", "source", "apiKey", "basicAuth"];
 
-fn env() -> Arc<Env> {
+pub(crate) fn env() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
     ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
 }
@@ -144,7 +144,7 @@ pub struct Rules {
 pub struct Uses(u8);
 
 impl Uses {
-    fn of<'a>(names: impl IntoIterator<Item = &'a str>) -> Uses {
+    pub fn of<'a>(names: impl IntoIterator<Item = &'a str>) -> Uses {
         Uses(names.into_iter().filter_map(|n| VARIABLES.iter().position(|v| *v == n)).fold(0, |m, i| m | 1 << i))
     }
 
@@ -372,7 +372,7 @@ fn compile_one(r: &RawRule) -> Result<Rule, String> {
     })
 }
 
-fn describe_parse_errors(e: &cel::ParseErrors) -> String {
+pub(crate) fn describe_parse_errors(e: &cel::ParseErrors) -> String {
     let parts: Vec<String> = e
         .errors
         .iter()

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Duration, Unsupported};
 use super::tls::FrontendTls;
+use super::telemetry::{AccessLog, FrontendTracing};
 
 /// Connection-level settings for every bind and listener.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -35,15 +36,16 @@ pub struct FrontendPolicies {
     /// HTTP CONNECT handling. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect: Option<Unsupported>,
-    /// Access log fields, filter and export. Not supported yet (the access log has fixed fields).
+    /// Access log: a CEL filter, CEL fields added, built-in fields removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_log: Option<Unsupported>,
-    /// Alias of `accessLog`. Not supported yet.
+    pub access_log: Option<AccessLog>,
+    /// Alias of `accessLog` (set one of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logging: Option<Unsupported>,
-    /// Per-request trace export. Not supported yet: use `config.tracing`.
+    pub logging: Option<AccessLog>,
+    /// OTLP trace export for every request, with sampling and CEL span attributes (instead of
+    /// `config.tracing`, not with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tracing: Option<Unsupported>,
+    pub tracing: Option<FrontendTracing>,
 }
 
 impl FrontendPolicies {
@@ -55,9 +57,6 @@ impl FrontendPolicies {
             ("proxyProtocol", &self.proxy_protocol),
             ("proxy", &self.proxy),
             ("connect", &self.connect),
-            ("accessLog", &self.access_log),
-            ("logging", &self.logging),
-            ("tracing", &self.tracing),
         ])
     }
 }

@@ -124,6 +124,7 @@ macro_rules! flattened_policies {
                     basic_auth: self.basic_auth.clone(),
                     authorization: self.authorization.clone(),
                     cors: self.cors.clone(),
+                    local_rate_limit: None,
                     oidc: self.oidc.clone(),
                     ext_authz: self.ext_authz.clone(),
                     ext_proc: self.ext_proc.clone(),

@@ -28,6 +28,10 @@ pub struct GatewayPolicies {
     /// Cross-origin resource sharing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
+    /// Token-bucket rate limits for every request of the listener, checked before routing
+    /// (an extension: agentgateway has `localRateLimit` on routes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_rate_limit: Option<LocalRateLimits>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<Unsupported>,
@@ -80,7 +84,7 @@ pub struct RoutePolicies {
     pub basic_auth: Option<BasicAuth>,
     /// Token-bucket rate limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub local_rate_limit: Option<Vec<LocalRateLimit>>,
+    pub local_rate_limit: Option<LocalRateLimits>,
     /// Credentials sent to the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_auth: Option<BackendAuth>,
@@ -513,25 +517,120 @@ pub enum SecretFileOrInline {
     File(FileRef),
 }
 
+/// `localRateLimit`: a list of token buckets (a request must pass every one), or
+/// `{conditional: [...]}` (the first entry whose `condition` holds applies).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LocalRateLimits {
+    /// Every limit applies.
+    List(Vec<LocalRateLimit>),
+    /// The first entry whose condition is true applies; an entry without a condition is the
+    /// fallback and must come last.
+    Conditional(ConditionalRateLimits),
+}
+
+impl<'de> Deserialize<'de> for LocalRateLimits {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LocalRateLimits;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of rate limits, or {conditional: [...]}")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(LocalRateLimits::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                ConditionalRateLimits::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(LocalRateLimits::Conditional)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl LocalRateLimits {
+    /// Each limit with its condition (none in the list form).
+    pub fn entries(&self) -> Vec<(Option<&str>, LocalRateLimit)> {
+        match self {
+            LocalRateLimits::List(l) => l.iter().map(|r| (None, r.clone())).collect(),
+            LocalRateLimits::Conditional(c) => c
+                .conditional
+                .iter()
+                .map(|e| {
+                    let limit = LocalRateLimit {
+                        max_tokens: e.max_tokens,
+                        tokens_per_fill: e.tokens_per_fill,
+                        fill_interval: e.fill_interval,
+                        kind: e.kind,
+                        key: e.key.clone(),
+                    };
+                    (e.condition.as_deref(), limit)
+                })
+                .collect(),
+        }
+    }
+
+    pub fn is_conditional(&self) -> bool {
+        matches!(self, LocalRateLimits::Conditional(_))
+    }
+}
+
+/// `{conditional: [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConditionalRateLimits {
+    /// At most 64 entries; the first whose condition holds applies.
+    pub conditional: Vec<ConditionalRateLimit>,
+}
+
+/// One entry of the conditional form: a condition and a token bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConditionalRateLimit {
+    /// CEL over `request`, `source`, `jwt`, `apiKey`, `basicAuth`; absent: the fallback (last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Bucket size (and the tokens it starts with).
+    #[serde(default)]
+    pub max_tokens: u64,
+    /// Tokens added every `fillInterval` (never above `maxTokens`).
+    #[serde(default)]
+    pub tokens_per_fill: u64,
+    /// Refill period, e.g. `60s`.
+    pub fill_interval: Duration,
+    /// `requests` (default); `tokens` (LLM tokens) is not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
+    pub kind: Option<RateLimitKind>,
+    /// A bucket per value of this CEL expression (an extension), counted per MCP request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
 /// A token bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LocalRateLimit {
-    /// Bucket size.
+    /// Bucket size (and the tokens it starts with).
     #[serde(default)]
     pub max_tokens: u64,
-    /// Tokens added every `fillInterval`.
+    /// Tokens added every `fillInterval` (never above `maxTokens`).
     #[serde(default)]
     pub tokens_per_fill: u64,
-    /// Refill period.
+    /// Refill period, e.g. `60s`.
     pub fill_interval: Duration,
-    /// `requests` (default) or `tokens`.
+    /// `requests` (default); `tokens` (LLM tokens) is not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(rename = "type")]
     pub kind: Option<RateLimitKind>,
-    /// Per-key buckets (CEL). Not supported yet.
+    /// A bucket per value of this CEL expression, e.g. `jwt.sub` (per caller) or
+    /// `mcp.tool.name` (per tool). With a key, MCP requests are counted one per JSON-RPC
+    /// request (a batch counts each), and a request over the limit gets a JSON-RPC error at
+    /// HTTP 200. A message for which the key cannot be evaluated is not counted by this limit.
+    /// (An extension: agentgateway has no such field.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<Unsupported>,
+    pub key: Option<String>,
 }
 
 /// What a rate limit counts.

@@ -379,12 +379,12 @@ pub struct Logging {
     /// `denied` (default), `all`, or `off`. (An extension: agentgateway has no such field.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditMode>,
-    /// Deprecated in agentgateway (use `frontendPolicies.accessLog`). Not supported yet.
+    /// Deprecated: `frontendPolicies.accessLog.filter` (set one of the two forms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter: Option<Unsupported>,
-    /// Deprecated in agentgateway (use `frontendPolicies.accessLog`). Not supported yet.
+    pub filter: Option<String>,
+    /// Deprecated: `frontendPolicies.accessLog.add` and `remove` (set one of the two forms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<Unsupported>,
+    pub fields: Option<super::telemetry::LogFields>,
     /// Request log to a database. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<Unsupported>,
@@ -429,18 +429,21 @@ pub struct Tracing {
     /// With `otlpProtocol: http`: the path to post to. Default `/v1/traces`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Not supported yet.
+    /// Headers sent with every export (e.g. an API key for a hosted collector). Values are
+    /// secrets: redacted in dumps.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, super::common::Secret>,
+    /// Span attributes: `add` (name → CEL) and `remove` (built-in names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headers: Option<Unsupported>,
-    /// Not supported yet.
+    pub fields: Option<super::telemetry::LogFields>,
+    /// Share of requests without a client trace that start one: `true`, `false`, a ratio from
+    /// 0 to 1, or CEL giving one. Default `false` (as agentgateway: set it to trace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<Unsupported>,
-    /// Not supported yet.
+    pub random_sampling: Option<super::telemetry::Sampling>,
+    /// For requests with a `traceparent`: whether to trace them; the client's sampled flag
+    /// still decides export. Same forms; default `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub random_sampling: Option<Unsupported>,
-    /// Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_sampling: Option<Unsupported>,
+    pub client_sampling: Option<super::telemetry::Sampling>,
 }
 
 /// OTLP transport.

@@ -66,14 +66,16 @@ fn every_agentgateway_config_key_is_implemented_or_refused_by_name() {
         }
     }
     let nested = [
-        ("logging", "{filter: 'true'}", "config.logging.filter: not supported yet"),
-        ("logging", "{fields: {add: {a: '1'}}}", "config.logging.fields: not supported yet"),
         ("logging", "{database: {url: 'postgres://db/x'}}", "config.logging.database: not supported yet"),
-        ("tracing", "{otlpEndpoint: 'http://c:4317', headers: {a: b}}", "config.tracing.headers: not supported yet"),
         (
             "tracing",
-            "{otlpEndpoint: 'http://c:4317', clientSampling: 'true'}",
-            "config.tracing.clientSampling: not supported yet",
+            "{otlpEndpoint: 'http://c:4317', headers: {'a b': c}}",
+            "config.tracing.headers.a b: not a valid HTTP header name",
+        ),
+        (
+            "tracing",
+            "{otlpEndpoint: 'http://c:4317', randomSampling: [1]}",
+            "config.tracing.randomSampling: expected true, false, a number",
         ),
         ("enableIpv6", "true", "config.enableIpv6: not supported yet: this gateway listens on IPv4 only"),
         ("histograms", "native", "config.histograms: not supported yet"),

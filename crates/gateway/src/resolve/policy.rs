@@ -32,6 +32,8 @@ pub struct GatewayPolicies {
     pub authn: Vec<Authn>,
     /// HTTP-level rules, merged with the route's.
     pub authorization: Option<Rules>,
+    /// `localRateLimit` on the listener (an extension).
+    pub(crate) rate_limits: Option<Arc<crate::ratelimit::RateLimits>>,
 }
 
 /// Route policies in runtime form.
@@ -59,6 +61,8 @@ pub struct Policies {
     pub credentials: Vec<Credential>,
     /// `backendAuth.jwtSign`: a token signed per request.
     pub jwt_sign: Option<Arc<JwtSign>>,
+    /// `localRateLimit`.
+    pub(crate) rate_limits: Option<Arc<crate::ratelimit::RateLimits>>,
 }
 
 /// A signer and where its tokens go.
@@ -83,7 +87,11 @@ impl Builder {
             cors: p.cors.as_ref().and_then(|c| self.cors(&at.key("cors"), c)),
             authn: Vec::new(),
             authorization: p.authorization.as_ref().and_then(|r| self.rules(&at.key("authorization"), r)),
+            rate_limits: None,
         };
+        out.rate_limits = p.local_rate_limit.as_ref().and_then(|l| {
+            crate::ratelimit::RateLimits::resolve(&at.key("localRateLimit"), l, &mut self.errors).map(Arc::new)
+        });
         if let Some(j) = &p.jwt_auth {
             out.authn.extend(self.jwt_auth(&at.key("jwtAuth"), j));
         }
@@ -138,6 +146,9 @@ impl Builder {
         if let Some(m) = &p.response_header_modifier {
             out.response_headers = self.header_changes(&at.key("responseHeaderModifier"), m);
         }
+        out.rate_limits = p.local_rate_limit.as_ref().and_then(|l| {
+            crate::ratelimit::RateLimits::resolve(&at.key("localRateLimit"), l, &mut self.errors).map(Arc::new)
+        });
         out
     }
 

@@ -12,7 +12,7 @@ use cel::objects::Value;
 use super::{ItemKind, Outcome};
 
 /// Identifiers used but not bound by a comprehension (macro) inside the rule.
-pub(super) fn free_variables<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, out: &mut HashSet<&'a str>) {
+pub(crate) fn free_variables<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, out: &mut HashSet<&'a str>) {
     match &e.expr {
         Expr::Ident(name) => {
             if !bound.contains(&name.as_str()) {
