@@ -10,8 +10,8 @@ pub mod gateway;
 pub mod listener;
 pub mod policy;
 pub mod settings;
-pub mod tls;
 pub mod telemetry;
+pub mod tls;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -24,8 +24,8 @@ pub use gateway::*;
 pub use listener::*;
 pub use policy::*;
 pub use settings::*;
-pub use tls::*;
 pub use telemetry::*;
+pub use tls::*;
 
 /// The gateway's configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

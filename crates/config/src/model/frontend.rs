@@ -4,8 +4,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Duration, Unsupported};
-use super::tls::FrontendTls;
 use super::telemetry::{AccessLog, FrontendTracing};
+use super::tls::FrontendTls;
 
 /// Connection-level settings for every bind and listener.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
