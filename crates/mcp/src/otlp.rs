@@ -165,22 +165,7 @@ fn export_client(protocol: Protocol) -> ExportClient {
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(EXPORT_TIMEOUT));
-    let tls = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-        Ok(b) => b,
-        Err(e) => {
-            warn!(error = %e, "no system root certificates: an https:// collector will fail");
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-            )
-        }
-    }
-    .https_or_http();
+    let tls = crate::upstream::system_roots("an https:// collector").https_or_http();
     let mut builder = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
     // gRPC is HTTP/2 only: ALPN `h2` over TLS, prior knowledge in clear text.
     let connector = match protocol {

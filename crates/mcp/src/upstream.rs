@@ -59,23 +59,7 @@ impl HttpClient {
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
         http.enforce_http(false);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        // Without system roots HTTPS upstreams fail to verify; plain HTTP still works.
-        let builder = match builder.with_native_roots() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "no system root certificates: HTTPS upstreams will fail");
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))
-                    .with_safe_default_protocol_versions()
-                    .expect("ring supports the default protocol versions")
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-                )
-            }
-        };
+        let builder = system_roots("HTTPS upstreams");
         let connector = builder.https_or_http().enable_http1().wrap_connector(QuickAckConnector::new(http));
         HttpClient { id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), connector }
     }
@@ -129,6 +113,27 @@ impl HttpClient {
 impl Default for HttpClient {
     fn default() -> Self {
         HttpClient::new(Duration::from_secs(10))
+    }
+}
+
+/// A TLS connector builder verifying against the system's root certificates; without any (a
+/// bare container), an empty store, so that plain HTTP still works and `https://` fails to
+/// verify, with a warning naming `what` will fail.
+pub fn system_roots(what: &str) -> hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes> {
+    match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "no system root certificates: {what} will fail");
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            )
+        }
     }
 }
 
