@@ -76,11 +76,6 @@ impl QuickAck {
         QuickAck { inner, prompt, last_read: None, upstream, remembered }
     }
 
-    /// Whether this connection ACKs every read.
-    pub fn is_prompt(&self) -> bool {
-        self.prompt
-    }
-
     /// Called after each completed read.
     fn read_done(&mut self) {
         if !self.prompt {
