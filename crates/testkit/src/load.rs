@@ -359,6 +359,11 @@ pub fn tutorial_policies() -> String {
     )
 }
 
+/// Two local rate limits too high to refuse anything, indented for [`gateway_config`]: one
+/// for the route (agentgateway's form) and one bucket per tool (our keyed extension, counted
+/// per JSON-RPC request). What a limit costs when it does not bite.
+pub const RATE_LIMITS: &str = "policies:\n        localRateLimit:\n        - maxTokens: 1000000000\n          tokensPerFill: 1000000000\n          fillInterval: 1s\n        - maxTokens: 1000000000\n          tokensPerFill: 1000000000\n          fillInterval: 1s\n          key: mcp.tool.name\n      ";
+
 /// One row of the results.
 pub struct Row {
     pub upstream: String,
