@@ -31,7 +31,7 @@ use crate::conn;
 use crate::error::GatewayError;
 use crate::oauth;
 use crate::ratelimit::{self, RateLimits};
-use crate::resolve::Policies;
+use crate::resolve::{Policies, Runtime};
 use crate::route::{self, Listener};
 use crate::telemetry::{self, Telemetry};
 
@@ -181,7 +181,10 @@ async fn handle(
     // The path only: a query string can hold a credential (`jwtAuth` query location).
     let path = req.uri().path().to_string();
     let mut trail = Trail { port: actual_port, ..Trail::default() };
-    let telemetry = shared.runtime.load().telemetry.clone();
+    // One view of the config for the whole request: a reload in between cannot pair one
+    // version's telemetry with another's routes.
+    let runtime = shared.runtime.load_full();
+    let telemetry = &*runtime.telemetry;
     let req = if telemetry.needs_inputs() {
         let (parts, body) = req.into_parts();
         trail.cel = telemetry.capture(&parts, peer);
@@ -196,7 +199,7 @@ async fn handle(
         .map(|s| (s, std::time::SystemTime::now()));
     trail.trace = span.map(|((ctx, _), _)| ctx);
     let version = req.version();
-    let mut resp = route_request(ctx, &telemetry, req, &mut trail).await;
+    let mut resp = route_request(ctx, &runtime, req, &mut trail).await;
     if body_cut.load(std::sync::atomic::Ordering::Relaxed) {
         resp = body_timed_out(version);
     }
@@ -225,9 +228,9 @@ async fn handle(
         mcp,
         trace: span.map(|((ctx, _), _)| ctx),
     };
-    log_request(shared, &telemetry, &done, captured);
+    log_request(shared, telemetry, &done, captured);
     if let Some(((context, parent), start)) = span {
-        record_span(shared, &telemetry, &done, (context, parent, start), captured);
+        record_span(shared, telemetry, &done, (context, parent, start), captured);
     }
     metrics
         .requests
@@ -361,12 +364,12 @@ fn record_span(
 
 async fn route_request(
     ctx: &ConnCtx,
-    telemetry: &Telemetry,
+    runtime: &Arc<Runtime>,
     req: Request<conn::GuardedBody>,
     trail: &mut Trail,
 ) -> Response<Body> {
     let (shared, port, peer) = (&*ctx.shared, ctx.ports.0, ctx.peer);
-    let runtime = shared.runtime.load_full();
+    let telemetry = &*runtime.telemetry;
     // A port that a reload removed answers like a stopping gateway while it drains.
     let Some(bind) = runtime.binds.iter().find(|b| b.port == port) else {
         return GatewayError::ShuttingDown.into_response();

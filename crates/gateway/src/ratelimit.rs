@@ -106,18 +106,18 @@ impl Status {
     /// `RateLimit-Policy` and `RateLimit` (IETF draft-ietf-httpapi-ratelimit-headers), and the
     /// `x-ratelimit-*` headers agentgateway sends.
     pub(crate) fn write_headers(&self, h: &mut HeaderMap) {
-        let pairs: [(HeaderName, String); 5] = [
+        let drafts = [
             (HeaderName::from_static("ratelimit-policy"), format!("\"local\";q={};w={}", self.limit, self.window)),
             (HeaderName::from_static("ratelimit"), format!("\"local\";r={};t={}", self.remaining, self.reset)),
-            (HeaderName::from_static("x-ratelimit-limit"), self.limit.to_string()),
-            (HeaderName::from_static("x-ratelimit-remaining"), self.remaining.to_string()),
-            (HeaderName::from_static("x-ratelimit-reset"), self.reset.to_string()),
         ];
-        for (name, value) in pairs {
+        for (name, value) in drafts {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 h.insert(name, v);
             }
         }
+        h.insert(HeaderName::from_static("x-ratelimit-limit"), HeaderValue::from(self.limit));
+        h.insert(HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(self.remaining));
+        h.insert(HeaderName::from_static("x-ratelimit-reset"), HeaderValue::from(self.reset));
     }
 
     /// A 429 answer also says when to come back.
@@ -244,11 +244,12 @@ impl RateLimits {
 
     /// The limits that apply: all of a list; the first whose condition holds in the
     /// conditional form.
-    fn selected(&self, inputs: &Inputs) -> Vec<&Limit> {
-        if !self.conditional {
-            return self.limits.iter().collect();
-        }
-        self.limits.iter().find(|l| l.condition.as_ref().is_none_or(|c| c.eval_bool(inputs))).into_iter().collect()
+    fn selected<'a>(&'a self, inputs: &'a Inputs) -> impl Iterator<Item = &'a Limit> + 'a {
+        let first = self
+            .conditional
+            .then(|| self.limits.iter().find(|l| l.condition.as_ref().is_none_or(|c| c.eval_bool(inputs))));
+        let all = (!self.conditional).then(|| self.limits.iter());
+        first.flatten().into_iter().chain(all.into_iter().flatten())
     }
 
     /// Takes what this request asks from every limit that applies. `messages`: the requests
@@ -313,12 +314,18 @@ fn key_counts(key: &Expression, inputs: &Inputs, messages: Option<&Messages<'_>>
                 add(k);
             }
         }
-        Some(m) => {
-            for (_, method, params) in &m.requests {
-                let mut with_mcp = inputs.clone();
-                if key.reads("mcp") {
-                    with_mcp.mcp = Some(to_cel(&mcp_json(method, *params)));
+        // A key that does not read `mcp` has one value for every message of the body.
+        Some(m) if !key.reads("mcp") => {
+            if let Some(k) = value(inputs) {
+                for _ in &m.requests {
+                    add(k.clone());
                 }
+            }
+        }
+        Some(m) => {
+            let mut with_mcp = inputs.clone();
+            for (_, method, params) in &m.requests {
+                with_mcp.mcp = Some(to_cel(&mcp_json(method, *params)));
                 if let Some(k) = value(&with_mcp) {
                     add(k);
                 }

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use agw_config::model::{Config, LogFields, Sampling};
+use agw_config::model::{Config, FrontendPolicies, LogFields, OtlpProtocol, Sampling};
 use agw_config::{FieldError, FieldPath};
 use agw_mcp::metrics::McpCall;
 use agw_mcp::trace::{Attr, SpanContext};
@@ -97,6 +97,12 @@ pub(crate) struct Captured {
     inputs: Inputs,
 }
 
+/// What the expressions see: the captured inputs (borrowed), or empty ones when nothing was
+/// captured.
+fn inputs_of(captured: Option<&Captured>) -> std::borrow::Cow<'_, Inputs> {
+    captured.map_or_else(|| std::borrow::Cow::Owned(Inputs::default()), |c| std::borrow::Cow::Borrowed(&c.inputs))
+}
+
 impl Telemetry {
     /// Whether any expression needs request inputs.
     pub(crate) fn needs_inputs(&self) -> bool {
@@ -144,7 +150,7 @@ impl Telemetry {
         headers: &HeaderMap,
         captured: Option<&Captured>,
     ) -> Option<(SpanContext, Option<[u8; 8]>)> {
-        let inputs = || captured.map(|c| &c.inputs).cloned().unwrap_or_default();
+        let inputs = || inputs_of(captured);
         let decide = |e: &Expression| e.eval_sample(&inputs(), agw_mcp::trace::random_unit());
         match SpanContext::client(headers) {
             Some((parent, client_sampled)) => {
@@ -170,7 +176,7 @@ impl Telemetry {
     pub(crate) fn log_this(&self, captured: Option<&Captured>) -> bool {
         match &self.access_log.filter {
             None => true,
-            Some(f) => f.eval_bool(&captured.map(|c| &c.inputs).cloned().unwrap_or_default()),
+            Some(f) => f.eval_bool(&inputs_of(captured)),
         }
     }
 
@@ -186,7 +192,7 @@ impl Telemetry {
         if self.access_log.add.is_empty() {
             return None;
         }
-        let inputs = captured.map(|c| &c.inputs).cloned().unwrap_or_default();
+        let inputs = inputs_of(captured);
         let fields: Map<String, Value> = self
             .access_log
             .add
@@ -210,7 +216,7 @@ impl Telemetry {
         trace: Option<SpanContext>,
     ) -> Option<agw_mcp::otlp::LogRecord> {
         let otlp = self.otlp.as_ref()?;
-        let inputs = || captured.map(|c| &c.inputs).cloned().unwrap_or_default();
+        let inputs = || inputs_of(captured);
         let keep = match &otlp.filter {
             Some(f) => f.eval_bool(&inputs()),
             None => self.log_this(captured),
@@ -243,7 +249,7 @@ impl Telemetry {
     pub(crate) fn export_span(&self, captured: Option<&Captured>) -> bool {
         match &self.tracing.filter {
             None => true,
-            Some(f) => f.eval_bool(&captured.map(|c| &c.inputs).cloned().unwrap_or_default()),
+            Some(f) => f.eval_bool(&inputs_of(captured)),
         }
     }
 
@@ -259,7 +265,7 @@ impl Telemetry {
             .map(|(k, v)| (k.into(), v))
             .collect();
         if !self.tracing.attributes.is_empty() {
-            let inputs = captured.map(|c| &c.inputs).cloned().unwrap_or_default();
+            let inputs = inputs_of(captured);
             for (name, e) in &self.tracing.attributes {
                 let value = match e.eval_json(&inputs) {
                     Some(Value::String(s)) => Attr::Str(s),
@@ -293,9 +299,7 @@ pub(crate) fn resolve(config: &Config, errors: &mut Vec<FieldError>, warnings: &
     let front = config.frontend_policies.as_ref();
     let settings = config.config.as_ref();
     let root = FieldPath::root();
-    let access_log = if let Some((name, log)) = front
-        .and_then(|f| f.access_log.as_ref().map(|l| ("accessLog", l)).or(f.logging.as_ref().map(|l| ("logging", l))))
-    {
+    let access_log = if let Some((name, log)) = front.and_then(access_log_of) {
         let at = root.key("frontendPolicies").key(name);
         c.access_log(&at, log.filter.as_deref(), &log.add, &log.remove, (&at, &at))
     } else if let Some(l) = settings.and_then(|s| s.logging.as_ref()) {
@@ -308,7 +312,7 @@ pub(crate) fn resolve(config: &Config, errors: &mut Vec<FieldError>, warnings: &
         AccessLog::default()
     };
     let otlp = front
-        .and_then(|f| f.access_log.as_ref().map(|l| ("accessLog", l)).or(f.logging.as_ref().map(|l| ("logging", l))))
+        .and_then(access_log_of)
         .and_then(|(name, l)| Some((root.key("frontendPolicies").key(name).key("otlp"), l.otlp.as_ref()?)))
         .map(|(at, o)| OtlpLog {
             filter: o.filter.as_deref().and_then(|f| c.compile(at.key("filter"), f)),
@@ -428,19 +432,26 @@ pub(crate) fn collectors(config: &Config) -> [Option<String>; 2] {
     [exporter(config).map(describe), log_exporter(config).map(describe)]
 }
 
+/// `frontendPolicies.accessLog`, or its alias `logging`, with the name it was written under.
+fn access_log_of(front: &FrontendPolicies) -> Option<(&'static str, &agw_config::model::AccessLog)> {
+    front.access_log.as_ref().map(|l| ("accessLog", l)).or(front.logging.as_ref().map(|l| ("logging", l)))
+}
+
+fn protocol(p: Option<OtlpProtocol>) -> agw_mcp::trace::Protocol {
+    match p.unwrap_or_default() {
+        OtlpProtocol::Grpc => agw_mcp::trace::Protocol::Grpc,
+        OtlpProtocol::Http => agw_mcp::trace::Protocol::Http,
+    }
+}
+
 /// Where access-log records are exported (`accessLog.otlp`), read at start-up.
 pub(crate) fn log_exporter(config: &Config) -> Option<Exporter> {
-    use agw_config::model::OtlpProtocol;
     let front = config.frontend_policies.as_ref()?;
-    let (name, log) =
-        front.access_log.as_ref().map(|l| ("accessLog", l)).or(front.logging.as_ref().map(|l| ("logging", l)))?;
+    let (name, log) = access_log_of(front)?;
     let o = log.otlp.as_ref()?;
     Some(Exporter {
         endpoint: format!("http://{}", o.host.as_deref().unwrap_or_default()),
-        protocol: match o.protocol.unwrap_or_default() {
-            OtlpProtocol::Grpc => agw_mcp::trace::Protocol::Grpc,
-            OtlpProtocol::Http => agw_mcp::trace::Protocol::Http,
-        },
+        protocol: protocol(o.protocol),
         path: o.path.clone(),
         headers: HeaderMap::new(),
         at: FieldPath::root().key("frontendPolicies").key(name).key("otlp").key("host"),
@@ -459,11 +470,6 @@ pub(crate) struct Exporter {
 
 /// The exporter the config asks for, if any (read at start-up).
 pub(crate) fn exporter(config: &Config) -> Option<Exporter> {
-    use agw_config::model::OtlpProtocol;
-    let protocol = |p: Option<OtlpProtocol>| match p.unwrap_or_default() {
-        OtlpProtocol::Grpc => agw_mcp::trace::Protocol::Grpc,
-        OtlpProtocol::Http => agw_mcp::trace::Protocol::Http,
-    };
     if let Some(t) = config.frontend_policies.as_ref().and_then(|f| f.tracing.as_ref()) {
         return Some(Exporter {
             endpoint: format!("http://{}", t.host.as_deref().unwrap_or_default()),

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use agw_config::FieldPath;
 use agw_config::model::{CipherSuite, FrontendTls, ListenerTls, TlsVersion};
+use agw_mcp::upstream::tls::pem;
 use rustls::crypto::{CryptoProvider, ring};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
@@ -166,38 +166,16 @@ fn server_config(
     Ok(Arc::new(config))
 }
 
-fn read(at: &FieldPath, path: &str) -> Result<Vec<u8>, (FieldPath, String)> {
-    std::fs::read(path).map_err(|e| (at.clone(), format!("cannot read `{path}`: {e}")))
-}
-
 fn read_certs(at: &FieldPath, path: &str) -> Result<Vec<CertificateDer<'static>>, (FieldPath, String)> {
-    let pem = read(at, path)?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| (at.clone(), format!("`{path}` is not valid PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err((at.clone(), format!("no certificate in `{path}` (expected PEM `BEGIN CERTIFICATE` blocks)")));
-    }
-    Ok(certs)
+    pem::certs(path).map_err(|m| (at.clone(), m))
 }
 
 fn read_key(at: &FieldPath, path: &str) -> Result<PrivateKeyDer<'static>, (FieldPath, String)> {
-    let pem = read(at, path)?;
-    // The error names the file only: its content is a secret.
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
-        (
-            at.clone(),
-            format!("no private key in `{path}` (expected a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)"),
-        )
-    })
+    pem::key(path).map_err(|m| (at.clone(), m))
 }
 
 fn read_roots(at: &FieldPath, path: &str) -> Result<RootCertStore, (FieldPath, String)> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs(at, path)? {
-        roots.add(cert).map_err(|e| (at.clone(), format!("`{path}`: a certificate cannot be used as a CA: {e}")))?;
-    }
-    Ok(roots)
+    pem::roots(path).map_err(|m| (at.clone(), m))
 }
 
 /// ring's provider, restricted to `suites` (in their order) when given.

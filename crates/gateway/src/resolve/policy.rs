@@ -438,7 +438,7 @@ impl Builder {
 }
 
 /// Reads a file named in the config; relative paths resolve against the working directory.
-fn read_file(path: &str) -> Result<String, String> {
+pub(super) fn read_file(path: &str) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| describe_io(path, &e))?;
     if meta.len() > 4 << 20 {
         return Err(format!("`{path}` is larger than 4 MiB"));

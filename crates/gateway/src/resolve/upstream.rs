@@ -98,10 +98,10 @@ impl Builder {
     fn secret_text(&mut self, at: &FieldPath, s: &SecretFileOrInline) -> Option<model::Secret> {
         let value = match s {
             SecretFileOrInline::Inline(v) => v.clone(),
-            SecretFileOrInline::File(f) => match std::fs::read_to_string(&f.file) {
+            SecretFileOrInline::File(f) => match super::policy::read_file(&f.file) {
                 Ok(text) => model::Secret::new(text.trim_end_matches(['\r', '\n'])),
-                Err(e) => {
-                    self.err(at.key("file"), format!("cannot read `{}`: {e}", f.file));
+                Err(msg) => {
+                    self.err(at.key("file"), msg);
                     return None;
                 }
             },

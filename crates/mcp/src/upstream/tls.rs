@@ -9,7 +9,6 @@ use std::time::Duration;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::{WebPkiSupportedAlgorithms, ring};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -155,38 +154,57 @@ fn system_roots() -> Arc<RootCertStore> {
         .clone()
 }
 
-fn read(field: &'static str, path: &str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| error(field, format!("cannot read `{path}`: {e}")))
-}
-
 fn read_certs(field: &'static str, path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(field, path)?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| error(field, format!("`{path}` is not valid PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(error(field, format!("no certificate in `{path}` (expected PEM `BEGIN CERTIFICATE` blocks)")));
-    }
-    Ok(certs)
+    pem::certs(path).map_err(|m| error(field, m))
 }
 
 fn read_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read("key", path)?;
-    // The message names the file only: its content is a secret.
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
-        error(
-            "key",
-            format!("no private key in `{path}` (expected a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)"),
-        )
-    })
+    pem::key(path).map_err(|m| error("key", m))
 }
 
 fn read_roots(path: &str) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs("root", path)? {
-        roots.add(cert).map_err(|e| error("root", format!("`{path}`: a certificate cannot be used as a CA: {e}")))?;
+    pem::roots(path).map_err(|m| error("root", m))
+}
+
+/// PEM files named in the config, read for TLS (the gateway's listeners and its upstream
+/// connections). Messages name the file, never a key's content.
+pub mod pem {
+    use rustls::RootCertStore;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    fn read(path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))
     }
-    Ok(roots)
+
+    /// The certificates of a PEM file (at least one).
+    pub fn certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+        let pem = read(path)?;
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("`{path}` is not valid PEM: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("no certificate in `{path}` (expected PEM `BEGIN CERTIFICATE` blocks)"));
+        }
+        Ok(certs)
+    }
+
+    /// The private key of a PEM file.
+    pub fn key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
+        let pem = read(path)?;
+        PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
+            format!("no private key in `{path}` (expected a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)")
+        })
+    }
+
+    /// The certificates of a PEM file as trust anchors.
+    pub fn roots(path: &str) -> Result<RootCertStore, String> {
+        let mut roots = RootCertStore::empty();
+        for cert in certs(path)? {
+            roots.add(cert).map_err(|e| format!("`{path}`: a certificate cannot be used as a CA: {e}"))?;
+        }
+        Ok(roots)
+    }
 }
 
 /// What the upstream's certificate is checked for, when not the default (chain and the server
