@@ -12,6 +12,7 @@ pub mod policy;
 pub mod settings;
 pub mod telemetry;
 pub mod tls;
+pub mod token_exchange;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,7 @@ pub use policy::*;
 pub use settings::*;
 pub use telemetry::*;
 pub use tls::*;
+pub use token_exchange::*;
 
 /// The gateway's configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

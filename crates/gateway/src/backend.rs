@@ -21,6 +21,7 @@ use tracing::warn;
 use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::resolve::{Backend, Policies};
+use crate::token_exchange::{ExchangeError, TokenExchange};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -66,6 +67,22 @@ where
         },
         None => None,
     };
+    // `oauthTokenExchange` / `crossAppAccess`: the caller's token for one meant for this
+    // backend (header location only; see resolve).
+    let (req, exchanged) = match &policies.token_exchange {
+        Some(x) => {
+            let (mut parts, body) = req.into_parts();
+            match exchange(x, &parts, peer).await {
+                Ok(token) => {
+                    x.remove_sources(&mut parts);
+                    (Request::from_parts(parts, body), x.location.header(token.expose()))
+                }
+                Err(e) => return exchange_failed(backend, &e),
+            }
+        }
+        None => (req, None),
+    };
+    let signed = signed.or(exchanged);
     match backend {
         Backend::Mcp(mcp) => {
             let mut extra = HeaderMap::new();
@@ -120,6 +137,59 @@ where
             proxy(upstream, policies, peer, req, limit).await.unwrap_or_else(GatewayError::into_response)
         }
     }
+}
+
+/// Runs a token exchange for the request in `parts`.
+async fn exchange(
+    x: &TokenExchange,
+    parts: &http::request::Parts,
+    peer: SocketAddr,
+) -> Result<agw_config::model::Secret, ExchangeError> {
+    let identity = parts.extensions.get::<Identity>();
+    let uses = x.uses();
+    let inputs = if uses == agw_policy::rules::Uses::default() {
+        agw_policy::expr::Inputs::default()
+    } else {
+        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let v = crate::authz::request_vars(parts, host, peer, identity.unwrap_or(&Identity::default()), uses);
+        agw_policy::expr::Inputs {
+            request: v.request,
+            source: v.source,
+            jwt: v.jwt,
+            api_key: v.api_key,
+            basic_auth: v.basic_auth,
+            ..Default::default()
+        }
+    };
+    x.token(parts, identity, &inputs).await
+}
+
+/// The answer when no credential could be obtained for the backend: the status says whose
+/// problem it is; on an MCP route, the body is a JSON-RPC error an agent can read.
+fn exchange_failed(backend: &Backend, e: &ExchangeError) -> Response<Body> {
+    let status = e.status();
+    if status.is_server_error() {
+        warn!(error = %e, "backend credentials could not be obtained");
+    } else {
+        tracing::debug!(error = %e, "backend credentials refused for this caller");
+    }
+    let message = format!("backend credentials: {e}");
+    let text = match backend {
+        Backend::Mcp(_) => serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {"code": -32603, "message": message, "data": {"status": status.as_u16()}},
+        }),
+        Backend::Host { .. } => serde_json::json!({ "error": message }),
+    }
+    .to_string();
+    let mut r = Response::new(agw_mcp::body::full(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if status == http::StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    }
+    r
 }
 
 /// Where a `host:` backend's requests go.

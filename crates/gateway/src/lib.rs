@@ -19,6 +19,7 @@ mod reload;
 pub mod resolve;
 pub mod route;
 mod telemetry;
+pub mod token_exchange;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

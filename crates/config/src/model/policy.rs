@@ -667,12 +667,13 @@ pub struct BackendAuth {
     /// Sign a short-lived JWT for each request with a private key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_sign: Option<JwtSign>,
-    /// Not supported yet.
+    /// Exchange the caller's token for one meant for this backend (RFC 8693 / RFC 7523).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth_token_exchange: Option<Unsupported>,
-    /// Not supported yet.
+    pub oauth_token_exchange: Option<super::token_exchange::OauthTokenExchange>,
+    /// Cross-app access (ID-JAG): the caller's token exchanged at its identity provider, then
+    /// at the resource's authorization server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cross_app_access: Option<Unsupported>,
+    pub cross_app_access: Option<super::token_exchange::CrossAppAccess>,
     /// More secrets to send, each at its own location (alone or with one of the kinds above).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Vec<BackendCredential>>,
@@ -753,13 +754,7 @@ pub struct BackendCredential {
 
 impl BackendAuth {
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
-        super::common::present([
-            ("gcp", &self.gcp),
-            ("aws", &self.aws),
-            ("azure", &self.azure),
-            ("oauthTokenExchange", &self.oauth_token_exchange),
-            ("crossAppAccess", &self.cross_app_access),
-        ])
+        super::common::present([("gcp", &self.gcp), ("aws", &self.aws), ("azure", &self.azure)])
     }
 }
 

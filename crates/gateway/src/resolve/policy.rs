@@ -61,6 +61,8 @@ pub struct Policies {
     pub credentials: Vec<Credential>,
     /// `backendAuth.jwtSign`: a token signed per request.
     pub jwt_sign: Option<Arc<JwtSign>>,
+    /// `backendAuth.oauthTokenExchange` / `crossAppAccess`: a token obtained per caller.
+    pub token_exchange: Option<Arc<crate::token_exchange::TokenExchange>>,
     /// `localRateLimit`.
     pub(crate) rate_limits: Option<Arc<crate::ratelimit::RateLimits>>,
 }
@@ -128,6 +130,7 @@ impl Builder {
         if let Some(b) = &p.backend_auth {
             out.credentials = self.credentials(&at.key("backendAuth"), b);
             out.jwt_sign = b.jwt_sign.as_ref().and_then(|j| self.jwt_sign(&at.key("backendAuth").key("jwtSign"), j));
+            out.token_exchange = self.token_exchange(&at.key("backendAuth"), b);
         }
         if let Some(pass) = p.backend_auth.as_ref().and_then(|b| b.passthrough.as_ref()) {
             out.passthrough = self.location(

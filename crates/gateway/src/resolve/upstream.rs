@@ -15,6 +15,29 @@ use super::Builder;
 use super::policy::{Credential, JwtSign, Policies};
 use agw_policy::jwt::sign::{Signer, SignerError};
 
+use crate::token_exchange::{self, TokenExchange};
+
+impl token_exchange::Build for Builder {
+    fn err(&mut self, at: FieldPath, message: String) {
+        Builder::err(self, at, message);
+    }
+    fn warn(&mut self, at: FieldPath, message: String) {
+        Builder::warn(self, at, message);
+    }
+    fn secret(&mut self, at: &FieldPath, s: &SecretFileOrInline) -> Option<model::Secret> {
+        Builder::secret(self, at, s)
+    }
+    fn secret_text(&mut self, at: &FieldPath, s: &SecretFileOrInline) -> Option<model::Secret> {
+        Builder::secret_text(self, at, s)
+    }
+    fn tls_client(&mut self, at: &FieldPath, tls: &model::BackendTls) -> Option<HttpClient> {
+        Builder::tls_client(self, at, tls)
+    }
+    fn client(&self) -> HttpClient {
+        self.client.clone()
+    }
+}
+
 impl Builder {
     /// A route backend's (or named backend's) policies, written at `at`, replacing the
     /// route's policies of the same kind (`backendTLS` is handled where clients are built).
@@ -29,6 +52,7 @@ impl Builder {
             policies.credentials = self.credentials(&at.key("backendAuth"), b);
             policies.jwt_sign =
                 b.jwt_sign.as_ref().and_then(|j| self.jwt_sign(&at.key("backendAuth").key("jwtSign"), j));
+            policies.token_exchange = self.token_exchange(&at.key("backendAuth"), b);
             // Passthrough is a route policy (refused here): the backend's own auth replaces it.
             policies.passthrough = None;
         }
@@ -81,6 +105,18 @@ impl Builder {
                 None
             }
         }
+    }
+
+    /// `backendAuth.oauthTokenExchange` or `crossAppAccess` of `b` (written at `at`).
+    pub(super) fn token_exchange(&mut self, at: &FieldPath, b: &BackendAuth) -> Option<Arc<TokenExchange>> {
+        let built = if let Some(t) = &b.oauth_token_exchange {
+            TokenExchange::oauth(self, &at.key("oauthTokenExchange"), t)
+        } else if let Some(x) = &b.cross_app_access {
+            TokenExchange::cross_app(self, &at.key("crossAppAccess"), x)
+        } else {
+            return None;
+        };
+        built.map(Arc::new)
     }
 
     /// An inline secret, or a file's content without its final line break. Errors name the
@@ -139,7 +175,11 @@ impl Builder {
         let credentials = match own.and_then(|p| p.backend_auth.as_ref()) {
             Some(b) => {
                 // The target's own auth replaces the route's passthrough or signed token.
-                let dynamic = [policies.passthrough.as_ref(), policies.jwt_sign.as_ref().map(|j| &j.location)];
+                let dynamic = [
+                    policies.passthrough.as_ref(),
+                    policies.jwt_sign.as_ref().map(|j| &j.location),
+                    policies.token_exchange.as_ref().map(|x| &x.location),
+                ];
                 for location in dynamic.into_iter().flatten() {
                     if let Location::Header { name, .. } = location {
                         headers.remove.push(name.clone());

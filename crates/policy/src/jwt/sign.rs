@@ -85,8 +85,18 @@ impl Signer {
 
     /// A token valid from `now` (backdated a little) for the configured lifetime.
     pub fn sign(&self, now: SystemTime) -> Result<String, jsonwebtoken::errors::Error> {
+        self.sign_with(now, [])
+    }
+
+    /// [`Self::sign`] with more claims for this token only (e.g. a fresh `jti`).
+    pub fn sign_with<'a>(
+        &self,
+        now: SystemTime,
+        extra: impl IntoIterator<Item = (&'a str, Value)>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let mut claims = self.claims.clone();
+        claims.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
         claims.insert("iat".into(), Value::from(secs.saturating_sub(BACKDATE.as_secs())));
         claims.insert("exp".into(), Value::from(secs.saturating_add(self.ttl.as_secs())));
         jsonwebtoken::encode(&self.header, &claims, &self.key)
