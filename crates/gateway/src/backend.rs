@@ -58,12 +58,9 @@ where
     });
     // `jwtSign`: a fresh token per request (its location is a header; see resolve).
     let signed = match &policies.jwt_sign {
-        Some(j) => match j.signer.sign(std::time::SystemTime::now()) {
-            Ok(token) => j.location.header(&token),
-            Err(e) => {
-                warn!(error = %e, "jwtSign could not sign a token");
-                return GatewayError::UpstreamFailed.into_response();
-            }
+        Some(j) => match j.header() {
+            Some(h) => Some(h),
+            None => return GatewayError::UpstreamFailed.into_response(),
         },
         None => None,
     };

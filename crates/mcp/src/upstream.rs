@@ -195,6 +195,14 @@ pub struct TargetHeaders {
     pub remove: Vec<HeaderName>,
     pub modifier: HeaderChanges,
     pub credentials: Vec<(HeaderName, HeaderValue)>,
+    /// A credential made afresh for each request (`backendAuth.jwtSign` on the target).
+    pub per_request: Option<Arc<dyn PerRequestHeader>>,
+}
+
+/// A header computed for every request to a target (a freshly signed token). `None`: it could
+/// not be made; the request goes without it (and the implementation logs why).
+pub trait PerRequestHeader: Send + Sync + std::fmt::Debug {
+    fn header(&self) -> Option<(HeaderName, HeaderValue)>;
 }
 
 impl TargetHeaders {
@@ -205,6 +213,9 @@ impl TargetHeaders {
         self.modifier.apply(headers);
         for (name, value) in &self.credentials {
             headers.insert(name.clone(), value.clone());
+        }
+        if let Some((name, value)) = self.per_request.as_ref().and_then(|p| p.header()) {
+            headers.insert(name, value);
         }
     }
 }

@@ -181,7 +181,13 @@ async fn backend_auth_mistakes_are_located_and_secrets_not_shown() {
     let e = start("        backendAuth:\n          key: \"bad\\nsecret-value\"\n").await;
     assert!(e.contains(&format!("{at}.key: the secret has control characters")) && !e.contains("secret-value"), "{e}");
     let e = start("        backendAuth:\n          oauthTokenExchange: {}\n").await;
-    assert!(e.contains(&format!("{at}.oauthTokenExchange: not supported yet")), "{e}");
+    assert!(e.contains(&format!("{at}.oauthTokenExchange: needs `host`")), "{e}");
+    let e = start("        backendAuth:\n          gcp: {}\n").await;
+    assert!(e.contains(&format!("{at}.gcp: not supported yet")), "{e}");
+    // A token exchange stays a route or backend policy.
+    let target = "              backendAuth:\n                oauthTokenExchange: {host: '127.0.0.1:1'}\n";
+    let e = Gateway::start(&config("http://127.0.0.1:1/mcp", "", target)).await.err().unwrap().to_string();
+    assert!(e.contains("targets[0].policies.backendAuth.oauthTokenExchange: not supported yet on MCP targets"), "{e}");
     // Passthrough stays a route policy.
     let target = "              backendAuth:\n                passthrough: {}\n";
     let e = Gateway::start(&config("http://127.0.0.1:1/mcp", "", target)).await.err().unwrap().to_string();
@@ -220,6 +226,22 @@ async fn jwt_sign_tokens_verify_with_the_public_key() {
     assert_eq!(claims["aud"], json!(["http://127.0.0.1:8080"]));
     let (iat, exp) = (claims["iat"].as_u64().unwrap(), claims["exp"].as_u64().unwrap());
     assert_eq!(exp - iat, 130, "ttl from signing time, iat backdated 10 s");
+
+    // On a target: its own signer, a fresh token per request to it (the route's goes away).
+    let target_sign = "              backendAuth:\n                jwtSign:\n                  signingKey: {file: KEY}\n                  alg: ES256\n                  claims: {sub: target-svc}\n"
+        .replace("KEY", &key_path);
+    let gw = Gateway::start(&config(&up.url(), &route, &target_sign)).await.unwrap();
+    let first = header(&call(&gw, &up).await, "authorization").unwrap().to_string();
+    let target_token = first.strip_prefix("Bearer ").unwrap();
+    let (signed, signature) = target_token.rsplit_once('.').unwrap();
+    let signature = p256::ecdsa::Signature::from_slice(&b64.decode(signature).unwrap()).unwrap();
+    public.verify(signed.as_bytes(), &signature).expect("the target's token verifies");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&b64.decode(signed.split_once('.').unwrap().1).unwrap()).unwrap();
+    assert_eq!(claims["sub"], "target-svc", "the target's claims, not the route's");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = header(&call(&gw, &up).await, "authorization").unwrap().to_string();
+    assert_ne!(first, second, "signed afresh for each request");
 
     // A target with its own key does not get the route's signed token.
     let target = "              backendAuth:\n                key: target-key\n";

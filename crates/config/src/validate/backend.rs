@@ -24,7 +24,6 @@ impl Validator {
             }
             if target {
                 for (name, set) in [
-                    ("jwtSign", b.jwt_sign.is_some()),
                     ("oauthTokenExchange", b.oauth_token_exchange.is_some()),
                     ("crossAppAccess", b.cross_app_access.is_some()),
                 ] {

@@ -74,6 +74,26 @@ pub struct JwtSign {
     pub location: Location,
 }
 
+impl JwtSign {
+    /// A fresh token as a header.
+    pub fn header(&self) -> Option<(HeaderName, HeaderValue)> {
+        match self.signer.sign(std::time::SystemTime::now()) {
+            Ok(token) => self.location.header(&token),
+            Err(e) => {
+                tracing::warn!(error = %e, "jwtSign could not sign a token");
+                None
+            }
+        }
+    }
+}
+
+/// On an MCP target: a token signed for each request to it.
+impl agw_mcp::upstream::PerRequestHeader for JwtSign {
+    fn header(&self) -> Option<(HeaderName, HeaderValue)> {
+        JwtSign::header(self)
+    }
+}
+
 /// A static secret for upstream requests and where it goes.
 #[derive(Debug, Clone)]
 pub struct Credential {

@@ -185,6 +185,10 @@ impl Builder {
                         headers.remove.push(name.clone());
                     }
                 }
+                if let Some(j) = &b.jwt_sign {
+                    let signer = self.jwt_sign(&at.key("backendAuth").key("jwtSign"), j);
+                    headers.per_request = signer.map(|s| s as Arc<dyn agw_mcp::upstream::PerRequestHeader>);
+                }
                 self.credentials(&at.key("backendAuth"), b)
             }
             None => policies.credentials.clone(),
@@ -202,7 +206,11 @@ impl Builder {
                 headers.credentials.push((name, value));
             }
         }
-        if !headers.modifier.is_empty() || !headers.credentials.is_empty() || !headers.remove.is_empty() {
+        if !headers.modifier.is_empty()
+            || !headers.credentials.is_empty()
+            || !headers.remove.is_empty()
+            || headers.per_request.is_some()
+        {
             target.headers = Some(Arc::new(headers));
         }
         Some(target)
