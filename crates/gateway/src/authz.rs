@@ -34,6 +34,9 @@ pub fn request_vars(parts: &Parts, host: &str, peer: SocketAddr, identity: &Iden
             if let Some(c) = &identity.client_cert {
                 source["subjectAltNames"] = json!(c.subject_alt_names);
                 source["spiffeId"] = json!(c.spiffe_id);
+                source["subject"] = json!(c.subject);
+                source["issuer"] = json!(c.issuer);
+                source["subjectCn"] = json!(c.subject_cn);
             }
             to_cel(&source)
         }),

@@ -99,6 +99,11 @@ async fn hostname_and_subject_alt_names_choose_the_name_checked() {
     assert_eq!(echo(&gw).await, Ok("Echo: tls".into()));
     let gw = Gateway::start(&config(&url, &sans("nope.example.com"), "")).await.unwrap();
     assert!(echo(&gw).await.is_err(), "subjectAltNames not enforced");
+    // URI names (SPIFFE IDs) are compared exactly.
+    let gw = Gateway::start(&config(&url, &sans("'spiffe://example.com/upstream'"), "")).await.unwrap();
+    assert_eq!(echo(&gw).await, Ok("Echo: tls".into()));
+    let gw = Gateway::start(&config(&url, &sans("'spiffe://example.com/other'"), "")).await.unwrap();
+    assert!(echo(&gw).await.is_err(), "a URI name the certificate does not have was accepted");
 }
 
 #[tokio::test]

@@ -318,7 +318,8 @@ async fn mcp_tls_shape_with_the_sdk_client_and_curl() {
 }
 
 /// CEL rules see the verified client certificate as agentgateway names it:
-/// `source.subjectAltNames` and `source.spiffeId`.
+/// `source.subjectAltNames`, `source.spiffeId`, `source.subject`, `source.issuer`,
+/// `source.subjectCn`.
 #[tokio::test]
 async fn rules_see_the_client_certificate() {
     let (_up, url) = upstream().await;
@@ -356,4 +357,21 @@ async fn rules_see_the_client_certificate() {
         .unwrap();
     let mut c = McpClient::with_tls(https_url(&gw, "localhost", "/mcp"), Some(alice()));
     c.initialize().await.unwrap();
+
+    // The subject and issuer names and the subject's CN.
+    let rule = r#"source.subjectCn == "alice" && source.subject == "CN=alice" && source.issuer == "CN=agw test CA""#;
+    let gw = Gateway::start(&gateway(rule)).await.unwrap();
+    let mut c = McpClient::with_tls(https_url(&gw, "localhost", "/mcp"), Some(alice()));
+    c.initialize().await.unwrap();
+    let gw = Gateway::start(&gateway(r#"source.subjectCn == "mallory""#)).await.unwrap();
+    let (status, _) = https(
+        "POST",
+        &https_url(&gw, "localhost", "/mcp"),
+        &[("content-type", "application/json")],
+        "{}",
+        Some(alice()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 403, "a rule about another subject let alice in");
 }

@@ -52,6 +52,11 @@ pub(crate) struct Session {
 pub struct ClientCert {
     pub subject_alt_names: Vec<String>,
     pub spiffe_id: Option<String>,
+    /// The subject and issuer names, attribute by attribute in the certificate's order
+    /// (`CN=alice, O=Example`), and the subject's common name.
+    pub subject: String,
+    pub issuer: String,
+    pub subject_cn: Option<String>,
 }
 
 impl ClientCert {
@@ -62,8 +67,41 @@ impl ClientCert {
         let spiffe_id = uris.iter().find(|u| u.starts_with("spiffe://")).cloned();
         let mut subject_alt_names: Vec<String> = cert.valid_dns_names().map(str::to_string).collect();
         subject_alt_names.extend(uris);
-        Some(ClientCert { subject_alt_names, spiffe_id })
+        // Names for rules; a certificate rustls verified but this parser cannot read has none.
+        let parsed = <x509_cert::Certificate as x509_cert::der::Decode>::from_der(der.as_ref()).ok();
+        let tbs = parsed.as_ref().map(|c| &c.tbs_certificate);
+        let subject_cn = tbs.and_then(|t| {
+            t.subject.0.iter().flat_map(|rdn| rdn.0.iter()).find_map(|atv| {
+                (atv.oid == x509_cert::der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3"))
+                    .then(|| attribute_text(atv))?
+            })
+        });
+        Some(ClientCert {
+            subject_alt_names,
+            spiffe_id,
+            subject: tbs.map(|t| name_text(&t.subject)).unwrap_or_default(),
+            issuer: tbs.map(|t| name_text(&t.issuer)).unwrap_or_default(),
+            subject_cn,
+        })
     }
+}
+
+/// A distinguished name as `CN=alice, O=Example` (attributes in the certificate's order).
+fn name_text(name: &x509_cert::name::Name) -> String {
+    let parts: Vec<String> = name.0.iter().flat_map(|rdn| rdn.0.iter()).map(|atv| atv.to_string()).collect();
+    parts.join(", ")
+}
+
+/// A string attribute's text (UTF8String, PrintableString, IA5String, …).
+fn attribute_text(atv: &x509_cert::attr::AttributeTypeAndValue) -> Option<String> {
+    use x509_cert::der::asn1::{Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef};
+    let v = &atv.value;
+    v.decode_as::<Utf8StringRef<'_>>()
+        .map(|s| s.as_str().to_string())
+        .or_else(|_| v.decode_as::<PrintableStringRef<'_>>().map(|s| s.as_str().to_string()))
+        .or_else(|_| v.decode_as::<Ia5StringRef<'_>>().map(|s| s.as_str().to_string()))
+        .or_else(|_| v.decode_as::<TeletexStringRef<'_>>().map(|s| s.as_str().to_string()))
+        .ok()
 }
 
 /// Why a handshake did not complete (logged at debug level: clients cause these).

@@ -73,12 +73,13 @@ pub(crate) fn build(o: &TlsOptions) -> Result<Built, TlsError> {
             names
                 .iter()
                 .map(|n| {
-                    ServerName::try_from(n.clone()).map_err(|_| {
-                        error(
-                            "subjectAltNames",
-                            format!("`{n}` is not a DNS name or IP address (URI names are not supported yet)"),
-                        )
-                    })
+                    if n.contains("://") {
+                        // A URI name (e.g. a SPIFFE ID), compared exactly.
+                        return Ok(Accepted::Uri(n.clone()));
+                    }
+                    ServerName::try_from(n.clone())
+                        .map(Accepted::Name)
+                        .map_err(|_| error("subjectAltNames", format!("`{n}` is not a DNS name, IP address or URI")))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
@@ -207,13 +208,26 @@ pub mod pem {
     }
 }
 
+/// The URI subject alternative names of a certificate whose chain was verified.
+fn uri_names(der: &CertificateDer<'_>) -> Vec<String> {
+    webpki::EndEntityCert::try_from(der).map(|c| c.valid_uri_names().map(str::to_string).collect()).unwrap_or_default()
+}
+
 /// What the upstream's certificate is checked for, when not the default (chain and the server
 /// name).
 #[derive(Debug)]
 enum Check {
     Nothing,
     ChainOnly(Arc<RootCertStore>),
-    ChainAndNames(Arc<RootCertStore>, Vec<ServerName<'static>>),
+    ChainAndNames(Arc<RootCertStore>, Vec<Accepted>),
+}
+
+/// A name of `subjectAltNames`: DNS or IP (checked as rustls checks a server name), or a URI
+/// (equal to one of the certificate's URI names).
+#[derive(Debug)]
+enum Accepted {
+    Name(ServerName<'static>),
+    Uri(String),
 }
 
 #[derive(Debug)]
@@ -241,7 +255,15 @@ impl ServerCertVerifier for Verifier {
         if let Some(names) = names {
             let mut last = None;
             for name in names {
-                match verify_server_name(&cert, name) {
+                let checked = match name {
+                    Accepted::Name(name) => verify_server_name(&cert, name),
+                    Accepted::Uri(uri) => uri_names(end_entity)
+                        .iter()
+                        .any(|u| u == uri)
+                        .then_some(())
+                        .ok_or_else(|| rustls::Error::General(format!("the certificate has no URI name `{uri}`"))),
+                };
+                match checked {
                     Ok(()) => return Ok(ServerCertVerified::assertion()),
                     Err(e) => last = Some(e),
                 }

@@ -32,5 +32,5 @@ leaf b ca "*.b.example.com" "DNS:*.b.example.com" serverAuth -days $days
 leaf expired ca localhost "DNS:localhost,IP:127.0.0.1" serverAuth -startdate 20200101000000Z -enddate 20200201000000Z
 leaf client ca alice "DNS:alice.clients.example.com,URI:spiffe://example.com/alice" clientAuth -days $days
 leaf client-other other-ca mallory "DNS:mallory.clients.example.com" clientAuth -days $days
-leaf upstream ca upstream.internal "DNS:upstream.internal,DNS:localhost,IP:127.0.0.1" serverAuth -days $days
+leaf upstream ca upstream.internal "DNS:upstream.internal,DNS:localhost,IP:127.0.0.1,URI:spiffe://example.com/upstream" serverAuth -days $days
 rm -rf ca.db
