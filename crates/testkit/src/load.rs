@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::node::{Process, free_port, wait_for_port};
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The repository (for the tutorial's key and tokens).
 pub fn repo() -> PathBuf {
@@ -119,10 +119,26 @@ pub struct Session {
     token: Option<String>,
 }
 
+/// The load client: keep-alive HTTP/1.1, plain or TLS (trusting the test CA, as the HTTPS
+/// fronts present the test kit's `localhost` certificate).
 pub fn client() -> HttpClient {
+    client_with(1024)
+}
+
+/// [`client`] keeping at most `idle` connections per host.
+fn client_with(idle: usize) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(connector)
+    connector.enforce_http(false);
+    let mut tls = crate::tls::client_config(&["ca"], None);
+    // `enable_http1` below offers `http/1.1` only.
+    tls.alpn_protocols.clear();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(idle).build(https)
 }
 
 impl Session {
@@ -272,9 +288,7 @@ pub async fn open_loop(s: &Session, rate: u64, duration: Duration) -> (Latency, 
 /// One agent: a single keep-alive connection making `calls` sequential `tools/call echo`, the
 /// way SDK clients work (after a few warm-up calls). Latency of each call, µs.
 pub async fn one_agent(front: &Front, calls: usize) -> anyhow::Result<Latency> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let c = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build(connector);
+    let c = client_with(1);
     let s = Session::open(&c, &front.url, front.token.as_deref()).await?;
     let mut us = Vec::with_capacity(calls);
     for i in 0..calls + 5 {
@@ -299,14 +313,31 @@ pub struct Front {
 /// nginx in front of `upstream` (`host:port`), one worker, upstream keep-alive, no buffering.
 /// `None` when nginx is not installed.
 pub async fn nginx(upstream: &str, path: &str, dir: &Path) -> anyhow::Result<Option<Front>> {
+    nginx_with(upstream, path, dir, false).await
+}
+
+/// [`nginx`], terminating TLS (TLS 1.3, the test kit's `localhost` certificate) when `tls`.
+pub async fn nginx_with(upstream: &str, path: &str, dir: &Path, tls: bool) -> anyhow::Result<Option<Front>> {
     let Some(bin) = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()) else {
         return Ok(None);
     };
     let port = free_port().await;
-    let prefix = dir.join("nginx");
+    let prefix = dir.join(if tls { "nginx-tls" } else { "nginx" });
+    let (listen, certificate) = if tls {
+        (
+            format!("listen 127.0.0.1:{port} ssl;"),
+            format!(
+                "    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_protocols TLSv1.3;\n    ssl_session_cache off;\n",
+                crate::tls::path("localhost.pem"),
+                crate::tls::path("localhost.key")
+            ),
+        )
+    } else {
+        (format!("listen 127.0.0.1:{port};"), String::new())
+    };
     std::fs::create_dir_all(prefix.join("logs"))?;
     let conf = format!(
-        "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log stderr warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n  upstream mcp {{ server {upstream}; keepalive 256; }}\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://mcp;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_set_header Host $http_host;\n      proxy_buffering off;\n      proxy_request_buffering off;\n      proxy_read_timeout 3600s;\n    }}\n  }}\n}}\n",
+        "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log stderr warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n  upstream mcp {{ server {upstream}; keepalive 256; }}\n  server {{\n    {listen}\n{certificate}    location / {{\n      proxy_pass http://mcp;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_set_header Host $http_host;\n      proxy_buffering off;\n      proxy_request_buffering off;\n      proxy_read_timeout 3600s;\n    }}\n  }}\n}}\n",
         p = prefix.display()
     );
     let conf_path = prefix.join("nginx.conf");
@@ -314,8 +345,8 @@ pub async fn nginx(upstream: &str, path: &str, dir: &Path) -> anyhow::Result<Opt
     let p = Process::spawn("nginx", bin, &["-p", &prefix.to_string_lossy(), "-c", &conf_path.to_string_lossy()], &[]);
     wait_for_port(port, Duration::from_secs(10)).await;
     Ok(Some(Front {
-        name: "nginx".into(),
-        url: format!("http://127.0.0.1:{port}{path}"),
+        name: if tls { "nginx+tls" } else { "nginx" }.into(),
+        url: format!("{}://127.0.0.1:{port}{path}", if tls { "https" } else { "http" }),
         process: Some(p),
         token: None,
     }))
@@ -324,9 +355,30 @@ pub async fn nginx(upstream: &str, path: &str, dir: &Path) -> anyhow::Result<Opt
 /// The gateway on a config whose only route has `policies` (YAML, indented for a route) in
 /// front of `upstream_url`.
 pub async fn gateway(name: &str, upstream_url: &str, policies: &str, dir: &Path) -> anyhow::Result<Front> {
+    gateway_with(name, upstream_url, policies, dir, false).await
+}
+
+/// [`gateway`], terminating TLS (the test kit's `localhost` certificate) when `tls`.
+pub async fn gateway_with(
+    name: &str,
+    upstream_url: &str,
+    policies: &str,
+    dir: &Path,
+    tls: bool,
+) -> anyhow::Result<Front> {
     let bin = sibling("agentgateway")?;
     let port = free_port().await;
-    let config = gateway_config(port, upstream_url, policies);
+    let mut config = gateway_config(port, upstream_url, policies);
+    if tls {
+        config = config.replace(
+            "  listeners:\n  - routes:",
+            &format!(
+                "  listeners:\n  - protocol: HTTPS\n    tls:\n      cert: {}\n      key: {}\n    routes:",
+                crate::tls::path("localhost.pem"),
+                crate::tls::path("localhost.key")
+            ),
+        );
+    }
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(&file, config)?;
     // `LOADBENCH_GATEWAY_ENV=K=V,…` passes settings to the gateways only (e.g. tokio's
@@ -335,7 +387,8 @@ pub async fn gateway(name: &str, upstream_url: &str, policies: &str, dir: &Path)
     let env: Vec<(&str, &str)> = extra.split(',').filter_map(|kv| kv.split_once('=')).collect();
     let p = Process::spawn(name, &bin.to_string_lossy(), &["-f", &file.to_string_lossy()], &env);
     wait_for_port(port, Duration::from_secs(10)).await;
-    Ok(Front { name: name.into(), url: format!("http://127.0.0.1:{port}/mcp"), process: Some(p), token: None })
+    let scheme = if tls { "https" } else { "http" };
+    Ok(Front { name: name.into(), url: format!("{scheme}://127.0.0.1:{port}/mcp"), process: Some(p), token: None })
 }
 
 /// Quotas out of the way: a load test opens sessions far faster than any one agent would.
@@ -409,13 +462,16 @@ pub async fn measure(
     })
 }
 
-/// The results as a Markdown table, with ratios to nginx and added latency over direct.
+/// The results as a Markdown table, with ratios to nginx (to nginx terminating TLS for the
+/// `+tls` rows) and added latency over direct.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
         "| upstream | path | calls/s (closed loop) | p50 / p99 µs (closed loop) | proxy CPU µs/call | × nginx CPU | peak RSS MiB | open loop: rate/s, p50 / p99 µs | added p50 / p99 µs over direct | errors |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
-        let nginx = rows.iter().find(|n| n.upstream == r.upstream && n.front == "nginx").and_then(|n| n.cpu_us);
+        // A TLS-terminating row compares with nginx terminating TLS.
+        let floor = if r.front.ends_with("+tls") { "nginx+tls" } else { "nginx" };
+        let nginx = rows.iter().find(|n| n.upstream == r.upstream && n.front == floor).and_then(|n| n.cpu_us);
         let direct = rows.iter().find(|n| n.upstream == r.upstream && n.front == "direct");
         let ratio = match (r.cpu_us, nginx) {
             (Some(c), Some(n)) if n > 0.0 => format!("{:.2}", c / n),

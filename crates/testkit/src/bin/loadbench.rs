@@ -44,9 +44,11 @@ fn usage() -> ! {
   --everything-rate  open-loop rate against server-everything (default 200: it serves ~1,100
                    calls/s at most, so 1,000/s would measure its queue, not the proxies)
   --table-only     skip start-up, idle-session and tools/list figures
-  --fronts         which paths: direct,nginx,gateway,gateway+policies,gateway+ratelimit
-                   (default all; gateway+ratelimit: a route-wide localRateLimit and one keyed
-                   per tool, both too high to refuse anything)
+  --fronts         which paths: direct,nginx,gateway,gateway+policies,gateway+ratelimit,
+                   nginx+tls,gateway+tls (default all; gateway+ratelimit: a route-wide
+                   localRateLimit and one keyed per tool, both too high to refuse anything;
+                   +tls: the proxy terminates TLS 1.3 with the same certificate, keep-alive
+                   HTTP/1.1 clients)
   --sessions       idle sessions for the memory figure (default 10000)
   --one-agent N    sequential calls per cell of the one-agent table (default 200; 0 skips it)
   --one-agent-only only the one-agent table
@@ -63,7 +65,9 @@ fn parse() -> Args {
         rate: 1000,
         rate_duration: Duration::from_secs(10),
         upstreams: vec!["rust".into(), "everything".into()],
-        fronts: ["direct", "nginx", "gateway", "gateway+policies", "gateway+ratelimit"].map(String::from).to_vec(),
+        fronts: ["direct", "nginx", "gateway", "gateway+policies", "gateway+ratelimit", "nginx+tls", "gateway+tls"]
+            .map(String::from)
+            .to_vec(),
         everything_rate: 200,
         extras: true,
         sessions: 10_000,
@@ -225,6 +229,15 @@ async fn main() -> anyhow::Result<()> {
         }
         if wanted("gateway+ratelimit") {
             fronts.push(load::gateway("gateway+ratelimit", &url, load::RATE_LIMITS, &dir).await?);
+        }
+        if wanted("nginx+tls") {
+            match load::nginx_with(&hostport, &path, &dir, true).await? {
+                Some(n) => fronts.push(n),
+                None => notes.push("nginx is not installed: its rows are missing (`apt-get install nginx`).".into()),
+            }
+        }
+        if wanted("gateway+tls") {
+            fronts.push(load::gateway_with("gateway+tls", &url, "", &dir, true).await?);
         }
         for mut front in fronts {
             // The same request bytes everywhere: the token only matters where it is checked.
