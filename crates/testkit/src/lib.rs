@@ -10,6 +10,7 @@ pub mod load;
 pub mod nagle;
 pub mod node;
 pub mod otlp;
+pub mod python;
 pub mod recorder;
 pub mod reference;
 pub mod serve;

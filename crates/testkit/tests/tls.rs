@@ -268,7 +268,8 @@ async fn https_on_gateways() {
 
 /// `examples/front-door/mcp-tls.yaml` (agentgateway's `examples/mcp-tls` shape) with
 /// server-everything: the TypeScript SDK client trusts the test CA through
-/// `NODE_EXTRA_CA_CERTS`, and `curl` talks HTTP/2 and HTTP/1.1 to it.
+/// `NODE_EXTRA_CA_CERTS`, the Python SDK client through its own SSL context, and `curl` talks
+/// HTTP/2 and HTTP/1.1 to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_tls_shape_with_the_sdk_client_and_curl() {
     use agw_testkit::node;
@@ -315,6 +316,16 @@ async fn mcp_tls_shape_with_the_sdk_client_and_curl() {
         .await
         .unwrap();
     assert_ne!(String::from_utf8_lossy(&out.stdout), "000", "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The official Python SDK client (httpx) trusting the test CA; and refusing without it.
+    let args = [url.as_str(), ca.as_str(), "echo", r#"{"message": "hello from Python"}"#];
+    let (ok, stdout, stderr) = agw_testkit::python::run_script("sdk_client.py", &args).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(out["result"]["text"], "Echo: hello from Python", "{out}");
+    assert!(out["tools"].as_array().unwrap().iter().any(|t| t == "echo"), "{out}");
+    let (ok, stdout, _) = agw_testkit::python::run_script("sdk_client.py", &[&url, ""]).await;
+    assert!(!ok && stdout.contains("CERTIFICATE_VERIFY_FAILED"), "the Python client accepted an unknown CA: {stdout}");
 }
 
 /// CEL rules see the verified client certificate as agentgateway names it:
