@@ -4,7 +4,8 @@
 //
 //   node sdk-client.mjs URL [step ...]
 //
-// Steps: echo, progress, sampling, elicitation, call:<tool> (records result or error),
+// Steps: echo, progress, sampling, elicitation, call:<tool> (records result or error; with
+// `call:<tool>=<JSON>` the arguments are that JSON, else `{message: "x"}`),
 // app:<tool> (as an MCP Apps host: the tool's UI link from tools/list, the resource read from
 // it, and the link in the tool's result).
 // Env: MCP_BEARER=<token> sends `Authorization: Bearer <token>`; MCP_TRANSPORT=sse uses the
@@ -59,6 +60,7 @@ try {
   out.session = transport.sessionId ?? null;
   const listed = (await client.listTools()).tools;
   out.tools = listed.map((t) => t.name);
+  out.annotations = Object.fromEntries(listed.map((t) => [t.name, t.annotations ?? null]));
   for (const step of steps) {
     if (step === "echo") {
       out.echo = text(await client.callTool({ name: "echo", arguments: { message: "hello from the SDK" } }));
@@ -83,11 +85,14 @@ try {
       const result = await client.callTool({ name: tool.name, arguments: {} });
       out[step] = { link, read, resultLink: uiLink(result._meta) };
     } else if (step.startsWith("call:")) {
-      const name = step.slice(5);
+      const eq = step.indexOf("=");
+      const name = eq < 0 ? step.slice(5) : step.slice(5, eq);
+      const args = eq < 0 ? { message: "x" } : JSON.parse(step.slice(eq + 1));
+      const key = `call:${name}`;
       try {
-        out[step] = { result: await client.callTool({ name, arguments: { message: "x" } }) };
+        out[key] = { result: await client.callTool({ name, arguments: args }) };
       } catch (e) {
-        out[step] = { error: { name: e.constructor.name, code: e.code ?? null, message: e.message } };
+        out[key] = { error: { name: e.constructor.name, code: e.code ?? null, message: e.message } };
       }
     } else {
       throw new Error(`unknown step ${step}`);

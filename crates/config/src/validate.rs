@@ -551,16 +551,19 @@ impl Validator {
         if let Err(msg) = check_target_name(&t.name) {
             self.err(at.key("name"), msg);
         }
-        self.unsupported(at, present([("openapi", &t.openapi), ("condition", &t.condition)]));
+        self.unsupported(at, present([("condition", &t.condition)]));
+        if let Some(o) = &t.openapi {
+            self.openapi(&at.key("openapi"), o);
+        }
         if let Some(p) = &t.policies {
             self.backend_policies(&at.key("policies"), p, true);
         }
         let kinds =
             [t.mcp.is_some(), t.sse.is_some(), t.stdio.is_some(), t.openapi.is_some()].iter().filter(|k| **k).count();
         if kinds == 0 {
-            self.err(at.clone(), "a target needs one of `mcp`, `sse` or `stdio`");
+            self.err(at.clone(), "a target needs one of `mcp`, `sse`, `stdio` or `openapi`");
         } else if kinds > 1 {
-            self.err(at.clone(), "a target has exactly one of `mcp`, `sse`, `stdio`; found several");
+            self.err(at.clone(), "a target has exactly one of `mcp`, `sse`, `stdio`, `openapi`; found several");
         }
         for (kind, host) in [("mcp", &t.mcp), ("sse", &t.sse)] {
             let Some(h) = host else { continue };
@@ -573,6 +576,25 @@ impl Validator {
             && s.cmd.trim().is_empty()
         {
             self.err(at.key("stdio").key("cmd"), "names no program");
+        }
+    }
+
+    fn openapi(&mut self, at: &FieldPath, o: &crate::model::OpenApiTarget) {
+        self.unsupported(at, present([("backend", &o.backend)]));
+        match &o.host {
+            None if o.backend.is_none() => self.err(at.key("host"), "missing: the service, e.g. `localhost:8080`"),
+            None => {}
+            Some(h) => {
+                let ok = if h.contains("://") { check_url(h).is_ok() } else { check_host_port(h).is_ok() };
+                if !ok {
+                    self.err(at.key("host"), format!("`{h}` is not `host:port` or `http(s)://host[:port]`"));
+                }
+            }
+        }
+        if let crate::model::FileInlineOrRemote::Remote(u) = &o.schema
+            && let Err(msg) = check_url(&u.url)
+        {
+            self.err(at.key("schema").key("url"), msg);
         }
     }
 

@@ -94,6 +94,36 @@ struct Builder {
 }
 
 impl Builder {
+    /// An `openapi` target's spec (written at `at`): read now from a file or inline text, or
+    /// fetched from its URL when first needed.
+    fn openapi_source(&mut self, at: &FieldPath, s: &model::FileInlineOrRemote) -> Option<agw_openapi::Source> {
+        let (text, at) = match s {
+            model::FileInlineOrRemote::Remote(u) => {
+                return u
+                    .url
+                    .parse()
+                    .map(agw_openapi::Source::Url)
+                    .map_err(|_| self.err(at.key("url"), format!("`{}` is not a valid URL", u.url)))
+                    .ok();
+            }
+            model::FileInlineOrRemote::Inline(text) => (text.clone(), at.clone()),
+            model::FileInlineOrRemote::File(f) => match policy::read_file(&f.file) {
+                Ok(text) => (text, at.key("file")),
+                Err(msg) => {
+                    self.err(at.key("file"), msg);
+                    return None;
+                }
+            },
+        };
+        match agw_openapi::spec::parse(&text) {
+            Ok(spec) => Some(agw_openapi::Source::Loaded(Arc::new(spec))),
+            Err(msg) => {
+                self.err(at, format!("the OpenAPI spec cannot be used: {msg}"));
+                None
+            }
+        }
+    }
+
     fn err(&mut self, at: FieldPath, message: impl Into<String>) {
         self.errors.push(FieldError::new(at, message));
     }
@@ -249,6 +279,22 @@ impl Builder {
                 } else if let Some(host) = &t.sse {
                     let url = mcp_url(host).map_err(|msg| self.err(at.key("sse").key("host"), msg)).ok()?;
                     Upstream::Sse(self.http_target(&at, url, tls, t.policies.as_ref(), policies)?)
+                } else if let Some(o) = &t.openapi {
+                    let at = at.key("openapi");
+                    let host = o.host.as_deref()?;
+                    let base = if host.contains("://") { host.to_string() } else { format!("http://{host}") };
+                    let Ok(url) = base.parse::<Uri>() else {
+                        self.err(at.key("host"), format!("`{host}` is not a valid host"));
+                        return None;
+                    };
+                    let service = self.http_target(&at, url, tls, t.policies.as_ref(), policies)?;
+                    let source = self.openapi_source(&at.key("schema"), &o.schema)?;
+                    Upstream::Local(Arc::new(agw_openapi::OpenApiServer::new(
+                        &t.name,
+                        service,
+                        source,
+                        self.client.clone(),
+                    )))
                 } else {
                     let s = t.stdio.as_ref()?;
                     if let Some((tls_at, _)) = own {

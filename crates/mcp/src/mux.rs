@@ -229,7 +229,7 @@ impl<'a> Mux<'a> {
             .await
             .map(Conn::Sse)
             .map_err(|e| self.fail(idx, FailureKind::Connect(e.to_string()))),
-            Upstream::Http(_) => Err(self.fail_io(idx, "not a stateful upstream")),
+            Upstream::Http(_) | Upstream::Local(_) => Err(self.fail_io(idx, "not a stateful upstream")),
         }
     }
 
@@ -259,7 +259,7 @@ impl<'a> Mux<'a> {
         let sess = &sess;
         let answers = join_all(all.iter().map(|&i| async move {
             let result = match &self.backend.targets[i].upstream {
-                Upstream::Http(_) => self.request(sess, i, msg, out).await,
+                Upstream::Http(_) | Upstream::Local(_) => self.request(sess, i, msg, out).await,
                 _ => match self.conn(sess, i).await {
                     Ok(conn) => {
                         self.conn_init(i, &conn, msg).await.map(|response| exchange::Answer { response, session: None })

@@ -286,16 +286,30 @@ pub enum Upstream {
     Sse(HttpTarget),
     /// A child process per session.
     Stdio(stdio::StdioTarget),
+    /// An MCP server inside the gateway (an OpenAPI service's operations as tools).
+    Local(Arc<dyn LocalServer>),
 }
 
 impl Upstream {
     /// Whether the gateway holds a connection per session for it.
     pub fn is_stateful(&self) -> bool {
         match self {
-            Upstream::Http(_) => false,
+            Upstream::Http(_) | Upstream::Local(_) => false,
             Upstream::Sse(_) | Upstream::Stdio(_) => true,
         }
     }
+}
+
+/// An MCP server the gateway runs itself: it answers each request message without a session
+/// of its own. `headers` are the client headers the relay forwards (trace context) and the
+/// route's per-request credentials; the server decides what to pass on.
+pub trait LocalServer: Send + Sync + std::fmt::Debug {
+    /// The JSON-RPC response to `request` (a message with an `id`).
+    fn handle<'a>(
+        &'a self,
+        request: &'a serde_json::Value,
+        headers: &'a HeaderMap,
+    ) -> std::pin::Pin<Box<dyn Future<Output = serde_json::Value> + Send + 'a>>;
 }
 
 /// A per-session connection to a stateful upstream.

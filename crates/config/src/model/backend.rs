@@ -141,9 +141,9 @@ pub struct McpTarget {
     /// A local process speaking MCP on stdin/stdout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdio: Option<StdioTarget>,
-    /// An OpenAPI service exposed as tools. Not supported yet.
+    /// An HTTP service described by an OpenAPI spec: each operation is a tool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub openapi: Option<Unsupported>,
+    pub openapi: Option<OpenApiTarget>,
     /// Policies for this target (`requestHeaderModifier`, `backendTLS`, `backendAuth`); they
     /// take precedence over the backend's and the route's of the same kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,6 +171,23 @@ pub struct McpHost {
     /// at `path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+}
+
+/// An OpenAPI service exposed as MCP tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OpenApiTarget {
+    /// The service: `host:port` (plain HTTP; TLS with `policies.backendTLS`), or
+    /// `http://host:port` / `https://host[:port]`. The spec's first `servers` URL gives the
+    /// base path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// A named backend. Not supported yet: use `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Unsupported>,
+    /// The spec (OpenAPI 3.0 or 3.1, JSON or YAML): `{file: <path>}`, inline text, or
+    /// `{url: <URL>}` (fetched when first needed).
+    pub schema: super::common::FileInlineOrRemote,
 }
 
 /// A local MCP server process.

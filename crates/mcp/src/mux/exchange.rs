@@ -49,6 +49,16 @@ impl Mux<'_> {
                 let conn = self.conn(sess, idx).await?;
                 self.conn_request(sess, idx, &conn, msg, out).await
             }
+            Upstream::Local(server) => {
+                let answer = server.handle(msg, &self.headers);
+                let response = match self.deadline() {
+                    Some((at, limit)) => tokio::time::timeout_at(at, answer)
+                        .await
+                        .map_err(|_| self.fail(idx, FailureKind::Timeout(limit)))?,
+                    None => answer.await,
+                };
+                Ok(Answer { response, session: None })
+            }
         };
         let name = &self.backend.targets[idx].name;
         self.relay.metrics.upstream_call(name, started.elapsed());
@@ -81,6 +91,8 @@ impl Mux<'_> {
                 let conn = self.conn(sess, idx).await?;
                 conn.send(bytes).await.map_err(|e| self.fail(idx, FailureKind::Io(e.to_string())))
             }
+            // Notifications and answers to a local server's requests (it sends none).
+            Upstream::Local(_) => Ok(()),
         }
     }
 
