@@ -1,0 +1,225 @@
+//! Tool-definition pinning and per-target tool allow/deny lists (extensions), through the
+//! gateway on both relay paths: an upstream whose `echo` description changes after it was
+//! approved ("rug pull") has it hidden and its calls refused, audited and counted; other tools
+//! are unaffected.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use agw_testkit::client::{McpClient, first_text};
+use agw_testkit::harness::{Gateway, metric};
+use agw_testkit::{reference, serve};
+use serde_json::{Value, json};
+
+/// A reference upstream whose `echo` is poisoned while the switch is on.
+async fn switchable(name: &str, json_response: bool) -> (serve::Server, Arc<AtomicBool>) {
+    let switch = Arc::new(AtomicBool::new(false));
+    let opts = reference::Options {
+        name: Some(name.into()),
+        json_response,
+        rug_pull: Some(switch.clone()),
+        ..Default::default()
+    };
+    (reference::serve("127.0.0.1:0".parse().unwrap(), opts).await.unwrap(), switch)
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("agw-pin-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// One route to `targets` (name, URL, extra target YAML) with `backend_extra` YAML.
+fn config(targets: &[(&str, &str, &str)], backend_extra: &str) -> String {
+    let mut t = String::new();
+    for (name, url, extra) in targets {
+        t.push_str(&format!("          - name: {name}\n            mcp:\n              host: {url}\n{extra}"));
+    }
+    format!(
+        "binds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n{backend_extra}          targets:\n{t}"
+    )
+}
+
+fn tofu(state: &std::path::Path) -> String {
+    format!("          toolPinning:\n            trustOnFirstUse:\n              stateFile: {}\n", state.display())
+}
+
+async fn client(gw: &Gateway) -> McpClient {
+    let mut c = McpClient::new(gw.url("/mcp"));
+    c.initialize().await.unwrap();
+    c
+}
+
+fn error_of(response: &Value) -> &Value {
+    response.get("error").unwrap_or_else(|| panic!("an error, got {response}"))
+}
+
+async fn assert_echoes(c: &McpClient, tool: &str) {
+    let r = c.call_tool(tool, json!({"message": "hi"})).await.unwrap();
+    assert_eq!(first_text(&r), Some("Echo: hi"), "{tool}: {r}");
+}
+
+async fn assert_refused_by_pinning(c: &McpClient, tool: &str) {
+    let r = c.call_tool(tool, json!({"message": "hi"})).await.unwrap();
+    let e = error_of(&r);
+    assert_eq!(e["code"], -32030, "{r}");
+    assert!(e["message"].as_str().unwrap().contains("tool-definition pinning"), "{r}");
+    assert_eq!(e["data"]["reason"], "toolPinning");
+}
+
+/// One Streamable HTTP target (the passthrough): SSE answers and JSON answers.
+#[tokio::test]
+async fn a_changed_description_is_hidden_and_refused_on_the_passthrough() {
+    for json_response in [false, true] {
+        let (upstream, switch) = switchable("ref", json_response).await;
+        let dir = tempdir(&format!("pass-{json_response}"));
+        let state = dir.join("state.json");
+        let gw = Gateway::start(&config(&[("upstream", &upstream.url("/mcp"), "")], &tofu(&state))).await.unwrap();
+        let c = client(&gw).await;
+        let before = c.tool_names().await.unwrap();
+        assert!(before.contains(&"echo".to_string()) && before.contains(&"add".to_string()), "{before:?}");
+        assert_echoes(&c, "echo").await;
+        let recorded: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        assert!(recorded["targets"]["upstream"]["echo"]["digest"].as_str().unwrap().starts_with("sha256:"));
+
+        switch.store(true, Ordering::SeqCst);
+        let after = c.tool_names().await.unwrap();
+        assert!(!after.contains(&"echo".to_string()), "the changed tool is hidden: {after:?}");
+        assert_eq!(after.len(), before.len() - 1, "only it: {after:?}");
+        assert_refused_by_pinning(&c, "echo").await;
+        let add = c.call_tool("add", json!({"a": 1, "b": 2})).await.unwrap();
+        assert_eq!(first_text(&add), Some("The sum of 1 and 2 is 3."), "unchanged tools are unaffected");
+        let series = r#"agentgateway_mcp_tool_pin_rejections_total{target="upstream",tool="echo",reason="changed"}"#;
+        c.tool_names().await.unwrap();
+        assert_eq!(metric(&gw.metrics().await.unwrap(), series), 1.0, "counted once per definition");
+        let unchanged: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(unchanged, recorded, "the first definition stays the approved one");
+
+        switch.store(false, Ordering::SeqCst);
+        assert_eq!(c.tool_names().await.unwrap(), before, "the approved definition is back");
+        assert_echoes(&c, "echo").await;
+        gw.stop().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Several targets (the multiplexer), pinned from a pin file written by the code behind
+/// `agentgateway pin`.
+#[tokio::test]
+async fn a_changed_description_is_hidden_and_refused_when_multiplexing() {
+    let (a, _) = switchable("a", false).await;
+    let (b, switch) = switchable("b", true).await;
+    let dir = tempdir("mux");
+    let targets = [
+        agw_gateway::pin::url_target("a", &a.url("/mcp")).unwrap(),
+        agw_gateway::pin::url_target("b", &b.url("/mcp")).unwrap(),
+    ];
+    let pins = agw_gateway::pin::pin(&targets).await.unwrap();
+    let file = dir.join("pins.json");
+    std::fs::write(&file, pins.to_text()).unwrap();
+    let extra = format!("          toolPinning:\n            file: {}\n", file.display());
+    let gw = Gateway::start(&config(&[("a", &a.url("/mcp"), ""), ("b", &b.url("/mcp"), "")], &extra)).await.unwrap();
+    let c = client(&gw).await;
+    let before = c.tool_names().await.unwrap();
+    assert!(before.contains(&"a_echo".to_string()) && before.contains(&"b_echo".to_string()), "{before:?}");
+
+    switch.store(true, Ordering::SeqCst);
+    let after = c.tool_names().await.unwrap();
+    assert!(!after.contains(&"b_echo".to_string()) && after.contains(&"a_echo".to_string()), "{after:?}");
+    assert_eq!(after.len(), before.len() - 1);
+    assert_refused_by_pinning(&c, "b_echo").await;
+    assert_echoes(&c, "a_echo").await;
+    let add = c.call_tool("b_add", json!({"a": 2, "b": 2})).await.unwrap();
+    assert_eq!(first_text(&add), Some("The sum of 2 and 2 is 4."), "{add}");
+    let series = r#"agentgateway_mcp_tool_pin_rejections_total{target="b",tool="echo",reason="changed"}"#;
+    assert_eq!(metric(&gw.metrics().await.unwrap(), series), 1.0);
+    gw.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A gateway that never saw the tools listed (a fresh replica) checks a call against the
+/// current definition: it lists the target's tools first.
+#[tokio::test]
+async fn a_call_without_a_list_is_checked_against_the_current_definition() {
+    for (path, extra) in [("passthrough", ""), ("multiplexer", "          prefixMode: always\n")] {
+        let (upstream, switch) = switchable("ref", false).await;
+        let dir = tempdir(&format!("fresh-{path}"));
+        let state = dir.join("state.json");
+        let yaml = config(&[("upstream", &upstream.url("/mcp"), "")], &format!("{extra}{}", tofu(&state)));
+        let (echo, add) = if extra.is_empty() { ("echo", "add") } else { ("upstream_echo", "upstream_add") };
+
+        let first = Gateway::start(&yaml).await.unwrap();
+        client(&first).await.tool_names().await.unwrap();
+        first.stop().await;
+
+        switch.store(true, Ordering::SeqCst);
+        let second = Gateway::start(&yaml).await.unwrap();
+        let c = client(&second).await;
+        assert_refused_by_pinning(&c, echo).await;
+        let sum = c.call_tool(add, json!({"a": 1, "b": 1})).await.unwrap();
+        assert_eq!(first_text(&sum), Some("The sum of 1 and 1 is 2."), "{path}: {sum}");
+        second.stop().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn allow_and_deny_lists_filter_lists_and_refuse_calls() {
+    let (a, _) = switchable("a", false).await;
+    let (b, _) = switchable("b", true).await;
+    let a_tools = "            tools:\n              allow: [echo, 'test_*']\n              deny: ['test_error*']\n";
+    let b_tools = "            tools:\n              deny: [echo]\n";
+    let gw =
+        Gateway::start(&config(&[("a", &a.url("/mcp"), a_tools), ("b", &b.url("/mcp"), b_tools)], "")).await.unwrap();
+    let c = client(&gw).await;
+    let names = c.tool_names().await.unwrap();
+    assert!(names.contains(&"a_echo".into()) && names.contains(&"a_test_simple_text".into()), "{names:?}");
+    for hidden in ["a_add", "a_test_error_handling", "a_json_schema_2020_12_tool", "b_echo"] {
+        assert!(!names.contains(&hidden.to_string()), "{hidden} in {names:?}");
+    }
+    assert!(names.contains(&"b_add".into()), "{names:?}");
+    for refused in ["a_add", "b_echo", "a_test_error_handling"] {
+        let r = c.call_tool(refused, json!({"message": "x"})).await.unwrap();
+        assert_eq!(error_of(&r)["code"], -32602, "{refused}: {r}");
+        assert_eq!(error_of(&r)["message"], format!("Unknown tool: {refused}"), "like a tool that does not exist");
+    }
+    assert_echoes(&c, "a_echo").await;
+    gw.stop().await;
+
+    // One target: the passthrough.
+    let (one, _) = switchable("one", false).await;
+    let tools = "            tools:\n              deny: [add, 'print*']\n";
+    let gw = Gateway::start(&config(&[("upstream", &one.url("/mcp"), tools)], "")).await.unwrap();
+    let c = client(&gw).await;
+    let names = c.tool_names().await.unwrap();
+    assert!(names.contains(&"echo".into()) && !names.contains(&"add".into()) && !names.contains(&"printEnv".into()));
+    let r = c.call_tool("printEnv", json!({})).await.unwrap();
+    assert_eq!(error_of(&r)["message"], "Unknown tool: printEnv", "{r}");
+    assert_echoes(&c, "echo").await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn pinning_config_errors_are_located() {
+    let url = "http://127.0.0.1:1/mcp";
+    let empty = config(&[("upstream", url, "")], "          toolPinning: {}\n");
+    let err = Gateway::start(&empty).await.err().unwrap().to_string();
+    assert!(err.contains("toolPinning") && err.contains("trustOnFirstUse"), "{err}");
+    let missing =
+        config(&[("upstream", url, "")], "          toolPinning:\n            file: /nonexistent/pins.json\n");
+    let err = Gateway::start(&missing).await.err().unwrap().to_string();
+    assert!(err.contains("toolPinning.file") && err.contains("/nonexistent/pins.json"), "{err}");
+    let dir = tempdir("bad");
+    let bad = dir.join("pins.json");
+    std::fs::write(&bad, r#"{"version": 1, "targets": {"upstream": {"echo": {"digest": "md5:1"}}}}"#).unwrap();
+    let yaml =
+        config(&[("upstream", url, "")], &format!("          toolPinning:\n            file: {}\n", bad.display()));
+    let err = Gateway::start(&yaml).await.err().unwrap().to_string();
+    assert!(err.contains("sha256"), "{err}");
+    let pattern = config(&[("upstream", url, "            tools:\n              deny: ['']\n")], "");
+    let err = Gateway::start(&pattern).await.err().unwrap().to_string();
+    assert!(err.contains("tools.deny[0]") || err.contains("tools.deny.0"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
