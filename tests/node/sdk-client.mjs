@@ -4,7 +4,8 @@
 //
 //   node sdk-client.mjs URL [step ...]
 //
-// Steps: echo, progress, sampling, elicitation, call:<tool> (records result or error),
+// Steps: echo, progress, sampling, elicitation, call:<tool> (records result or error, with
+// the error's data; a repeated step is recorded as call:<tool>#2, …),
 // app:<tool> (as an MCP Apps host: the tool's UI link from tools/list, the resource read from
 // it, and the link in the tool's result).
 // Env: MCP_BEARER=<token> sends `Authorization: Bearer <token>`; MCP_TRANSPORT=sse uses the
@@ -84,10 +85,13 @@ try {
       out[step] = { link, read, resultLink: uiLink(result._meta) };
     } else if (step.startsWith("call:")) {
       const name = step.slice(5);
+      // A repeated step is recorded under `call:<tool>#2`, `#3`, …
+      let key = step;
+      for (let i = 2; key in out; i++) key = `${step}#${i}`;
       try {
-        out[step] = { result: await client.callTool({ name, arguments: { message: "x" } }) };
+        out[key] = { result: await client.callTool({ name, arguments: { message: "x" } }) };
       } catch (e) {
-        out[step] = { error: { name: e.constructor.name, code: e.code ?? null, message: e.message } };
+        out[key] = { error: { name: e.constructor.name, code: e.code ?? null, message: e.message, data: e.data ?? null } };
       }
     } else {
       throw new Error(`unknown step ${step}`);
