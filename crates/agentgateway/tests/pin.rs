@@ -96,7 +96,7 @@ fn the_pin_cli_round_trip() {
     let lines = logs.wait_for("tool definition differs from its pin");
     let audit = lines.iter().find(|l| l.contains("tool definition differs from its pin")).unwrap();
     let pinned = echo["digest"].as_str().unwrap();
-    for field in ["mcp_target=ref", "tool=echo", &format!("pinned={pinned}"), "listed=sha256:"] {
+    for field in ["mcp_target=ref", "tool=\"echo\"", &format!("pinned={pinned}"), "listed=sha256:"] {
         assert!(audit.contains(field), "{field} in {audit}");
     }
     assert!(!audit.contains("id_rsa"), "the description itself is not logged: {audit}");

@@ -7,7 +7,9 @@
 //! a policed message whose name cannot be read, or whose keys are ambiguous under case folding
 //! (some JSON decoders match keys case-insensitively), is refused; every answer that carries a
 //! list is filtered by its shape, whatever its id, on every stream. A denied call gets the same
-//! error as a call to something that does not exist, so callers cannot probe what exists.
+//! error as a call to something that does not exist, so callers cannot probe what exists
+//! (an authorizer can also refuse a call it lets exist with an error of its own: tool pinning,
+//! see [`crate::guard`]).
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};

@@ -16,6 +16,7 @@ pub mod pins;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tracing::warn;
@@ -31,6 +32,11 @@ pub const TOOL_CHANGED: i64 = -32030;
 /// Most tools whose last listed digest a guard remembers; beyond it, calls of tools not
 /// remembered are refused as unverified.
 const MAX_OBSERVED: usize = 10_000;
+
+/// After the gateway listed a target's tools itself, calls of tools it did not see are refused
+/// without listing again for this long: a client calling names that do not exist cannot make
+/// the gateway list the target on every call.
+const RELIST_AFTER: Duration = Duration::from_secs(30);
 
 /// Allowed and denied tool names of one target; `*` in a pattern matches any run of
 /// characters. A tool is usable when some `allow` pattern matches it (or there is none) and no
@@ -114,11 +120,13 @@ pub struct ToolGuard {
     pinning: Option<Pinning>,
     /// The digest each tool had when this process last saw it listed: (target, tool) → digest.
     observed: Mutex<HashMap<(String, String), String>>,
+    /// When the gateway last listed each target's tools itself (before a call).
+    listed: Mutex<HashMap<String, Instant>>,
 }
 
 impl ToolGuard {
     pub fn new(filters: HashMap<String, NameFilter>, pinning: Option<Pinning>) -> ToolGuard {
-        ToolGuard { filters, pinning, observed: Mutex::new(HashMap::new()) }
+        ToolGuard { filters, pinning, observed: Mutex::new(HashMap::new()), listed: Mutex::new(HashMap::new()) }
     }
 
     /// The backend's guard wrapped around the caller's authorizer, for one request.
@@ -136,6 +144,14 @@ impl ToolGuard {
         self.pinning.is_some()
             && self.filters.get(target).is_none_or(|f| f.permits(tool))
             && self.observed.lock().is_ok_and(|o| !o.contains_key(&(target.to_string(), tool.to_string())))
+            && self.listed.lock().is_ok_and(|l| l.get(target).is_none_or(|at| at.elapsed() >= RELIST_AFTER))
+    }
+
+    /// The relay listed `target`'s tools (every page) to judge a call.
+    pub fn listed(&self, target: &str) {
+        if let Ok(mut l) = self.listed.lock() {
+            l.insert(target.to_string(), Instant::now());
+        }
     }
 
     /// A listed tool: shown when its definition matches its pin. A definition refused for the
@@ -160,17 +176,17 @@ impl ToolGuard {
             let (target, tool) = (cut(target), cut(tool));
             let reason = match &check {
                 PinCheck::Changed { expected } => {
-                    warn!(target: "audit", mcp_target = %target, tool = %tool, pinned = %expected, listed = %digest,
+                    warn!(target: "audit", mcp_target = %target, tool = ?tool, pinned = %expected, listed = %digest,
                         "tool definition differs from its pin: hidden, calls refused");
                     "changed"
                 }
                 PinCheck::Failed(e) => {
-                    warn!(target: "audit", mcp_target = %target, tool = %tool, listed = %digest, error = %e,
+                    warn!(target: "audit", mcp_target = %target, tool = ?tool, listed = %digest, error = %e,
                         "tool definition could not be checked (pin state file): hidden, calls refused");
                     "unpinned"
                 }
                 _ => {
-                    warn!(target: "audit", mcp_target = %target, tool = %tool, listed = %digest,
+                    warn!(target: "audit", mcp_target = %target, tool = ?tool, listed = %digest,
                         "tool has no pin: hidden, calls refused");
                     "unpinned"
                 }
@@ -201,6 +217,9 @@ impl ToolGuard {
             && let Ok(mut observed) = self.observed.lock()
         {
             observed.retain(|(t, _), _| t != target);
+            if let Ok(mut l) = self.listed.lock() {
+                l.remove(target);
+            }
         }
     }
 }
@@ -238,9 +257,10 @@ impl Authorizer for Guarded {
     }
 
     fn shows(&self, item: &Item<'_>, listed: &Value) -> bool {
+        // Pins are checked whoever lists: what the upstream serves does not depend on the caller.
         self.guard.permits(item)
-            && self.inner.as_ref().is_none_or(|a| a.shows(item, listed))
             && (item.kind != ItemKind::Tool || self.guard.shows_tool(item.target, item.name, listed, &self.metrics))
+            && self.inner.as_ref().is_none_or(|a| a.shows(item, listed))
     }
 
     fn refuses(&self, item: &Item<'_>) -> Option<ErrorObject> {
@@ -373,5 +393,16 @@ mod tests {
         }
         assert!(matches!(authz::police(&call("echo"), "t", authz.as_ref()), Verdict::Allow));
         assert!(!guard.needs_list("t", "echo"), "no pinning: calls need no list");
+    }
+
+    #[test]
+    fn names_the_gateway_did_not_see_listed_do_not_make_it_list_again_and_again() {
+        let guard = pinned_guard(&[json!({"name": "echo"})]);
+        assert!(guard.needs_list("t", "nope"));
+        guard.listed("t");
+        assert!(!guard.needs_list("t", "nope"), "listed just now");
+        assert!(guard.needs_list("u", "nope"), "another target");
+        guard.list_changed("t");
+        assert!(guard.needs_list("t", "nope"), "the target's tools changed");
     }
 }

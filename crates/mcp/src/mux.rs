@@ -409,8 +409,9 @@ impl<'a> Mux<'a> {
             && guard.needs_list(&self.backend.targets[idx].name, name)
         {
             // Pinning judges a call by the definition last listed: list it now.
-            if let Err(e) = self.fetch_all(sess, idx, "tools/list", out).await {
-                debug!(error = %e, "tools/list before a pinned call failed");
+            match self.fetch_all(sess, idx, "tools/list", out).await {
+                Ok(_) => guard.listed(&self.backend.targets[idx].name),
+                Err(e) => debug!(error = %e, "tools/list before a pinned call failed"),
             }
         }
         match self.police(idx, forwarded) {
@@ -663,8 +664,13 @@ impl Relay {
         // Whatever else the target sends meanwhile has no client stream to go to.
         let (tx, rx) = mpsc::channel(1);
         drop(rx);
-        if let Err(e) = mux.fetch_all(&sess, 0, "tools/list", &Out::new(tx)).await {
-            debug!(error = %e, "tools/list before a pinned call failed");
+        match mux.fetch_all(&sess, 0, "tools/list", &Out::new(tx)).await {
+            Ok(_) => {
+                if let (Some(guard), Some(target)) = (&backend.tools, backend.targets.first()) {
+                    guard.listed(&target.name);
+                }
+            }
+            Err(e) => debug!(error = %e, "tools/list before a pinned call failed"),
         }
     }
 }
