@@ -304,3 +304,38 @@ async fn list_changed_makes_the_next_call_check_the_current_definition() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// The update workflow: a pin file rewritten (re-pinned after a reviewed change) is read again
+/// like every file the config names, and the tool it now approves comes back.
+#[tokio::test]
+async fn a_rewritten_pin_file_is_picked_up_by_a_reload() {
+    let (upstream, switch) = switchable("ref", false).await;
+    let dir = tempdir("reload");
+    let targets = [agw_gateway::pin::url_target("upstream", &upstream.url("/mcp")).unwrap()];
+    let approved = agw_gateway::pin::pin(&targets).await.unwrap();
+    let file = dir.join("pins.json");
+    std::fs::write(&file, approved.to_text()).unwrap();
+    let path = dir.join("config.yaml");
+    let extra = format!("          toolPinning:\n            file: {}\n", file.display());
+    let yaml = agw_testkit::harness::with_free_ports(&config(&[("upstream", &upstream.url("/mcp"), "")], &extra));
+    std::fs::write(&path, yaml).unwrap();
+    let gw = Gateway::start_file(&path).await.unwrap();
+
+    switch.store(true, Ordering::SeqCst);
+    let c = client(&gw).await;
+    assert!(!c.tool_names().await.unwrap().contains(&"echo".to_string()));
+    // The operator reviews the new description and pins again.
+    std::fs::write(&file, agw_gateway::pin::pin(&targets).await.unwrap().to_text()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let c = client(&gw).await;
+        if c.tool_names().await.unwrap().contains(&"echo".to_string()) {
+            assert_echoes(&c, "echo").await;
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the new pin file was never read");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    gw.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
