@@ -238,11 +238,20 @@ impl TofuStore {
     }
 
     fn write(&self, pins: &PinFile) -> Result<(), String> {
+        let text = pins.to_text();
+        if text.len() as u64 > MAX_PIN_FILE {
+            // It could not be read back (at the next start either): not written.
+            return Err(format!(
+                "`{}` would be larger than {} MiB; not recording more",
+                self.path.display(),
+                MAX_PIN_FILE >> 20
+            ));
+        }
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(format!(".{}.tmp", std::process::id()));
         let tmp = PathBuf::from(tmp);
         let written = File::create(&tmp)
-            .and_then(|mut f| f.write_all(pins.to_text().as_bytes()).and_then(|()| f.sync_all()))
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
             .and_then(|()| std::fs::rename(&tmp, &self.path));
         written.map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
