@@ -4,8 +4,9 @@
 //
 //   node sdk-client.mjs URL [step ...]
 //
-// Steps: echo, progress, sampling, elicitation, call:<tool> (records result or error; with
-// `call:<tool>=<JSON>` the arguments are that JSON, else `{message: "x"}`),
+// Steps: echo, progress, sampling, elicitation, call:<tool> (records result or error, with
+// the error's data; with `call:<tool>=<JSON>` the arguments are that JSON, else
+// `{message: "x"}`; a repeated step is recorded as call:<tool>#2, …),
 // app:<tool> (as an MCP Apps host: the tool's UI link from tools/list, the resource read from
 // it, and the link in the tool's result).
 // Env: MCP_BEARER=<token> sends `Authorization: Bearer <token>`; MCP_TRANSPORT=sse uses the
@@ -88,11 +89,14 @@ try {
       const eq = step.indexOf("=");
       const name = eq < 0 ? step.slice(5) : step.slice(5, eq);
       const args = eq < 0 ? { message: "x" } : JSON.parse(step.slice(eq + 1));
-      const key = `call:${name}`;
+      // Recorded under `call:<tool>`; a repeated step under `call:<tool>#2`, `#3`, …
+      const base = `call:${name}`;
+      let key = base;
+      for (let i = 2; key in out; i++) key = `${base}#${i}`;
       try {
         out[key] = { result: await client.callTool({ name, arguments: args }) };
       } catch (e) {
-        out[key] = { error: { name: e.constructor.name, code: e.code ?? null, message: e.message } };
+        out[key] = { error: { name: e.constructor.name, code: e.code ?? null, message: e.message, data: e.data ?? null } };
       }
     } else {
       throw new Error(`unknown step ${step}`);

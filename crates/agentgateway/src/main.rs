@@ -15,6 +15,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 
 mod healthcheck;
+mod pin;
 mod policy;
 
 /// `--version`: the crate version and the commit it was built from (build.rs).
@@ -58,6 +59,31 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: Box<PolicyCommand>,
+    },
+    /// Pin the tool definitions of live MCP servers: connects to each target (initialize, then
+    /// every page of tools/list) and writes a pin file for `toolPinning.file`.
+    Pin {
+        /// Config file: pin every MCP target it names (each with its transport and policies).
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            required_unless_present = "url",
+            conflicts_with = "url"
+        )]
+        file: Option<PathBuf>,
+        /// Pin one Streamable HTTP server at this URL instead of a config's targets.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The target name to pin `--url` under: the name the config gives the target.
+        #[arg(long, value_name = "NAME", default_value = "mcp", requires = "url")]
+        name: String,
+        /// Only this target of the config (repeatable; default: every target).
+        #[arg(long = "target", value_name = "NAME", requires = "file")]
+        targets: Vec<String>,
+        /// Where to write the pin file (default: standard output).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Probe a running gateway's readiness (`GET /healthz/ready`): exit 0 on `200`, 1
     /// otherwise. For container health checks where there is no curl.
@@ -118,6 +144,14 @@ fn main() -> ExitCode {
         }
         Some(Command::Policy { command }) => return policy::run(*command),
         Some(Command::Healthcheck { addr }) => return healthcheck::run(&addr),
+        Some(Command::Pin { file, url, name, targets, output }) => {
+            let source = match (file, url) {
+                (_, Some(url)) => pin::Source::Url { url, name },
+                (Some(file), None) => pin::Source::Config { file, targets },
+                (None, None) => unreachable!("clap requires --file or --url"),
+            };
+            return pin::run(source, output.as_deref());
+        }
         None => {}
     }
     let loaded = match load(&cli) {

@@ -14,8 +14,8 @@ use crate::error::{FieldError, FieldPath};
 use crate::model::{
     AuthMode, BasicAuth, Bind, Config, FrontendPolicies, GatewayPolicies, HeaderCase, HeaderModifier, HistogramMode,
     JwtAuth, Listener, ListenerProtocol, LocalRateLimits, MAX_WORKER_THREADS, McpBackend, McpHost, McpSettings,
-    McpTarget, PathMatch, RateLimitKind, Route, RouteBackend, RoutePolicies, Settings, Unsupported, WorkerThreads,
-    present,
+    McpTarget, PathMatch, RateLimitKind, Route, RouteBackend, RoutePolicies, Settings, ToolFilter, ToolPinning,
+    Unsupported, WorkerThreads, present,
 };
 
 pub(crate) fn validate(config: &Config) -> Vec<FieldError> {
@@ -545,6 +545,40 @@ impl Validator {
             }
             self.target(&at, t);
         }
+        if let Some(p) = &m.tool_pinning {
+            self.tool_pinning(&at.key("toolPinning"), p);
+        }
+    }
+
+    fn tool_pinning(&mut self, at: &FieldPath, p: &ToolPinning) {
+        if p.file.is_none() && p.trust_on_first_use.is_none() {
+            self.err(at.clone(), "needs `file` (a pin file from `agentgateway pin`), `trustOnFirstUse`, or both");
+        }
+        if p.file.as_ref().is_some_and(|f| f.trim().is_empty()) {
+            self.err(at.key("file"), "names no file");
+        }
+        if let Some(t) = &p.trust_on_first_use {
+            if t.state_file.trim().is_empty() {
+                self.err(at.key("trustOnFirstUse").key("stateFile"), "names no file");
+            } else if p.file.as_ref() == Some(&t.state_file) {
+                self.err(
+                    at.key("trustOnFirstUse").key("stateFile"),
+                    "must not be the pin file: the gateway writes it, the pin file is yours",
+                );
+            }
+        }
+    }
+
+    fn tool_filter(&mut self, at: &FieldPath, f: &ToolFilter) {
+        for (list, patterns) in [("allow", &f.allow), ("deny", &f.deny)] {
+            for (i, p) in patterns.iter().enumerate() {
+                if p.is_empty() {
+                    self.err(at.key(list).index(i), "an empty pattern matches no tool");
+                } else if p.len() > 256 {
+                    self.err(at.key(list).index(i), "longer than 256 bytes");
+                }
+            }
+        }
     }
 
     fn target(&mut self, at: &FieldPath, t: &McpTarget) {
@@ -554,6 +588,9 @@ impl Validator {
         self.unsupported(at, present([("condition", &t.condition)]));
         if let Some(o) = &t.openapi {
             self.openapi(&at.key("openapi"), o);
+        }
+        if let Some(f) = &t.tools {
+            self.tool_filter(&at.key("tools"), f);
         }
         if let Some(p) = &t.policies {
             self.backend_policies(&at.key("policies"), p, true);

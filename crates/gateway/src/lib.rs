@@ -14,6 +14,7 @@ pub mod jwks;
 mod listener;
 pub mod oauth;
 pub mod path;
+pub mod pin;
 mod ratelimit;
 mod reload;
 pub mod resolve;

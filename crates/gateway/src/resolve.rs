@@ -4,6 +4,7 @@
 //! `file:line:col: path: message`.
 
 mod policy;
+mod tools;
 mod upstream;
 
 use std::collections::HashMap;
@@ -310,6 +311,7 @@ impl Builder {
                 Some(Target { name: t.name.clone(), upstream })
             })
             .collect();
+        let tools = self.tool_guard(&at.key("mcp"), m);
         Some(Backend::Mcp(Arc::new(McpBackend {
             key: at.to_string(),
             targets,
@@ -324,6 +326,7 @@ impl Builder {
             },
             stateless: m.stateful_mode == Some(model::StatefulMode::Stateless),
             dns_rebinding_protection: m.dns_rebinding_protection.unwrap_or(false),
+            tools,
         })))
     }
 }

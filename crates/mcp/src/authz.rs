@@ -7,7 +7,9 @@
 //! a policed message whose name cannot be read, or whose keys are ambiguous under case folding
 //! (some JSON decoders match keys case-insensitively), is refused; every answer that carries a
 //! list is filtered by its shape, whatever its id, on every stream. A denied call gets the same
-//! error as a call to something that does not exist, so callers cannot probe what exists.
+//! error as a call to something that does not exist, so callers cannot probe what exists
+//! (an authorizer can also refuse a call it lets exist with an error of its own: tool pinning,
+//! see [`crate::guard`]).
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -48,7 +50,33 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
     fn would_allow(&self, item: &Item<'_>) -> bool {
         self.lists(item)
     }
+    /// Should this listed item be shown? `listed` is the item as the upstream listed it (a
+    /// tool's definition, for pinning). By default, as [`Authorizer::lists`] says.
+    fn shows(&self, item: &Item<'_>, listed: &Value) -> bool {
+        let _ = listed;
+        self.lists(item)
+    }
+    /// A refusal the caller is told about, asked of a call [`Authorizer::allows`] let
+    /// through (e.g. a tool whose definition changed since it was pinned). By default none.
+    fn refuses(&self, item: &Item<'_>) -> Option<ErrorObject> {
+        let _ = item;
+        None
+    }
+    /// `target` said its tool list changed (`notifications/tools/list_changed`).
+    fn list_changed(&self, target: &str) {
+        let _ = target;
+    }
 }
+
+/// Tells `authz` about a `notifications/tools/list_changed` from `target` in `msg` (one message).
+pub fn notice(msg: &Value, target: &str, authz: &dyn Authorizer) {
+    if msg.get("method").and_then(Value::as_str) == Some(LIST_CHANGED) {
+        authz.list_changed(target);
+    }
+}
+
+/// The notification an upstream sends when its tools change.
+pub const LIST_CHANGED: &str = "notifications/tools/list_changed";
 
 /// A list in a result: the field holding the items, the field naming each, their kind and
 /// the method that lists them.
@@ -195,10 +223,13 @@ pub fn police(msg: &Value, target: &str, authz: &dyn Authorizer) -> Verdict {
         },
         _ => None,
     };
-    if authz.allows(&Item { method, kind, name, target, arguments }) {
-        Verdict::Allow
-    } else {
-        Verdict::Hidden(unknown(kind, name, &id))
+    let item = Item { method, kind, name, target, arguments };
+    if !authz.allows(&item) {
+        return Verdict::Hidden(unknown(kind, name, &id));
+    }
+    match authz.refuses(&item) {
+        Some(refusal) => Verdict::Deny(error(&id, refusal.code, refusal.message, refusal.data)),
+        None => Verdict::Allow,
     }
 }
 
@@ -254,7 +285,7 @@ fn filter_lists(response: &mut Value, target: &str, authz: &dyn Authorizer) -> b
         let Some(items) = result.get_mut(list_field).and_then(Value::as_array_mut) else { continue };
         let before = items.len();
         items.retain(|item| match item.get(name_field).and_then(Value::as_str) {
-            Some(name) => authz.lists(&Item { method, kind, name, target, arguments: None }),
+            Some(name) => authz.shows(&Item { method, kind, name, target, arguments: None }, item),
             // An item without a name cannot be matched by any rule: not shown.
             None => false,
         });

@@ -7,6 +7,7 @@ pub mod body;
 pub mod caller;
 pub mod error;
 mod grow;
+pub mod guard;
 pub mod jsonrpc;
 pub mod local;
 pub mod metrics;

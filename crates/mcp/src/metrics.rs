@@ -101,6 +101,16 @@ pub struct CloseLabels {
     pub reason: &'static str,
 }
 
+/// A tool definition that tool-definition pinning refused.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PinLabels {
+    pub target: String,
+    /// The tool, as the upstream names it (bounded like [`McpLabels::tool`]).
+    pub tool: String,
+    /// `changed` (the digest differs from the pinned one) or `unpinned` (no pin for it).
+    pub reason: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
@@ -200,6 +210,7 @@ pub struct Metrics {
     pub connections_closed: Family<CloseLabels, Counter>,
     pub request_body_buffered_bytes: Gauge,
     pub requests_over_budget: Counter,
+    pub tool_pin_rejections: Family<PinLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -298,6 +309,12 @@ impl Metrics {
             "Requests refused (503) because the request-body buffer budget was used up",
             requests_over_budget.clone(),
         );
+        let tool_pin_rejections = Family::<PinLabels, Counter>::default();
+        registry.register(
+            "mcp_tool_pin_rejections",
+            "Tool definitions hidden by tool-definition pinning, counted once per definition seen, by target, tool and reason (changed, unpinned)",
+            tool_pin_rejections.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -317,6 +334,7 @@ impl Metrics {
             connections_closed,
             request_body_buffered_bytes,
             requests_over_budget,
+            tool_pin_rejections,
         }
     }
 

@@ -131,6 +131,7 @@ impl<'a> Mux<'a> {
     pub(crate) fn outward(&self, idx: usize, mut m: Value) -> Value {
         let target = &self.backend.targets[idx].name;
         if let Some(authz) = &self.opts.authorizer {
+            authz::notice(&m, target, authz.as_ref());
             authz::filter_all(&mut m, target, authz.as_ref());
         }
         if !self.multiplexed() && !self.naming.prefix {
@@ -402,6 +403,17 @@ impl<'a> Mux<'a> {
         out: &Out,
     ) -> Value {
         let id = &forwarded["id"];
+        if kind == ItemKind::Tool
+            && let Some(guard) = &self.backend.tools
+            && let Some(name) = forwarded["params"]["name"].as_str()
+            && guard.needs_list(&self.backend.targets[idx].name, name)
+        {
+            // Pinning judges a call by the definition last listed: list it now.
+            match self.fetch_all(sess, idx, "tools/list", out).await {
+                Ok(_) => guard.listed(&self.backend.targets[idx].name),
+                Err(e) => debug!(error = %e, "tools/list before a pinned call failed"),
+            }
+        }
         match self.police(idx, forwarded) {
             Verdict::Allow => {}
             Verdict::Deny(refused) => return refused,
@@ -633,6 +645,32 @@ impl<'a> Mux<'a> {
         }
         if let Some(local) = &sess.local {
             self.relay.locals.remove(&local.key).await;
+        }
+    }
+}
+
+impl Relay {
+    /// Lists the tools of a passthrough backend's target through the client's session, so that
+    /// tool-definition pinning sees their current definitions before judging a call.
+    pub(crate) async fn list_tools_for_pinning(
+        &self,
+        backend: &Backend,
+        state: &SessionState,
+        headers: HeaderMap,
+        opts: &CallOptions,
+    ) {
+        let mux = Mux::new(self, backend, opts, headers);
+        let sess = Sess { state: state.clone(), local: None, ephemeral: false, lazy: Default::default() };
+        // Whatever else the target sends meanwhile has no client stream to go to.
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        match mux.fetch_all(&sess, 0, "tools/list", &Out::new(tx)).await {
+            Ok(_) => {
+                if let (Some(guard), Some(target)) = (&backend.tools, backend.targets.first()) {
+                    guard.listed(&target.name);
+                }
+            }
+            Err(e) => debug!(error = %e, "tools/list before a pinned call failed"),
         }
     }
 }

@@ -106,6 +106,8 @@ pub struct Backend {
     /// A throwaway upstream session per request.
     pub stateless: bool,
     pub dns_rebinding_protection: bool,
+    /// Tool allow/deny lists and tool-definition pinning (extensions); `None`: neither.
+    pub tools: Option<Arc<crate::guard::ToolGuard>>,
 }
 
 impl Backend {
@@ -369,6 +371,9 @@ impl Relay {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
+        if let Some(guard) = &backend.tools {
+            opts.authorizer = Some(guard.around(opts.authorizer.take(), self.metrics.clone()));
+        }
         if opts.deadline.is_none() {
             let limit = self.options.request_timeout;
             opts.deadline = Some((Instant::now() + limit, limit));

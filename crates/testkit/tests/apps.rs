@@ -356,7 +356,7 @@ async fn a_hidden_tool_takes_its_link_along_but_not_its_resource() {
 #[tokio::test]
 async fn one_target_rules_strip_links_on_the_passthrough_path() {
     for json_response in [false, true] {
-        let opts = reference::Options { name: Some("a".into()), apps: true, json_response };
+        let opts = reference::Options { name: Some("a".into()), apps: true, json_response, ..Default::default() };
         let a = reference::serve("127.0.0.1:0".parse().unwrap(), opts).await.unwrap();
         let policies = rules(&[q(r#"mcp.tool.name == "show_dashboard""#)]);
         let gw = Gateway::start(&mcp_route(&a.url("/mcp"), &policies)).await.unwrap();

@@ -19,13 +19,17 @@ fn token(name: &str) -> String {
 }
 
 /// The tutorial's route with a short header time-out (so that an idle connection is closed
-/// and counted) in front of `upstream`.
-fn config(upstream: &str) -> String {
+/// and counted) in front of `upstream`, with tool pinning from `pins`.
+fn config(upstream: &str, pins: &std::path::Path) -> String {
     let tutorial = std::fs::read_to_string(repo("examples/tutorial/config.yaml")).unwrap();
     let text = tutorial
         .replace("- port: 3000", "- port: 0")
         .replace("http://localhost:3001/mcp", upstream)
-        .replace("file: ./pub-key", &format!("file: {}", repo("examples/tutorial/pub-key").display()));
+        .replace("file: ./pub-key", &format!("file: {}", repo("examples/tutorial/pub-key").display()))
+        .replace(
+            "      - mcp:\n",
+            &format!("      - mcp:\n          toolPinning:\n            file: {}\n", pins.display()),
+        );
     with_free_ports(&format!("frontendPolicies:\n  http:\n    requestHeaderTimeout: 200ms\n{text}"))
 }
 
@@ -83,7 +87,14 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     let dir = std::env::temp_dir().join(format!("agw-dashboard-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config.yaml");
-    std::fs::write(&path, config(&upstream.url("/mcp"))).unwrap();
+    // Every tool pinned but `sleep` (which the tutorial's callers cannot see anyway): its
+    // listing is a pin rejection.
+    let target = agw_gateway::pin::url_target("mcp", &upstream.url("/mcp")).unwrap();
+    let mut pins = agw_gateway::pin::pin(&[target]).await.unwrap();
+    pins.targets.get_mut("mcp").unwrap().remove("sleep").unwrap();
+    let pin_file = dir.join("pins.json");
+    std::fs::write(&pin_file, pins.to_text()).unwrap();
+    std::fs::write(&path, config(&upstream.url("/mcp"), &pin_file)).unwrap();
     let gw = Gateway::start_file(&path).await.unwrap();
     let url = gw.url("/mcp");
 

@@ -7,6 +7,7 @@ use agw_testkit::client::McpClient;
 use agw_testkit::harness::{Gateway, mcp_route};
 use agw_testkit::jwt::{Alg, TestKey};
 use agw_testkit::recorder::Recorder;
+use agw_testkit::{node, reference};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -125,4 +126,29 @@ async fn a_listener_limit_applies_to_its_routes_and_bad_limits_are_config_errors
     );
     let err = Gateway::start(&bad).await.err().expect("a key that does not compile is refused").to_string();
     assert!(err.contains("localRateLimit[0].key"), "{err}");
+}
+
+/// The official TypeScript SDK client over a per-tool limit: the refused call is a tool-call
+/// error (`McpError`) the agent can read, carrying the retry hint, not a transport failure;
+/// another tool still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_sees_a_per_tool_limit_as_a_tool_call_error_with_the_retry_hint() {
+    node::require_installed();
+    let upstream = reference::serve("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let policies = "      policies:\n        localRateLimit:\n        - maxTokens: 1\n          tokensPerFill: 1\n          fillInterval: 1h\n          key: mcp.tool.name\n";
+    let gw = Gateway::start(&format!("{QUIET}{}", mcp_route(&upstream.url("/mcp"), policies))).await.unwrap();
+    let steps = [gw.url("/mcp"), "call:echo".into(), "call:echo".into(), "call:add".into()];
+    let args: Vec<&str> = steps.iter().map(String::as_str).collect();
+    let (ok, stdout, stderr) = node::run_script("sdk-client.mjs", &args).await;
+    let out: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
+    assert!(ok, "{out}\n{stderr}");
+    assert_eq!(out["call:echo"]["result"]["content"][0]["text"], "Echo: x", "{out}");
+    let error = &out["call:echo#2"]["error"];
+    assert_eq!(error["name"], "McpError", "a JSON-RPC error the SDK hands to the caller: {out}");
+    assert_eq!(error["code"], -32029);
+    assert!(error["message"].as_str().unwrap().contains("retry after"), "{error}");
+    assert!(error["data"]["retryAfterSeconds"].as_u64().is_some_and(|s| (3500..=3600).contains(&s)), "{error}");
+    assert_eq!(error["data"]["key"], "mcp.tool.name");
+    assert!(out["call:add"]["result"].is_object(), "another tool has its own bucket: {out}");
+    gw.stop().await;
 }

@@ -88,6 +88,50 @@ pub struct McpBackend {
     /// Server identity when multiplexing. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<Unsupported>,
+    /// Tool-definition pinning (an extension): a tool whose name, title, description, schemas
+    /// or annotations differ from the approved ones is hidden from `tools/list` and its calls
+    /// are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_pinning: Option<ToolPinning>,
+}
+
+/// Where the approved tool definitions come from: a pin file, trust on first use, or both
+/// (the pin file wins for the tools it names). At least one is required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolPinning {
+    /// A pin file, as `agentgateway pin` writes it (JSON): the digest of each approved tool, by
+    /// target name. Tools it does not name are hidden unless `trustOnFirstUse` is set. Read
+    /// again when it changes, like every file the config names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Trust on first use: the first definition any gateway sharing `stateFile` sees of a tool
+    /// is the approved one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_on_first_use: Option<TrustOnFirstUse>,
+}
+
+/// Trust-on-first-use settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TrustOnFirstUse {
+    /// The file where first-seen digests are recorded (the pin file format), created if
+    /// missing; its directory must exist and be writable. Replicas that share it (a shared
+    /// volume) agree on every tool: entries are added under a lock and never changed.
+    pub state_file: String,
+}
+
+/// Which tools of a target are exposed, whoever calls (an extension; unlike
+/// `mcpAuthorization`, it does not depend on the caller). `*` matches any run of characters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolFilter {
+    /// Tool names (or patterns) exposed; empty or absent: every tool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Tool names (or patterns) never exposed; they win over `allow`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
 }
 
 /// Session handling towards upstreams.
@@ -151,6 +195,10 @@ pub struct McpTarget {
     /// Per-request target selection. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Unsupported>,
+    /// Which of this target's tools are exposed (an extension): hidden from lists and refused
+    /// as unknown when called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<ToolFilter>,
 }
 
 /// Where an HTTP MCP server is.

@@ -337,6 +337,9 @@ pub struct SimpleMcp {
     /// `backendAuth`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<RoutePolicies>,
+    /// Tool-definition pinning (an extension), as on an MCP backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_pinning: Option<super::ToolPinning>,
 }
 
 impl SimpleMcp {
@@ -350,6 +353,7 @@ impl SimpleMcp {
             dns_rebinding_protection: self.dns_rebinding_protection,
             sse_keep_alive: None,
             server: None,
+            tool_pinning: self.tool_pinning.clone(),
         }
     }
 }

@@ -142,6 +142,15 @@ impl Relay {
             let tool = super::tool_name(Some(method), m.params);
             self.observe(opts, method, tool.as_deref(), Some(&target.name), n);
         }
+        if let (Some(guard), Some(state)) = (&backend.tools, &state)
+            && msgs
+                .requests()
+                .filter_map(|m| super::tool_name(m.method(), m.params))
+                .any(|tool| guard.needs_list(&target.name, &tool))
+        {
+            let headers = forward_headers(&parts.headers, &opts.extra_headers);
+            self.list_tools_for_pinning(backend, state, headers, opts).await;
+        }
         let plan = Plan::new(&msgs, &bytes, &target.name, opts.authorizer.as_deref())?;
         let Some(forward) = plan.forward.clone() else {
             // Every request was refused here; nothing goes upstream.

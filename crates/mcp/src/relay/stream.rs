@@ -126,6 +126,11 @@ impl State {
             return Ok(None);
         }
         let body = jsonrpc::Body::parse(event.data()).map_err(|e| format!("event is not JSON-RPC: {e}"))?;
+        if let Some(authz) = &self.rewrite.authorizer
+            && body.messages.iter().any(|m| m.kind == Kind::Notification && m.method() == Some(authz::LIST_CHANGED))
+        {
+            authz.list_changed(&self.target);
+        }
         for msg in body.messages.iter().filter(|m| m.kind == Kind::Response) {
             if let Some(id) = msg.id.and_then(|id| serde_json::from_str::<Value>(id.get()).ok()) {
                 // One answer settles one request.
