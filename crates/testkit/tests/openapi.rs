@@ -221,6 +221,22 @@ async fn the_typescript_and_python_sdk_clients_list_and_call_rest_tools() {
     assert_eq!(text["items"][0]["name"], "hammer", "{out}");
 }
 
+/// `examples/openapi/config.yaml` as the example runs it, against the same service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_config_serves_the_read_operations() {
+    let (_api, rest) = rest_api().await;
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/openapi/config.yaml");
+    let yaml = std::fs::read_to_string(path).unwrap().replace("port: 3000", "port: 0").replace("127.0.0.1:8000", &rest);
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let mut c = McpClient::new(gw.url("/mcp"));
+    c.initialize().await.unwrap();
+    let mut names = c.tool_names().await.unwrap();
+    names.sort();
+    assert_eq!(names, ["get_item", "list_items"]);
+    let r = c.call_tool("get_item", json!({"path": {"item_id": 1}})).await.unwrap();
+    assert_eq!(result(&r)["structuredContent"]["name"], "hammer", "{r}");
+}
+
 /// Mistakes are located; a spec that cannot be used says why.
 #[tokio::test]
 async fn bad_targets_are_located_errors() {
