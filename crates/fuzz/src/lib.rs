@@ -11,6 +11,7 @@ mod config;
 mod jsonrpc;
 mod jwt;
 mod oauth;
+mod openapi;
 mod path;
 mod sse;
 
@@ -18,6 +19,7 @@ pub use config::config;
 pub use jsonrpc::jsonrpc;
 pub use jwt::jwt;
 pub use oauth::oauth;
+pub use openapi::openapi;
 pub use path::path;
 pub use sse::sse;
 
@@ -25,8 +27,15 @@ pub use sse::sse;
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the name is also its corpus folder and its AFL binary).
-pub const TARGETS: &[(&str, Target)] =
-    &[("jwt", jwt), ("jsonrpc", jsonrpc), ("sse", sse), ("config", config), ("path", path), ("oauth", oauth)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("jwt", jwt),
+    ("jsonrpc", jsonrpc),
+    ("sse", sse),
+    ("config", config),
+    ("path", path),
+    ("oauth", oauth),
+    ("openapi", openapi),
+];
 
 /// The target called `name`.
 pub fn target(name: &str) -> Option<Target> {

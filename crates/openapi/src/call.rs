@@ -74,7 +74,7 @@ pub fn request(
     };
     let group = |key: &str| args.get(key).and_then(Value::as_object);
     // Path: each `{name}` replaced by its escaped value.
-    let mut path = String::with_capacity(base_path.len() + op.path.len());
+    let mut path = String::with_capacity(base_path.len() + op.path.len() + 1);
     path.push_str(base_path);
     let mut rest = op.path.as_str();
     while let Some(open) = rest.find('{') {
@@ -90,6 +90,10 @@ pub fn request(
         rest = &rest[close + 1..];
     }
     path.push_str(rest);
+    // Whatever the spec said, the path starts at the root (it follows the host).
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
     // Query: the target's own (credentials), then the declared parameters given.
     let mut query = form_urlencoded::Serializer::new(String::new());
     if let Some(q) = service.url.query() {

@@ -100,6 +100,11 @@ pub fn from_value(doc: &Value) -> Result<Spec, String> {
     let mut names = HashSet::new();
     let paths = doc.get("paths").and_then(Value::as_object).ok_or("the spec has no `paths`")?;
     for (path, item) in paths {
+        // A path is appended to the service's address: one that does not start with `/` could
+        // change the host (`.evil.example/x`, `@evil.example/x`).
+        if !path.starts_with('/') || path.contains(['?', '#']) {
+            return Err(format!("path `{path}` must start with `/` and have no query or fragment"));
+        }
         let item = resolver.deref(item, 0)?;
         let Some(item) = item.as_object() else { continue };
         let shared = item.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();

@@ -56,6 +56,9 @@ fn bad_specs_are_refused_with_a_reason() {
     let dangling = r##"{"openapi": "3.1.0", "paths": {"/a": {"get": {"parameters": [{"$ref": "#/nope"}]}}}}"##;
     assert!(parse(dangling).unwrap_err().contains("points at nothing"));
     assert!(parse("{not json").unwrap_err().contains("not valid JSON"));
+    // A path that does not start with `/` would be appended to the host.
+    let hijack = r#"{"openapi": "3.1.0", "paths": {"@evil.example/x": {"get": {}}}}"#;
+    assert!(parse(hijack).unwrap_err().contains("must start with `/`"));
     assert!(parse(&" ".repeat(MAX_SPEC_BYTES + 1)).unwrap_err().contains("MiB"));
 }
 
