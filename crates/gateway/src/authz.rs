@@ -46,6 +46,8 @@ pub fn request_vars(parts: &Parts, host: &str, peer: SocketAddr, identity: &Iden
             .as_ref()
             .filter(|_| uses.reads("basicAuth"))
             .map(|u| to_cel(&json!({"username": u}))),
+        // Known after the body is read (`a2a::inspect`).
+        a2a: None,
     }
 }
 

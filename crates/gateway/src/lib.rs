@@ -3,6 +3,7 @@
 //! A request goes listener → route → policies → backend → upstream; the modules are named for
 //! those steps. See `ARCHITECTURE.md` at the repository root.
 
+pub mod a2a;
 mod admin;
 pub mod auth;
 pub mod authz;

@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::Shared;
+use crate::a2a;
 use crate::auth::{self, Authn, Identity, Origin};
 use crate::authz;
 use crate::backend;
@@ -214,6 +215,7 @@ async fn handle(
     let listener = trail.listener.take().unwrap_or_default();
     let route = trail.route.take().unwrap_or_default();
     let mcp = resp.extensions().get::<McpCall>();
+    let a2a = resp.extensions().get::<a2a::A2aCall>();
     telemetry.finish(trail.cel.as_deref_mut(), status, mcp);
     let captured = trail.cel.as_deref();
     let done = Done {
@@ -226,6 +228,7 @@ async fn handle(
         status,
         took,
         mcp,
+        a2a,
         trace: span.map(|((ctx, _), _)| ctx),
     };
     log_request(shared, telemetry, &done, captured);
@@ -242,6 +245,10 @@ async fn handle(
             status,
         })
         .inc();
+    if let Some(call) = a2a {
+        let labels = agw_mcp::metrics::A2aLabels { route: route.clone(), method: call.method_label(), status };
+        metrics.a2a_calls.get_or_create(&labels).inc();
+    }
     metrics
         .request_duration
         .get_or_create(&RouteLabels { bind: trail.port, listener, route })
@@ -260,6 +267,7 @@ struct Done<'a> {
     status: u16,
     took: Duration,
     mcp: Option<&'a McpCall>,
+    a2a: Option<&'a a2a::A2aCall>,
     trace: Option<SpanContext>,
 }
 
@@ -282,6 +290,9 @@ fn log_request(shared: &Shared, telemetry: &Telemetry, d: &Done<'_>, captured: O
             mcp.target = mcp.and_then(|c| c.target.as_deref()).filter(|_| keep("mcp.target")),
             mcp.tool = mcp.and_then(|c| c.tool.as_deref()).filter(|_| keep("mcp.tool")),
             mcp.requests = mcp.map(|c| c.requests).filter(|n| *n > 1 && keep("mcp.requests")),
+            a2a.method = d.a2a.map(|c| c.method.as_str()).filter(|_| keep("a2a.method")),
+            a2a.task_id = d.a2a.and_then(|c| c.task_id.as_deref()).filter(|_| keep("a2a.task_id")),
+            a2a.context_id = d.a2a.and_then(|c| c.context_id.as_deref()).filter(|_| keep("a2a.context_id")),
             jwt.sub = trail.subject.as_deref().filter(|_| keep("jwt.sub")),
             fields = telemetry.added_fields(captured),
             "request"
@@ -303,6 +314,11 @@ fn log_request(shared: &Shared, telemetry: &Telemetry, d: &Done<'_>, captured: O
         builtin.extend(c.target.as_deref().map(|t| ("mcp.target", t.into())));
         builtin.extend(c.tool.as_deref().map(|t| ("mcp.tool", t.into())));
         builtin.extend((c.requests > 1).then(|| ("mcp.requests", i64::try_from(c.requests).unwrap_or(0).into())));
+    }
+    if let Some(c) = d.a2a {
+        builtin.push(("a2a.method", c.method.as_str().into()));
+        builtin.extend(c.task_id.as_deref().map(|t| ("a2a.task_id", t.into())));
+        builtin.extend(c.context_id.as_deref().map(|t| ("a2a.context_id", t.into())));
     }
     builtin.extend(trail.subject.as_deref().map(|s| ("jwt.sub", s.into())));
     if let Some(record) = telemetry.log_record(builtin, captured, d.trace) {
@@ -340,12 +356,19 @@ fn record_span(
                 attributes.push(("gen_ai.tool.name", t.as_str().into()));
             }
         }
+        if let Some(c) = d.a2a {
+            attributes.push(("a2a.method", c.method.as_str().into()));
+            if let Some(t) = &c.task_id {
+                attributes.push(("a2a.task.id", t.as_str().into()));
+            }
+        }
         if let Some(sub) = &d.trail.subject {
             attributes.push(("enduser.id", sub.as_str().into()));
         }
         let name = match d.mcp {
             Some(McpCall { method, tool: Some(tool), .. }) => format!("{method} {tool}"),
             Some(c) => c.method.clone(),
+            None if d.a2a.is_some() => d.a2a.map(|c| c.method.clone()).unwrap_or_default(),
             None if d.route.is_empty() => d.method.as_str().to_string(),
             None => format!("{} {}", d.method.as_str(), d.route),
         };
@@ -409,6 +432,9 @@ async fn route_request(
     // The route is chosen by what the client sent, before credentials are taken off.
     let route = listener.route(&parts, &host);
     trail.route = route.map(|r| r.name.clone());
+    if let Some(r) = route {
+        telemetry.route_chosen(trail.cel.as_deref_mut(), r);
+    }
     let route_cors = route.and_then(|r| r.policies.cors.as_ref());
     if let Some(resp) = route_cors.and_then(|c| preflight(c, &parts)) {
         return resp;
@@ -440,11 +466,48 @@ async fn route_request(
         Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
     };
 
+    // `a2a`: a call's body is read for its method and task (then the rules about them); an
+    // agent card is rewritten on the way back.
+    let (a2a_kind, a2a_call, body) = if policies.a2a {
+        let kind = a2a::classify(&parts, &format!("{}://{}", origin.scheme, origin.host));
+        match kind {
+            a2a::Kind::Call => match read_whole(shared, body).await {
+                Ok(bytes) => (kind, a2a::A2aCall::of(&bytes), Admitted::Read(Some(bytes))),
+                Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
+            },
+            kind => (kind, None, body),
+        }
+    } else {
+        (a2a::Kind::Other, None, body)
+    };
+    if policies.a2a
+        && let Err(e) = authorize_a2a(
+            listener,
+            policies,
+            (&parts, &host, peer),
+            &identity,
+            a2a_call.as_ref(),
+            (runtime.audit, metrics),
+        )
+    {
+        let mut resp = e.into_response();
+        if let Some(call) = a2a_call {
+            resp.extensions_mut().insert(call);
+        }
+        return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
+    }
+
     parts.extensions.insert(identity);
     let req = Request::from_parts(parts, body);
     let mut resp =
         backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, (authorizer, trail.trace), req)
             .await;
+    if let a2a::Kind::Card { public_base, agent_path } = &a2a_kind {
+        resp = a2a::card_response(resp, public_base, agent_path).await;
+    }
+    if let Some(call) = a2a_call {
+        resp.extensions_mut().insert(call);
+    }
     if let Some(status) = admitted {
         status.write_headers(resp.headers_mut());
     }
@@ -485,6 +548,14 @@ impl http_body::Body for Admitted {
             Admitted::Streaming(b) => b.size_hint(),
             Admitted::Read(bytes) => http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
         }
+    }
+}
+
+/// A request body read whole (bounded like the relay's), unless an earlier step did.
+async fn read_whole(shared: &Shared, body: Admitted) -> Result<bytes::Bytes, Response<Body>> {
+    match body {
+        Admitted::Read(bytes) => Ok(bytes.unwrap_or_default()),
+        Admitted::Streaming(b) => shared.relay.read_body(b).await,
     }
 }
 
@@ -636,7 +707,8 @@ fn authorize(
     };
     let vars = authz::request_vars(parts, host, peer, identity, uses);
     let subject = authz::subject(identity);
-    if let Some(rules) = &http_rules
+    // Rules about the A2A call wait until its body is read (`authorize_a2a`).
+    if let Some(rules) = http_rules.as_ref().filter(|r| !defers_to_a2a(policies, r))
         && authz::check_http(rules, &vars, &subject, parts, audit, metrics).is_err()
     {
         return Err(GatewayError::Forbidden);
@@ -644,6 +716,34 @@ fn authorize(
     Ok(policies.mcp_authorization.as_ref().map(|rules| {
         authz::McpAuthorizer::new(rules, vars, subject, audit, Some(metrics.clone())) as Arc<dyn Authorizer>
     }))
+}
+
+/// Whether the HTTP rules wait for the A2A call (an `a2a` route whose rules read `a2a`).
+fn defers_to_a2a(policies: &Policies, rules: &agw_policy::rules::Rules) -> bool {
+    policies.a2a && rules.uses().reads("a2a")
+}
+
+/// The HTTP rules of an `a2a` route that read `a2a`, once the call is known.
+fn authorize_a2a(
+    listener: &Listener,
+    policies: &Policies,
+    (parts, host, peer): (&Parts, &str, SocketAddr),
+    identity: &Identity,
+    call: Option<&a2a::A2aCall>,
+    (audit, metrics): (AuditMode, &Arc<Metrics>),
+) -> Result<(), GatewayError> {
+    let rules = match (&listener.policies.authorization, &policies.authorization) {
+        (None, None) => return Ok(()),
+        (Some(a), None) | (None, Some(a)) => a.clone(),
+        (Some(a), Some(b)) => a.merged(b),
+    };
+    if !defers_to_a2a(policies, &rules) {
+        return Ok(());
+    }
+    let mut vars = authz::request_vars(parts, host, peer, identity, rules.uses());
+    vars.a2a = call.map(|c| agw_policy::rules::to_cel(&c.cel()));
+    authz::check_http(&rules, &vars, &authz::subject(identity), parts, audit, metrics)
+        .map_err(|_| GatewayError::Forbidden)
 }
 
 async fn authenticate(

@@ -228,6 +228,12 @@ impl Builder {
             self.backend_overrides(&at.key("backends").index(0).key("policies"), p, &mut policies);
         }
         let backend = self.backend(&at.key("backends").index(0), first, route_tls, &policies)?;
+        if policies.a2a && !matches!(backend, Backend::Host { .. }) {
+            self.err(
+                at.key("policies").key("a2a"),
+                "A2A traffic goes to a `host:` backend (the agent), not an MCP one",
+            );
+        }
         Some(Route {
             name: r.name.clone().unwrap_or_else(|| format!("route{index}")),
             hostnames: r.hostnames.iter().map(|h| HostMatch::parse(h)).collect(),

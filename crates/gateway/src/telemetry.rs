@@ -21,7 +21,7 @@ use crate::auth::Identity;
 use crate::authz;
 
 /// The access log's built-in fields, as `remove` names them.
-pub(crate) const LOG_FIELDS: [&str; 13] = [
+pub(crate) const LOG_FIELDS: [&str; 16] = [
     "bind",
     "listener",
     "route",
@@ -34,6 +34,9 @@ pub(crate) const LOG_FIELDS: [&str; 13] = [
     "mcp.target",
     "mcp.tool",
     "mcp.requests",
+    "a2a.method",
+    "a2a.task_id",
+    "a2a.context_id",
     "jwt.sub",
 ];
 
@@ -41,7 +44,7 @@ pub(crate) const LOG_FIELDS: [&str; 13] = [
 const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "x-api-key"];
 
 /// The server span's built-in attributes, as `remove` names them.
-const SPAN_ATTRIBUTES: [&str; 10] = [
+const SPAN_ATTRIBUTES: [&str; 12] = [
     "http.request.method",
     "url.path",
     "http.response.status_code",
@@ -51,6 +54,8 @@ const SPAN_ATTRIBUTES: [&str; 10] = [
     "mcp.method.name",
     "mcp.target",
     "gen_ai.tool.name",
+    "a2a.method",
+    "a2a.task.id",
     "enduser.id",
 ];
 
@@ -65,6 +70,8 @@ pub(crate) struct Telemetry {
     uses: Uses,
     /// Whether any expression reads `response` (not a rule variable, so not in `uses`).
     reads_response: bool,
+    /// Some expression reads `backend`.
+    reads_backend: bool,
 }
 
 #[derive(Debug, Default)]
@@ -106,7 +113,21 @@ fn inputs_of(captured: Option<&Captured>) -> std::borrow::Cow<'_, Inputs> {
 impl Telemetry {
     /// Whether any expression needs request inputs.
     pub(crate) fn needs_inputs(&self) -> bool {
-        self.uses != Uses::default() || self.reads_response
+        self.uses != Uses::default() || self.reads_response || self.reads_backend
+    }
+
+    /// The route's backend, once the route is chosen.
+    pub(crate) fn route_chosen(&self, captured: Option<&mut Captured>, route: &crate::route::Route) {
+        let Some(c) = captured.filter(|_| self.reads_backend) else { return };
+        let (name, kind, protocol) = match &route.backend {
+            crate::resolve::Backend::Host { authority, .. } => {
+                (authority.to_string(), "static", if route.policies.a2a { "a2a" } else { "http" })
+            }
+            crate::resolve::Backend::Mcp(m) => {
+                (m.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(","), "mcp", "mcp")
+            }
+        };
+        c.inputs.backend = Some(to_cel(&json!({"name": name, "type": kind, "protocol": protocol})));
     }
 
     /// The request side (`request`, `source`), taken as the request arrives.
@@ -343,7 +364,14 @@ pub(crate) fn resolve(config: &Config, errors: &mut Vec<FieldError>, warnings: &
         Tracing::default()
     };
     let uses = Uses::of(c.uses.iter().copied());
-    Telemetry { access_log, otlp, tracing, uses, reads_response: c.uses.contains(&"response") }
+    Telemetry {
+        access_log,
+        otlp,
+        tracing,
+        uses,
+        reads_response: c.uses.contains(&"response"),
+        reads_backend: c.uses.contains(&"backend"),
+    }
 }
 
 struct Compiler<'a> {

@@ -111,6 +111,15 @@ pub struct PinLabels {
     pub reason: &'static str,
 }
 
+/// An A2A call on an `a2a` route.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct A2aLabels {
+    pub route: String,
+    /// The A2A method (v0.3 and v1.0 names), or `other`.
+    pub method: &'static str,
+    pub status: u16,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
@@ -211,6 +220,7 @@ pub struct Metrics {
     pub request_body_buffered_bytes: Gauge,
     pub requests_over_budget: Counter,
     pub tool_pin_rejections: Family<PinLabels, Counter>,
+    pub a2a_calls: Family<A2aLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -315,6 +325,12 @@ impl Metrics {
             "Tool definitions hidden by tool-definition pinning, counted once per definition seen, by target, tool and reason (changed, unpinned)",
             tool_pin_rejections.clone(),
         );
+        let a2a_calls = Family::<A2aLabels, Counter>::default();
+        registry.register(
+            "a2a_calls",
+            "A2A calls on `a2a` routes, by route, A2A method (v0.3 and v1.0 names; others as `other`) and HTTP status",
+            a2a_calls.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -335,6 +351,7 @@ impl Metrics {
             request_body_buffered_bytes,
             requests_over_budget,
             tool_pin_rejections,
+            a2a_calls,
         }
     }
 

@@ -23,7 +23,7 @@ use cel::{Context, Env, Program};
 use analysis::{eval3, free_variables, guard_is_whole, name_guard, reads_arguments, reads_mcp};
 
 /// The variables rules may use.
-pub const VARIABLES: [&str; 6] = ["jwt", "mcp", "request", "source", "apiKey", "basicAuth"];
+pub const VARIABLES: [&str; 7] = ["jwt", "mcp", "request", "source", "apiKey", "basicAuth", "a2a"];
 
 pub(crate) fn env() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
@@ -392,6 +392,8 @@ pub struct Vars {
     pub source: Option<Value>,
     pub api_key: Option<Value>,
     pub basic_auth: Option<Value>,
+    /// On `a2a` routes: the A2A call (`method`, `taskId`, `contextId`).
+    pub a2a: Option<Value>,
 }
 
 fn empty_map() -> Value {
@@ -413,6 +415,7 @@ impl Vars {
             ("source", &self.source),
             ("apiKey", &self.api_key),
             ("basicAuth", &self.basic_auth),
+            ("a2a", &self.a2a),
         ] {
             if uses.reads(name) {
                 ctx.add_variable_from_value(name, v.clone().unwrap_or_else(empty_map));

@@ -19,10 +19,16 @@ fn token(name: &str) -> String {
 }
 
 /// The tutorial's route with a short header time-out (so that an idle connection is closed
-/// and counted) in front of `upstream`, with tool pinning from `pins`.
+/// and counted) in front of `upstream`, with tool pinning from `pins`; and an `a2a` route
+/// (`/agent/`) to the same server.
 fn config(upstream: &str, pins: &std::path::Path) -> String {
     let tutorial = std::fs::read_to_string(repo("examples/tutorial/config.yaml")).unwrap();
+    let host = upstream.trim_start_matches("http://").trim_end_matches("/mcp");
+    let a2a = format!(
+        "  - routes:\n    - name: agent\n      matches:\n      - path: {{pathPrefix: /agent/}}\n      policies:\n        a2a: {{}}\n      backends:\n      - host: {host}\n"
+    );
     let text = tutorial
+        .replacen("  - routes:\n", &a2a, 1)
         .replace("- port: 3000", "- port: 0")
         .replace("http://localhost:3001/mcp", upstream)
         .replace("file: ./pub-key", &format!("file: {}", repo("examples/tutorial/pub-key").display()))
@@ -52,7 +58,9 @@ fn expressions(dashboard: &Value, out: &mut Vec<String>) {
 /// The metric names in a PromQL expression (ours all start with `agentgateway_`).
 fn metric_names(expr: &str) -> BTreeSet<String> {
     expr.match_indices("agentgateway_")
-        .map(|(at, _)| expr[at..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect())
+        .map(|(at, _)| {
+            expr[at..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect()
+        })
         .collect()
 }
 
@@ -117,6 +125,9 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     let idle = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     eventually("an idle connection closed", &gw, "agentgateway_connections_closed_total").await;
     drop(idle);
+    // An A2A call (the server is no agent: whatever it answers, the call is counted).
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m"}}}"#;
+    agw_testkit::client::http("POST", &gw.url("/agent/"), &[("content-type", "application/json")], call).await.unwrap();
     // A reload of the config file.
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str("# reloaded\n");

@@ -113,9 +113,11 @@ pub struct RoutePolicies {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_guardrails: Option<Unsupported>,
-    /// Not supported yet.
+    /// Marks the route as A2A (agent-to-agent) traffic: agent cards are rewritten to the
+    /// gateway's address, calls are classified (method, task) for logs, metrics, traces and
+    /// `authorization` rules (`a2a.*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub a2a: Option<Unsupported>,
+    pub a2a: Option<A2aPolicy>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai: Option<Unsupported>,
@@ -166,7 +168,6 @@ impl RoutePolicies {
             ("requestMirror", &self.request_mirror),
             ("directResponse", &self.direct_response),
             ("mcpGuardrails", &self.mcp_guardrails),
-            ("a2a", &self.a2a),
             ("ai", &self.ai),
             ("backendTunnel", &self.backend_tunnel),
             ("concurrencyLimit", &self.concurrency_limit),
@@ -642,6 +643,11 @@ pub enum RateLimitKind {
     /// LLM tokens.
     Tokens,
 }
+
+/// `a2a`: no settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct A2aPolicy {}
 
 /// Credentials for the backend.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
