@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
     Bind, Config, DEFAULT_GATEWAY, DEFAULT_MCP_PORT, GatewayProtocol, GatewayRefs, Listener, ListenerProtocol,
-    McpBackend, McpHost, NamedBackend, PathMatch, Route, RouteBackend, RouteMatch, SimpleMcp, backend_ref_name,
+    McpBackend, McpHost, NamedBackend, PathMatch, RemoteRateLimit, Route, RouteBackend, RouteMatch, SimpleMcp, backend_ref_name,
 };
 
 /// Routes and MCP targets the lowered config may hold. Attaching a route to many listeners
@@ -391,6 +391,9 @@ impl<'a> Lowering<'a> {
 
     /// Replaces the `backend:` references of a route (lowered at `at`, written at `source`).
     fn route_backends(&mut self, at: &FieldPath, source: &FieldPath, route: &mut Route) {
+        if let Some(r) = route.policies.as_mut().and_then(|p| p.remote_rate_limit.as_mut()) {
+            self.service_refs(&source.key("policies").key("remoteRateLimit"), r);
+        }
         for (i, b) in route.backends.iter_mut().enumerate() {
             let at = at.key("backends").index(i);
             let source = source.key("backends").index(i);
@@ -420,6 +423,23 @@ impl<'a> Lowering<'a> {
                 b.mcp = Some(mcp);
                 self.origins.add(at.key("mcp"), named_at.key("mcp"));
             }
+        }
+    }
+
+    /// Replaces the `backend:` of a remote policy's service (and of its conditional entries)
+    /// by the named backend's `host`.
+    fn service_refs(&mut self, source: &FieldPath, r: &mut RemoteRateLimit) {
+        if let Some(list) = &mut r.conditional {
+            for (i, e) in list.iter_mut().enumerate() {
+                self.service_refs(&source.key("conditional").index(i), e);
+            }
+        }
+        let Some(reference) = r.backend.take() else { return };
+        let at = source.key("backend");
+        let Some((_, named)) = self.named(&at, &reference) else { return };
+        match &named.host {
+            Some(host) => r.host = Some(host.clone()),
+            None => self.err(at, format!("`{reference}` is not a `host` backend: a remote service is `host: <host:port>`")),
         }
     }
 

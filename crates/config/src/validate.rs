@@ -5,6 +5,7 @@
 //! features land and nothing agentgateway accepts is ever silently ignored.
 
 mod backend;
+mod external;
 mod front;
 mod tls;
 
@@ -460,6 +461,9 @@ impl Validator {
         self.unsupported(at, p.unsupported());
         if let Some(l) = &p.local_rate_limit {
             self.rate_limits(&at.key("localRateLimit"), l);
+        }
+        if let Some(r) = &p.remote_rate_limit {
+            self.remote_rate_limit(&at.key("remoteRateLimit"), r);
         }
 
         if let Some(j) = &p.jwt_auth {

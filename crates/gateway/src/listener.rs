@@ -31,6 +31,7 @@ use crate::conn;
 use crate::error::GatewayError;
 use crate::oauth;
 use crate::ratelimit::{self, RateLimits};
+use crate::remote_ratelimit::{self, RemoteRateLimits};
 use crate::resolve::{Policies, Runtime};
 use crate::route::{self, Listener};
 use crate::telemetry::{self, Telemetry};
@@ -434,8 +435,11 @@ async fn route_request(
         Err(e) => return decorate(e.into_response(), &[route_cors, listener_cors], cors_origin.as_ref()),
     };
 
-    let limited = [listener.policies.rate_limits.as_deref(), policies.rate_limits.as_deref()];
-    let (admitted, body) = match admit(shared, route, limited, (&parts, &host, peer), &identity, body).await {
+    let limited = Limits {
+        local: [listener.policies.rate_limits.as_deref(), policies.rate_limits.as_deref()],
+        remote: policies.remote_rate_limits.as_deref(),
+    };
+    let (admitted, body) = match admit(shared, route, limited, (&mut parts, &host, peer), &identity, body).await {
         Ok(a) => a,
         Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
     };
@@ -445,8 +449,11 @@ async fn route_request(
     let mut resp =
         backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, (authorizer, trail.trace), req)
             .await;
-    if let Some(status) = admitted {
+    if let Some(status) = admitted.status {
         status.write_headers(resp.headers_mut());
+    }
+    if let Some(remote) = admitted.remote {
+        resp.headers_mut().extend(remote.response_headers);
     }
     policies.response_headers.apply(resp.headers_mut());
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
@@ -488,21 +495,36 @@ impl http_body::Body for Admitted {
     }
 }
 
-/// `localRateLimit` of the listener and the route: the tightest route-wide limit's state for
-/// the response headers, or the refusal (429, or JSON-RPC errors for keyed limits over MCP).
+/// The rate limits a request meets: `localRateLimit` of the listener and the route, then the
+/// route's `remoteRateLimit`.
+struct Limits<'a> {
+    local: [Option<&'a RateLimits>; 2],
+    remote: Option<&'a RemoteRateLimits>,
+}
+
+/// What the rate limits let through: the tightest local route-wide limit's state and the
+/// remote service's answer, for the response headers.
+#[derive(Default)]
+struct Admission {
+    status: Option<ratelimit::Status>,
+    remote: Option<remote_ratelimit::Allowed>,
+}
+
+/// Applies the rate limits: what goes into the response headers, or the refusal (429, or
+/// JSON-RPC errors for limits that count MCP requests).
 async fn admit(
     shared: &Shared,
     route: &route::Route,
-    limits: [Option<&RateLimits>; 2],
-    (parts, host, peer): (&Parts, &str, SocketAddr),
+    limits: Limits<'_>,
+    (parts, host, peer): (&mut Parts, &str, SocketAddr),
     identity: &Identity,
     body: conn::GuardedBody,
-) -> Result<(Option<ratelimit::Status>, Admitted), Response<Body>> {
-    let limits: Vec<&RateLimits> = limits.into_iter().flatten().collect();
-    if limits.is_empty() {
-        return Ok((None, Admitted::Streaming(body)));
+) -> Result<(Admission, Admitted), Response<Body>> {
+    let local: Vec<&RateLimits> = limits.local.into_iter().flatten().collect();
+    if local.is_empty() && limits.remote.is_none() {
+        return Ok((Admission::default(), Admitted::Streaming(body)));
     }
-    let uses = limits.iter().fold(agw_policy::rules::Uses::default(), |u, l| u.union(l.uses()));
+    let uses = local.iter().fold(limits.remote.map(RemoteRateLimits::uses).unwrap_or_default(), |u, l| u.union(l.uses()));
     let v = authz::request_vars(parts, host, peer, identity, uses);
     let inputs = agw_policy::expr::Inputs {
         request: v.request,
@@ -514,7 +536,7 @@ async fn admit(
     };
     let counts_messages = parts.method == Method::POST
         && matches!(route.backend, crate::resolve::Backend::Mcp(_))
-        && limits.iter().any(|l| l.keyed());
+        && (local.iter().any(|l| l.keyed()) || limits.remote.is_some_and(RemoteRateLimits::per_message));
     let (body, parsed) = if counts_messages {
         let bytes = match shared.relay.read_body(body).await {
             Ok(b) => b,
@@ -527,24 +549,30 @@ async fn admit(
         (Admitted::Streaming(body), None)
     };
     let messages = parsed.as_ref().map(ratelimit::Messages::of);
+    let batch = parsed.as_ref().is_some_and(|p| p.is_array());
     let now = tokio::time::Instant::now();
-    let mut status: Option<ratelimit::Status> = None;
-    for l in limits {
+    let mut admission = Admission::default();
+    for l in local {
         match l.check(&inputs, messages.as_ref(), now) {
-            Ok(Some(s)) => status = Some(ratelimit::Status::tighter(status, s)),
+            Ok(Some(s)) => admission.status = Some(ratelimit::Status::tighter(admission.status, s)),
             Ok(None) => {}
             Err(e) => {
                 debug!(limit = %e.limit, retry_after = e.status.reset, "rate limited");
                 return Err(match (&e.key, &messages) {
-                    (Some(_), Some(m)) if !m.requests.is_empty() => {
-                        ratelimit::jsonrpc_refusal(&e, m, parsed.as_ref().is_some_and(|p| p.is_array()))
-                    }
+                    (Some(_), Some(m)) if !m.requests.is_empty() => ratelimit::jsonrpc_refusal(&e, m, batch),
                     _ => ratelimit::too_many_requests(&e),
                 });
             }
         }
     }
-    Ok((status, body))
+    if let Some(remote) = limits.remote {
+        let allowed = remote.check(&inputs, messages.as_ref(), batch).await?;
+        for (name, value) in &allowed.request_headers {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        admission.remote = Some(allowed);
+    }
+    Ok((admission, body))
 }
 
 /// Rewrites the request's path to its normal form ([`crate::path`]); scheme, authority and

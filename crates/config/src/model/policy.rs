@@ -129,9 +129,9 @@ pub struct RoutePolicies {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_limit: Option<Unsupported>,
-    /// Not supported yet.
+    /// Ask an Envoy rate-limit service (a limit shared by every replica).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_rate_limit: Option<Unsupported>,
+    pub remote_rate_limit: Option<super::external::RemoteRateLimit>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<Unsupported>,
@@ -170,7 +170,6 @@ impl RoutePolicies {
             ("ai", &self.ai),
             ("backendTunnel", &self.backend_tunnel),
             ("concurrencyLimit", &self.concurrency_limit),
-            ("remoteRateLimit", &self.remote_rate_limit),
             ("oidc", &self.oidc),
             ("extAuthz", &self.ext_authz),
             ("extProc", &self.ext_proc),

@@ -63,6 +63,8 @@ pub struct Policies {
     pub jwt_sign: Option<Arc<JwtSign>>,
     /// `localRateLimit`.
     pub(crate) rate_limits: Option<Arc<crate::ratelimit::RateLimits>>,
+    /// `remoteRateLimit`.
+    pub(crate) remote_rate_limits: Option<Arc<crate::remote_ratelimit::RemoteRateLimits>>,
 }
 
 /// A signer and where its tokens go.
@@ -148,6 +150,10 @@ impl Builder {
         }
         out.rate_limits = p.local_rate_limit.as_ref().and_then(|l| {
             crate::ratelimit::RateLimits::resolve(&at.key("localRateLimit"), l, &mut self.errors).map(Arc::new)
+        });
+        out.remote_rate_limits = p.remote_rate_limit.as_ref().and_then(|r| {
+            crate::remote_ratelimit::RemoteRateLimits::resolve(&at.key("remoteRateLimit"), r, &mut self.errors)
+                .map(Arc::new)
         });
         out
     }
