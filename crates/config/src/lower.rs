@@ -21,7 +21,8 @@ use std::collections::{BTreeMap, HashMap};
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
     Bind, Config, DEFAULT_GATEWAY, DEFAULT_MCP_PORT, GatewayProtocol, GatewayRefs, Listener, ListenerProtocol,
-    McpBackend, McpHost, NamedBackend, PathMatch, RemoteRateLimit, Route, RouteBackend, RouteMatch, SimpleMcp, backend_ref_name,
+    McpBackend, McpHost, NamedBackend, PathMatch, RemoteRateLimit, Route, RouteBackend, RouteMatch, SimpleMcp,
+    backend_ref_name,
 };
 
 /// Routes and MCP targets the lowered config may hold. Attaching a route to many listeners
@@ -439,7 +440,9 @@ impl<'a> Lowering<'a> {
         let Some((_, named)) = self.named(&at, &reference) else { return };
         match &named.host {
             Some(host) => r.host = Some(host.clone()),
-            None => self.err(at, format!("`{reference}` is not a `host` backend: a remote service is `host: <host:port>`")),
+            None => {
+                self.err(at, format!("`{reference}` is not a `host` backend: a remote service is `host: <host:port>`"))
+            }
         }
     }
 

@@ -115,7 +115,11 @@ impl Service {
         }
         let header_status = status_of(resp.headers());
         let collected = Limited::new(resp.into_body(), MAX_MESSAGE + 5).collect().await.map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() { GrpcError::TooLarge } else { GrpcError::Transport(e.to_string()) }
+            if e.is::<http_body_util::LengthLimitError>() {
+                GrpcError::TooLarge
+            } else {
+                GrpcError::Transport(e.to_string())
+            }
         })?;
         let status = collected.trailers().and_then(status_of).or(header_status);
         match status {

@@ -524,7 +524,8 @@ async fn admit(
     if local.is_empty() && limits.remote.is_none() {
         return Ok((Admission::default(), Admitted::Streaming(body)));
     }
-    let uses = local.iter().fold(limits.remote.map(RemoteRateLimits::uses).unwrap_or_default(), |u, l| u.union(l.uses()));
+    let uses =
+        local.iter().fold(limits.remote.map(RemoteRateLimits::uses).unwrap_or_default(), |u, l| u.union(l.uses()));
     let v = authz::request_vars(parts, host, peer, identity, uses);
     let inputs = agw_policy::expr::Inputs {
         request: v.request,

@@ -94,13 +94,7 @@ pub(crate) struct Status {
 
 impl Status {
     fn new(spec: Spec, remaining: u64, reset: Duration) -> Status {
-        Status {
-            limit: spec.max,
-            remaining,
-            reset: ceil_secs(reset),
-            window: ceil_secs(spec.interval),
-            scope: "local",
-        }
+        Status { limit: spec.max, remaining, reset: ceil_secs(reset), window: ceil_secs(spec.interval), scope: "local" }
     }
 
     /// The one closer to running out.
@@ -115,7 +109,10 @@ impl Status {
     /// `x-ratelimit-*` headers agentgateway sends.
     pub(crate) fn write_headers(&self, h: &mut HeaderMap) {
         let drafts = [
-            (HeaderName::from_static("ratelimit-policy"), format!("\"{}\";q={};w={}", self.scope, self.limit, self.window)),
+            (
+                HeaderName::from_static("ratelimit-policy"),
+                format!("\"{}\";q={};w={}", self.scope, self.limit, self.window),
+            ),
             (HeaderName::from_static("ratelimit"), format!("\"{}\";r={};t={}", self.scope, self.remaining, self.reset)),
         ];
         for (name, value) in drafts {

@@ -12,5 +12,6 @@ pub mod node;
 pub mod otlp;
 pub mod recorder;
 pub mod reference;
+pub mod rls;
 pub mod serve;
 pub mod tls;

@@ -31,7 +31,11 @@ impl Validator {
     }
 
     /// The conditional form's rules: 1 to 64 entries, the one without a condition last.
-    pub(super) fn conditional_entries<'a>(&mut self, at: &FieldPath, conditions: impl Iterator<Item = Option<&'a str>>) {
+    pub(super) fn conditional_entries<'a>(
+        &mut self,
+        at: &FieldPath,
+        conditions: impl Iterator<Item = Option<&'a str>>,
+    ) {
         let conditions: Vec<Option<&str>> = conditions.collect();
         if conditions.is_empty() {
             self.err(at.clone(), "needs at least one entry");
@@ -55,7 +59,9 @@ impl Validator {
                 }
             }
             (None, Some(_), None) | (None, None, Some(_)) => {}
-            (None, None, None) => self.err(at.clone(), "needs the rate-limit service: `host: <host:port>` or `backend: <name>`"),
+            (None, None, None) => {
+                self.err(at.clone(), "needs the rate-limit service: `host: <host:port>` or `backend: <name>`")
+            }
             _ => self.err(at.clone(), "set one of `host`, `backend`, `service`"),
         }
         if r.domain.is_empty() {

@@ -189,7 +189,8 @@ fn over_limit_on_counted_mcp_requests_is_a_jsonrpc_error_per_request() {
     }));
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo"}});
     let m = Messages::of(&body);
-    let answer = RateLimitResponse { overall_code: code::OVER_LIMIT, statuses: vec![status(5, 0, 9)], ..Default::default() };
+    let answer =
+        RateLimitResponse { overall_code: code::OVER_LIMIT, statuses: vec![status(5, 0, 9)], ..Default::default() };
     let resp = l.checks[0].apply(answer, Some(&m), false).unwrap_err();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["retry-after"], "9");
