@@ -44,9 +44,11 @@ fn usage() -> ! {
   --everything-rate  open-loop rate against server-everything (default 200: it serves ~1,100
                    calls/s at most, so 1,000/s would measure its queue, not the proxies)
   --table-only     skip start-up, idle-session and tools/list figures
-  --fronts         which paths: direct,nginx,gateway,gateway+policies,gateway+ratelimit
-                   (default all; gateway+ratelimit: a route-wide localRateLimit and one keyed
-                   per tool, both too high to refuse anything)
+  --fronts         which paths: direct,nginx,gateway,gateway+policies,gateway+ratelimit,
+                   gateway+remote-ratelimit (default all; gateway+ratelimit: a route-wide
+                   localRateLimit and one keyed per tool, both too high to refuse anything;
+                   gateway+remote-ratelimit: the same two as remoteRateLimit descriptors, asked
+                   of rls-redis with its counters in a redis-server of its own)
   --sessions       idle sessions for the memory figure (default 10000)
   --one-agent N    sequential calls per cell of the one-agent table (default 200; 0 skips it)
   --one-agent-only only the one-agent table
@@ -63,7 +65,9 @@ fn parse() -> Args {
         rate: 1000,
         rate_duration: Duration::from_secs(10),
         upstreams: vec!["rust".into(), "everything".into()],
-        fronts: ["direct", "nginx", "gateway", "gateway+policies", "gateway+ratelimit"].map(String::from).to_vec(),
+        fronts: ["direct", "nginx", "gateway", "gateway+policies", "gateway+ratelimit", "gateway+remote-ratelimit"]
+            .map(String::from)
+            .to_vec(),
         everything_rate: 200,
         extras: true,
         sessions: 10_000,
@@ -226,6 +230,18 @@ async fn main() -> anyhow::Result<()> {
         if wanted("gateway+ratelimit") {
             fronts.push(load::gateway("gateway+ratelimit", &url, load::RATE_LIMITS, &dir).await?);
         }
+        // Kept running while the rows are measured.
+        let mut remote_service = None;
+        if wanted("gateway+remote-ratelimit") {
+            match load::remote_rate_limit_service().await {
+                Ok((service, host)) => {
+                    let policies = load::remote_rate_limits(&host);
+                    fronts.push(load::gateway("gateway+remote-ratelimit", &url, &policies, &dir).await?);
+                    remote_service = Some(service);
+                }
+                Err(e) => notes.push(format!("the remote rate-limit row is missing: {e}")),
+            }
+        }
         for mut front in fronts {
             // The same request bytes everywhere: the token only matters where it is checked.
             front.token = Some(token.clone());
@@ -236,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("{up} via {}", front.name))?;
             rows.push(row);
         }
+        drop(remote_service);
         drop(upstream);
     }
 
