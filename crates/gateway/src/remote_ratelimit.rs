@@ -64,6 +64,13 @@ pub(crate) struct RemoteRateLimits {
     uses: Uses,
 }
 
+/// The service's answer, applied.
+#[derive(Debug)]
+enum Answer {
+    Allowed(Allowed),
+    Refused(Response<Body>),
+}
+
 /// What an allowed request carries on.
 #[derive(Debug, Default)]
 pub(crate) struct Allowed {
@@ -168,7 +175,10 @@ impl RemoteRateLimits {
         let messages = messages.filter(|m| check.per_message && !m.requests.is_empty());
         let Some(request) = check.request(inputs, messages) else { return Ok(Allowed::default()) };
         match check.service.call::<_, RateLimitResponse>(SHOULD_RATE_LIMIT, &request, CHECK_TIMEOUT).await {
-            Ok(answer) => check.apply(answer, messages, batch),
+            Ok(answer) => match check.apply(answer, messages, batch) {
+                Answer::Allowed(a) => Ok(a),
+                Answer::Refused(r) => Err(r),
+            },
             Err(e) if check.fail_open => {
                 warn!(policy = %check.name, domain = %check.domain, error = %e, "rate-limit service failed; request let through (failOpen)");
                 Ok(Allowed::default())
@@ -212,12 +222,7 @@ impl Check {
         Some(RateLimitRequest { domain: self.domain.clone(), descriptors, hits_addend: 0 })
     }
 
-    fn apply(
-        &self,
-        answer: RateLimitResponse,
-        messages: Option<&Messages<'_>>,
-        batch: bool,
-    ) -> Result<Allowed, Response<Body>> {
+    fn apply(&self, answer: RateLimitResponse, messages: Option<&Messages<'_>>, batch: bool) -> Answer {
         let status = tightest(&answer.statuses);
         let headers = |h: &mut HeaderMap| {
             h.extend(answer.response_headers_to_add.iter().filter_map(crate::envoy::HeaderValue::to_http));
@@ -231,7 +236,7 @@ impl Check {
                 s.write_headers(&mut allowed.response_headers);
             }
             headers(&mut allowed.response_headers);
-            return Ok(allowed);
+            return Answer::Allowed(allowed);
         }
         debug!(policy = %self.name, domain = %self.domain, "over the remote rate limit");
         let status = status.unwrap_or(Status { limit: 0, remaining: 0, reset: 1, window: 0, scope: "remote" });
@@ -256,7 +261,7 @@ impl Check {
         if !answer.raw_body.is_empty() && messages.is_none() && !resp.headers().contains_key(CONTENT_TYPE) {
             resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         }
-        Err(resp)
+        Answer::Refused(resp)
     }
 }
 

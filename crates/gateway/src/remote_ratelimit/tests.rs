@@ -154,7 +154,7 @@ fn an_ok_answer_adds_its_headers_and_the_tightest_limits_state() {
         request_headers_to_add: vec![crate::envoy::HeaderValue::new("x-upstream", "1")],
         raw_body: Vec::new(),
     };
-    let allowed = l.checks[0].apply(answer, None, false).unwrap();
+    let allowed = l.checks[0].apply(answer, None, false).allowed();
     assert_eq!(allowed.request_headers.len(), 1);
     let h = &allowed.response_headers;
     assert_eq!(h["x-ratelimit-limit"], "10");
@@ -174,7 +174,7 @@ fn over_limit_is_a_429_with_the_services_headers_and_body() {
         request_headers_to_add: Vec::new(),
         raw_body: b"slow down".to_vec(),
     };
-    let resp = l.checks[0].apply(answer, None, false).unwrap_err();
+    let resp = l.checks[0].apply(answer, None, false).refused();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(resp.headers()["x-why"], "quota");
     assert_eq!(resp.headers()["retry-after"], "7");
@@ -191,7 +191,23 @@ fn over_limit_on_counted_mcp_requests_is_a_jsonrpc_error_per_request() {
     let m = Messages::of(&body);
     let answer =
         RateLimitResponse { overall_code: code::OVER_LIMIT, statuses: vec![status(5, 0, 9)], ..Default::default() };
-    let resp = l.checks[0].apply(answer, Some(&m), false).unwrap_err();
+    let resp = l.checks[0].apply(answer, Some(&m), false).refused();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["retry-after"], "9");
+}
+
+impl Answer {
+    fn allowed(self) -> Allowed {
+        match self {
+            Answer::Allowed(a) => a,
+            Answer::Refused(r) => panic!("refused: {}", r.status()),
+        }
+    }
+
+    fn refused(self) -> Response<Body> {
+        match self {
+            Answer::Refused(r) => r,
+            Answer::Allowed(_) => panic!("allowed"),
+        }
+    }
 }

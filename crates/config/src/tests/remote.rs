@@ -1,0 +1,64 @@
+//! `remoteRateLimit`: both forms, a named backend as the service, and the mistakes.
+
+use super::{MINIMAL, errors, load_str};
+
+fn with_policy(yaml: &str) -> String {
+    MINIMAL.replace("    - backends:", &format!("    - policies:\n        remoteRateLimit:\n{yaml}      backends:"))
+}
+
+const ENTRY: &str =
+    "          domain: d\n          descriptors:\n          - entries:\n            - {key: k, value: request.path}\n";
+
+#[test]
+fn the_single_form_loads_and_a_backend_reference_becomes_its_host() {
+    let text = format!(
+        "{}backends:\n- name: rls\n  host: 127.0.0.1:8081\n",
+        with_policy(&format!("          backend: rls\n          failureMode: failOpen\n{ENTRY}"))
+    );
+    let loaded = load_str("config.yaml", &text).unwrap();
+    let p = loaded.config.binds[0].listeners[0].routes[0].policies.clone().unwrap();
+    let r = p.remote_rate_limit.unwrap();
+    assert_eq!(r.host.as_deref(), Some("127.0.0.1:8081"));
+    assert_eq!(r.backend, None);
+    assert_eq!(r.failure_mode, Some(crate::model::RemoteFailureMode::FailOpen));
+}
+
+#[test]
+fn mistakes_are_located() {
+    let all = errors(&with_policy(
+        "          domain: ''\n          descriptors: []\n          service: {name: x, port: 1}\n",
+    ));
+    let text = all.join("\n");
+    assert!(text.contains("remoteRateLimit.service: not supported yet"), "{text}");
+    assert!(text.contains("remoteRateLimit.domain: missing"), "{text}");
+    assert!(text.contains("remoteRateLimit.descriptors: needs at least one descriptor"), "{text}");
+
+    let all = errors(&with_policy(&format!("          host: nowhere\n{ENTRY}")));
+    assert!(all.join("\n").contains("remoteRateLimit.host: `nowhere` is not `host:port`"), "{all:?}");
+
+    let all = errors(&with_policy(
+        "          host: h:1\n          domain: d\n          descriptors:\n          - entries: []\n            type: tokens\n",
+    ));
+    let text = all.join("\n");
+    assert!(text.contains("descriptors[0].type: not supported yet"), "{text}");
+    assert!(text.contains("descriptors[0].entries: needs at least one entry"), "{text}");
+}
+
+#[test]
+fn the_conditional_form_has_its_rules() {
+    let entry =
+        |cond: &str| format!("          - {cond}host: h:1\n  {}", ENTRY.replace("\n          ", "\n            "));
+    let ok = format!("          conditional:\n{}{}", entry("condition: 'true'\n            "), entry(""));
+    load_str("config.yaml", &with_policy(&ok)).unwrap();
+
+    let fallback_first = format!("          conditional:\n{}{}", entry(""), entry("condition: 'true'\n            "));
+    let all = errors(&with_policy(&fallback_first));
+    assert!(
+        all.join("\n").contains("conditional[0]: an entry without a condition is the fallback and must be last"),
+        "{all:?}"
+    );
+
+    let mixed = format!("          domain: d\n          conditional:\n{}", entry(""));
+    let all = errors(&with_policy(&mixed));
+    assert!(all.join("\n").contains("with `conditional`, put the settings in its entries"), "{all:?}");
+}
