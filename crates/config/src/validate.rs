@@ -375,6 +375,9 @@ impl Validator {
 
     fn gateway_policies(&mut self, at: &FieldPath, p: &GatewayPolicies) {
         self.unsupported(at, p.unsupported());
+        if let Some(r) = &p.ext_authz {
+            self.ext_authz(&at.key("extAuthz"), r);
+        }
         if let Some(l) = &p.local_rate_limit {
             self.rate_limits(&at.key("localRateLimit"), l);
         }
@@ -464,6 +467,9 @@ impl Validator {
         }
         if let Some(r) = &p.remote_rate_limit {
             self.remote_rate_limit(&at.key("remoteRateLimit"), r);
+        }
+        if let Some(r) = &p.ext_authz {
+            self.ext_authz(&at.key("extAuthz"), r);
         }
 
         if let Some(j) = &p.jwt_auth {

@@ -11,6 +11,7 @@ mod conn;
 pub mod envoy;
 mod error;
 pub mod explain;
+mod ext_authz;
 pub mod grpc;
 pub mod jwks;
 mod listener;

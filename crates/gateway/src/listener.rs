@@ -29,6 +29,7 @@ use crate::authz;
 use crate::backend;
 use crate::conn;
 use crate::error::GatewayError;
+use crate::ext_authz::{self, ExtAuthzPolicy};
 use crate::oauth;
 use crate::ratelimit::{self, RateLimits};
 use crate::remote_ratelimit::{self, RemoteRateLimits};
@@ -429,6 +430,12 @@ async fn route_request(
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }
     trail.subject = authz::authenticated_subject(&identity);
+    let checks = [listener.policies.ext_authz.as_deref(), policies.ext_authz.as_deref()];
+    let (authz_headers, body) =
+        match external_authz(ctx, route, checks, (&mut parts, &host), &mut identity, Admitted::Streaming(body)).await {
+            Ok(a) => a,
+            Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
+        };
     telemetry.identify(trail.cel.as_deref_mut(), &parts, &identity);
     let authorizer = match authorize(listener, policies, &parts, (&host, peer), &identity, (runtime.audit, metrics)) {
         Ok(a) => a,
@@ -454,6 +461,9 @@ async fn route_request(
     }
     if let Some(remote) = admitted.remote {
         resp.headers_mut().extend(remote.response_headers);
+    }
+    for (name, value) in authz_headers {
+        resp.headers_mut().append(name, value);
     }
     policies.response_headers.apply(resp.headers_mut());
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
@@ -495,6 +505,60 @@ impl http_body::Body for Admitted {
     }
 }
 
+/// `extAuthz` of the listener, then the route's: the response headers the services add, and
+/// the body (read whole when a check sends it or names the MCP requests in it).
+async fn external_authz(
+    ctx: &ConnCtx,
+    route: &route::Route,
+    checks: [Option<&ExtAuthzPolicy>; 2],
+    (parts, host): (&mut Parts, &str),
+    identity: &mut Identity,
+    mut body: Admitted,
+) -> Result<(Vec<(http::HeaderName, HeaderValue)>, Admitted), Response<Body>> {
+    let mut response_headers = Vec::new();
+    for check in checks.into_iter().flatten() {
+        let mcp = match &route.backend {
+            crate::resolve::Backend::Mcp(b) if parts.method == Method::POST => Some(b),
+            _ => None,
+        };
+        body = match body {
+            Admitted::Streaming(b) if check.wants_body(mcp.is_some()) => {
+                Admitted::Read(Some(ctx.shared.relay.read_body(b).await?))
+            }
+            other => other,
+        };
+        let bytes = match &body {
+            Admitted::Read(b) => b.clone(),
+            Admitted::Streaming(_) => None,
+        };
+        let calls = match (mcp, bytes.as_ref().and_then(|b| serde_json::from_slice(b).ok())) {
+            (Some(b), Some(parsed)) => {
+                let targets: Vec<String> = b.targets.iter().map(|t| t.name.clone()).collect();
+                let prefixed = b.prefix_mode != agw_mcp::mux::naming::PrefixMode::Never && targets.len() > 1
+                    || b.prefix_mode == agw_mcp::mux::naming::PrefixMode::Always;
+                ext_authz::mcp_calls(&parsed, &targets, prefixed)
+            }
+            _ => Vec::new(),
+        };
+        let v = authz::request_vars(parts, host, ctx.peer, identity, check.uses());
+        let inputs = agw_policy::expr::Inputs {
+            request: v.request,
+            source: v.source,
+            jwt: v.jwt,
+            api_key: v.api_key,
+            basic_auth: v.basic_auth,
+            extauthz: v.extauthz,
+            ..Default::default()
+        };
+        let subject =
+            ext_authz::Subject { parts, host, peer: ctx.peer, tls: ctx.tls.is_some(), inputs, body: bytes.as_ref() };
+        let allowed = check.check(&ctx.shared.client, &subject, &calls).await?;
+        ext_authz::apply(&allowed, &mut parts.headers, identity);
+        response_headers.extend(allowed.response_headers);
+    }
+    Ok((response_headers, body))
+}
+
 /// The rate limits a request meets: `localRateLimit` of the listener and the route, then the
 /// route's `remoteRateLimit`.
 struct Limits<'a> {
@@ -518,11 +582,11 @@ async fn admit(
     limits: Limits<'_>,
     (parts, host, peer): (&mut Parts, &str, SocketAddr),
     identity: &Identity,
-    body: conn::GuardedBody,
+    body: Admitted,
 ) -> Result<(Admission, Admitted), Response<Body>> {
     let local: Vec<&RateLimits> = limits.local.into_iter().flatten().collect();
     if local.is_empty() && limits.remote.is_none() {
-        return Ok((Admission::default(), Admitted::Streaming(body)));
+        return Ok((Admission::default(), body));
     }
     let uses =
         local.iter().fold(limits.remote.map(RemoteRateLimits::uses).unwrap_or_default(), |u, l| u.union(l.uses()));
@@ -533,21 +597,24 @@ async fn admit(
         jwt: v.jwt,
         api_key: v.api_key,
         basic_auth: v.basic_auth,
+        extauthz: v.extauthz,
         ..Default::default()
     };
     let counts_messages = parts.method == Method::POST
         && matches!(route.backend, crate::resolve::Backend::Mcp(_))
         && (local.iter().any(|l| l.keyed()) || limits.remote.is_some_and(RemoteRateLimits::per_message));
-    let (body, parsed) = if counts_messages {
-        let bytes = match shared.relay.read_body(body).await {
-            Ok(b) => b,
-            Err(resp) => return Err(resp),
-        };
-        // A body that is not JSON is the relay's to answer; no limit counts its messages.
-        let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-        (Admitted::Read(Some(bytes)), parsed)
-    } else {
-        (Admitted::Streaming(body), None)
+    let (body, parsed) = match body {
+        Admitted::Streaming(b) if counts_messages => {
+            let bytes = shared.relay.read_body(b).await?;
+            // A body that is not JSON is the relay's to answer; no limit counts its messages.
+            let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+            (Admitted::Read(Some(bytes)), parsed)
+        }
+        Admitted::Read(Some(bytes)) if counts_messages => {
+            let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+            (Admitted::Read(Some(bytes)), parsed)
+        }
+        other => (other, None),
     };
     let messages = parsed.as_ref().map(ratelimit::Messages::of);
     let batch = parsed.as_ref().is_some_and(|p| p.is_array());

@@ -11,7 +11,7 @@ use crate::rules::analysis::free_variables;
 use crate::rules::{describe_parse_errors, env};
 
 /// The variables telemetry expressions may use.
-pub const VARIABLES: [&str; 7] = ["request", "response", "jwt", "mcp", "source", "apiKey", "basicAuth"];
+pub const VARIABLES: [&str; 8] = ["request", "response", "jwt", "mcp", "source", "apiKey", "basicAuth", "extauthz"];
 
 /// The inputs of one evaluation; only the ones an expression reads are bound. A missing one
 /// is an empty map, so `has(jwt.sub)` is false rather than an error.
@@ -24,6 +24,8 @@ pub struct Inputs {
     pub source: Option<Value>,
     pub api_key: Option<Value>,
     pub basic_auth: Option<Value>,
+    /// What an `extAuthz` service said about the request (its metadata).
+    pub extauthz: Option<Value>,
 }
 
 /// A compiled expression.
@@ -75,6 +77,7 @@ impl Expression {
             ("source", &inputs.source),
             ("apiKey", &inputs.api_key),
             ("basicAuth", &inputs.basic_auth),
+            ("extauthz", &inputs.extauthz),
         ] {
             if self.reads(name) {
                 let value =

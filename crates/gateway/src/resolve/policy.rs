@@ -34,6 +34,8 @@ pub struct GatewayPolicies {
     pub authorization: Option<Rules>,
     /// `localRateLimit` on the listener (an extension).
     pub(crate) rate_limits: Option<Arc<crate::ratelimit::RateLimits>>,
+    /// `extAuthz`, asked before the route's.
+    pub(crate) ext_authz: Option<Arc<crate::ext_authz::ExtAuthzPolicy>>,
 }
 
 /// Route policies in runtime form.
@@ -65,6 +67,8 @@ pub struct Policies {
     pub(crate) rate_limits: Option<Arc<crate::ratelimit::RateLimits>>,
     /// `remoteRateLimit`.
     pub(crate) remote_rate_limits: Option<Arc<crate::remote_ratelimit::RemoteRateLimits>>,
+    /// `extAuthz`.
+    pub(crate) ext_authz: Option<Arc<crate::ext_authz::ExtAuthzPolicy>>,
 }
 
 /// A signer and where its tokens go.
@@ -90,7 +94,11 @@ impl Builder {
             authn: Vec::new(),
             authorization: p.authorization.as_ref().and_then(|r| self.rules(&at.key("authorization"), r)),
             rate_limits: None,
+            ext_authz: None,
         };
+        out.ext_authz = p.ext_authz.as_ref().and_then(|a| {
+            crate::ext_authz::ExtAuthzPolicy::resolve(&at.key("extAuthz"), a, &mut self.errors).map(Arc::new)
+        });
         out.rate_limits = p.local_rate_limit.as_ref().and_then(|l| {
             crate::ratelimit::RateLimits::resolve(&at.key("localRateLimit"), l, &mut self.errors).map(Arc::new)
         });
@@ -154,6 +162,9 @@ impl Builder {
         out.remote_rate_limits = p.remote_rate_limit.as_ref().and_then(|r| {
             crate::remote_ratelimit::RemoteRateLimits::resolve(&at.key("remoteRateLimit"), r, &mut self.errors)
                 .map(Arc::new)
+        });
+        out.ext_authz = p.ext_authz.as_ref().and_then(|a| {
+            crate::ext_authz::ExtAuthzPolicy::resolve(&at.key("extAuthz"), a, &mut self.errors).map(Arc::new)
         });
         out
     }

@@ -72,6 +72,7 @@ fn vars(claims: Option<serde_json::Value>, kind: ItemKind, name: &str, args: Opt
         source: Some(to_cel(&json!({"address": "127.0.0.1", "port": 5555}))),
         api_key: None,
         basic_auth: None,
+        extauthz: None,
     };
     Req { vars, method, kind, name: name.to_string(), args }
 }
@@ -334,7 +335,7 @@ fn compile_errors_name_the_rule_and_column() {
     assert_eq!(errs[0].index, 1);
     assert!(errs[0].message.starts_with("invalid CEL at column 18"), "{}", errs[0].message);
     assert_eq!(errs[1].index, 2);
-    assert_eq!(errs[1].message, "unknown variable `jwtt` (rules can use jwt, mcp, request, source, apiKey, basicAuth)");
+    assert_eq!(errs[1].message, "unknown variable `jwtt` (rules can use jwt, mcp, request, source, apiKey, basicAuth, extauthz)");
     assert_eq!(errs[2].index, 3);
     assert!(errs[2].message.contains("`x`"), "{}", errs[2].message);
     // Comprehension variables are bound, not unknown.
