@@ -8,6 +8,7 @@ use agw_testkit::harness::{Gateway, mcp_route};
 use agw_testkit::recorder::Recorder;
 use serde_json::{Value, json};
 
+const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
 const QUIET: &str = "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\n";
 
 fn call(id: u64, tool: &str, arguments: Value) -> Value {
@@ -128,5 +129,27 @@ async fn http_checks_carry_the_mcp_call_in_headers_and_the_body_when_asked() {
     assert_eq!(seen.headers.get("x-envoy-auth-partial-body").map(String::as_str), Some("false"));
     let denied = c.post(&call(10, "printEnv", json!({}))).await.unwrap();
     assert_eq!(denied.status, 403);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_listener_check_in_the_conditional_form_runs_before_every_route() {
+    let authz = AuthzServer::start().await.unwrap();
+    let upstream = Recorder::start().await.unwrap();
+    let dead = agw_testkit::node::free_port().await;
+    let config = format!(
+        "{QUIET}binds:\n- port: 0\n  listeners:\n  - policies:\n      extAuthz:\n        conditional:\n        - condition: request.path.startsWith('/open')\n          host: 127.0.0.1:{dead}\n          failureMode: allow\n        - host: {authz}\n    routes:\n    - backends:\n      - host: {up}\n",
+        authz = authz.host(),
+        up = upstream.server.addr
+    );
+    let gw = Gateway::start(&config).await.unwrap();
+    let (status, _) = http("POST", &gw.url("/open/x"), &[("authorization", "Bearer bad")], PING).await.unwrap();
+    assert_eq!(status, 200, "the first entry: its service is down and it fails open");
+    assert_eq!(authz.calls(), 0);
+    let (status, _) = http("POST", &gw.url("/x"), &[("authorization", "Bearer bad")], PING).await.unwrap();
+    assert_eq!(status, 401, "the fallback entry asks the service, which denies");
+    let (status, _) = http("POST", &gw.url("/x"), &[("authorization", "Bearer gold")], PING).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(upstream.last().headers["x-authz-user"], "alice", "gRPC ok_response headers reach the backend");
     gw.stop().await;
 }

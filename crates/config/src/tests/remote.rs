@@ -62,3 +62,36 @@ fn the_conditional_form_has_its_rules() {
     let all = errors(&with_policy(&mixed));
     assert!(all.join("\n").contains("with `conditional`, put the settings in its entries"), "{all:?}");
 }
+
+fn with_authz(yaml: &str) -> String {
+    MINIMAL.replace("    - backends:", &format!("    - policies:\n        extAuthz:\n{yaml}      backends:"))
+}
+
+#[test]
+fn ext_authz_loads_at_route_and_listener_level_and_its_mistakes_are_located() {
+    let route = with_authz(
+        "          host: 127.0.0.1:9000\n          failureMode:\n            denyWithStatus: 503\n          protocol:\n            http:\n              path: '\"/check\"'\n              addRequestHeaders:\n                ':method': '\"POST\"'\n              includeResponseHeaders: [x-user]\n",
+    );
+    load_str("config.yaml", &route).unwrap();
+    let listener = MINIMAL.replace(
+        "  - routes:",
+        "  - policies:\n      extAuthz:\n        host: 127.0.0.1:9000\n        includeMcpArguments: true\n    routes:",
+    );
+    let loaded = load_str("config.yaml", &listener).unwrap();
+    let p = loaded.config.binds[0].listeners[0].policies.clone().unwrap();
+    assert_eq!(p.ext_authz.unwrap().include_mcp_arguments, Some(true));
+
+    let all = errors(&with_authz("          host: unix:/run/x.sock\n"));
+    assert!(all.join("\n").contains("extAuthz.host: not supported yet"), "{all:?}");
+    let all = errors(&with_authz(
+        "          host: h:1\n          includeRequestBody:\n            maxRequestBytes: 99999999\n          cache:\n            key: []\n            ttl: 10s\n          protocol:\n            http:\n              addRequestHeaders:\n                'bad header': '\"x\"'\n",
+    ));
+    let text = all.join("\n");
+    assert!(text.contains("includeRequestBody.maxRequestBytes: at most"), "{text}");
+    assert!(text.contains("cache.key: needs at least one expression"), "{text}");
+    assert!(text.contains("addRequestHeaders.bad header: not a header name"), "{text}");
+    let all = errors(&with_authz(
+        "          conditional:\n          - host: h:1\n          - condition: 'true'\n            host: h:1\n",
+    ));
+    assert!(all.join("\n").contains("must be last"), "{all:?}");
+}

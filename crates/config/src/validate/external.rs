@@ -56,6 +56,9 @@ impl Validator {
     /// One of `host`/`backend`/`service` (the last refused).
     fn service(&mut self, at: &FieldPath, host: &Option<String>, backend: &Option<String>, service: bool, what: &str) {
         match (host, backend, service) {
+            (Some(h), None, false) if h.starts_with("unix:") => {
+                self.err(at.key("host"), "not supported yet (a Unix socket; use `host:port`)")
+            }
             (Some(h), None, false) => {
                 if let Err(msg) = check_host_port(h) {
                     self.err(at.key("host"), msg);

@@ -335,7 +335,10 @@ fn compile_errors_name_the_rule_and_column() {
     assert_eq!(errs[0].index, 1);
     assert!(errs[0].message.starts_with("invalid CEL at column 18"), "{}", errs[0].message);
     assert_eq!(errs[1].index, 2);
-    assert_eq!(errs[1].message, "unknown variable `jwtt` (rules can use jwt, mcp, request, source, apiKey, basicAuth, extauthz)");
+    assert_eq!(
+        errs[1].message,
+        "unknown variable `jwtt` (rules can use jwt, mcp, request, source, apiKey, basicAuth, extauthz)"
+    );
     assert_eq!(errs[2].index, 3);
     assert!(errs[2].message.contains("`x`"), "{}", errs[2].message);
     // Comprehension variables are bound, not unknown.
