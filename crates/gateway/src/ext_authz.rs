@@ -189,6 +189,12 @@ impl ExtAuthzPolicy {
         calls: &[McpCall],
     ) -> Result<Allowed, Response<Body>> {
         let Some(check) = self.selected(&subject.inputs) else { return Ok(Allowed::default()) };
+        if check.body_for(subject.body).is_err() {
+            // As agentgateway: the body cannot be shown whole, and may not be cut.
+            let body = serde_json::json!({"error": "request body too large for authorization"}).to_string();
+            let json = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+            return Err(denial(StatusCode::PAYLOAD_TOO_LARGE, &json, Bytes::from(body)));
+        }
         let mut allowed = Allowed::default();
         let none = [None];
         let calls: Vec<Option<&McpCall>> =
