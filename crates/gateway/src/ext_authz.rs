@@ -427,7 +427,7 @@ impl Compiler<'_> {
             None | Some(ExtAuthzProtocol::Grpc(_)) => {
                 let (context, metadata) = match &r.protocol {
                     Some(ExtAuthzProtocol::Grpc(g)) => (
-                        g.context.clone().unwrap_or_default().into_iter().collect(),
+                        g.context.iter().flatten().map(|(k, v)| (k.clone(), v.expose().to_string())).collect(),
                         self.map(
                             at.key("protocol").key("grpc").key("metadata"),
                             &g.metadata.clone().unwrap_or_default(),

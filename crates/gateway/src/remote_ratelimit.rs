@@ -224,8 +224,11 @@ impl Check {
 
     fn apply(&self, answer: RateLimitResponse, messages: Option<&Messages<'_>>, batch: bool) -> Answer {
         let status = tightest(&answer.statuses);
+        // The service's headers replace ours of the same name (as agentgateway applies them).
         let headers = |h: &mut HeaderMap| {
-            h.extend(answer.response_headers_to_add.iter().filter_map(crate::envoy::HeaderValue::to_http));
+            for (n, v) in answer.response_headers_to_add.iter().filter_map(crate::envoy::HeaderValue::to_http) {
+                h.insert(n, v);
+            }
         };
         if answer.overall_code == code::OK {
             let mut allowed = Allowed {
@@ -245,22 +248,19 @@ impl Check {
                 let exceeded = Exceeded { limit: self.name.clone(), key: None, status };
                 ratelimit::jsonrpc_refusal(&exceeded, m, batch)
             }
-            None => {
+            // The service's body when it sent one (as text unless its headers say otherwise).
+            None if !answer.raw_body.is_empty() => {
                 let mut r = Response::new(body::full(answer.raw_body.clone()));
                 *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                if answer.raw_body.is_empty() {
-                    r = crate::error::GatewayError::RateLimited.into_response();
-                }
-                if answer.statuses.iter().any(|s| s.current_limit.is_some()) {
-                    status.write_refusal_headers(r.headers_mut());
-                }
+                r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 r
             }
+            None => crate::error::GatewayError::RateLimited.into_response(),
         };
-        headers(resp.headers_mut());
-        if !answer.raw_body.is_empty() && messages.is_none() && !resp.headers().contains_key(CONTENT_TYPE) {
-            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        if messages.is_none() && answer.statuses.iter().any(|s| s.current_limit.is_some()) {
+            status.write_refusal_headers(resp.headers_mut());
         }
+        headers(resp.headers_mut());
         Answer::Refused(resp)
     }
 }

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::Unsupported;
+use super::common::{Secret, Unsupported};
 use super::policy::RateLimitKind;
 
 /// `remoteRateLimit`: asks an Envoy rate-limit service (gRPC
@@ -203,9 +203,9 @@ pub enum ExtAuthzProtocol {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExtAuthzGrpc {
-    /// Static values sent as the check's `context_extensions`.
+    /// Static values sent as the check's `context_extensions` (redacted in `/config_dump`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<std::collections::BTreeMap<String, String>>,
+    pub context: Option<std::collections::BTreeMap<String, Secret>>,
     /// Values sent as the check's `metadata_context.filter_metadata`: a CEL expression per
     /// namespace, whose result must be a map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,15 +223,16 @@ pub struct ExtAuthzHttp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<String>,
     /// CEL: the body of the check request (a string is sent as is, anything else as JSON);
-    /// replaces `includeRequestBody`.
+    /// replaces `includeRequestBody`. Redacted in `/config_dump` (it may hold credentials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
+    pub body: Option<Secret>,
     /// Headers of an allowing answer copied onto the request to the backend.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include_response_headers: Vec<String>,
-    /// Headers set on the check request, each a CEL expression (`:method` sets the method).
+    /// Headers set on the check request, each a CEL expression (`:method` sets the method,
+    /// `:path` the path, `:authority` the `Host`). Redacted in `/config_dump`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub add_request_headers: std::collections::BTreeMap<String, String>,
+    pub add_request_headers: std::collections::BTreeMap<String, Secret>,
     /// Values for `extauthz.<name>` after an allowing answer: CEL over `request` and the
     /// service's `response` (`code`, `headers`, `body`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]

@@ -44,13 +44,19 @@ impl Settings {
             authority,
             path: h.path.as_deref().and_then(|p| c.compile(at.key("path"), p)),
             redirect: h.redirect.as_deref().and_then(|p| c.compile(at.key("redirect"), p)),
-            body: h.body.as_deref().and_then(|p| c.compile(at.key("body"), p)),
+            body: h.body.as_ref().and_then(|p| c.compile(at.key("body"), p.expose())),
             include_response_headers: h
                 .include_response_headers
                 .iter()
                 .filter_map(|n| HeaderName::try_from(n.as_str()).ok())
                 .collect(),
-            add_request_headers: c.map(at.key("addRequestHeaders"), &h.add_request_headers),
+            add_request_headers: h
+                .add_request_headers
+                .iter()
+                .filter_map(|(k, src)| {
+                    c.compile(at.key("addRequestHeaders").key(k), src.expose()).map(|e| (k.clone(), e))
+                })
+                .collect(),
             metadata: c.map(at.key("metadata"), &h.metadata),
         })
     }
@@ -98,6 +104,10 @@ fn request(
                 }
             }
         }
+    }
+    // Only the gateway names the MCP call: a client's own `x-mcp-*` headers never pass.
+    for name in ["x-mcp-method", "x-mcp-tool", "x-mcp-target", "x-mcp-tool-arguments"] {
+        headers.remove(name);
     }
     if let Some(c) = call {
         let mut put = |name: &'static str, value: &str| {
