@@ -12,6 +12,7 @@ mod jsonrpc;
 mod jwt;
 mod oauth;
 mod path;
+mod policy_answer;
 mod sse;
 
 pub use config::config;
@@ -19,14 +20,22 @@ pub use jsonrpc::jsonrpc;
 pub use jwt::jwt;
 pub use oauth::oauth;
 pub use path::path;
+pub use policy_answer::policy_answer;
 pub use sse::sse;
 
 /// A fuzz target: bytes in, panics out.
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the name is also its corpus folder and its AFL binary).
-pub const TARGETS: &[(&str, Target)] =
-    &[("jwt", jwt), ("jsonrpc", jsonrpc), ("sse", sse), ("config", config), ("path", path), ("oauth", oauth)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("jwt", jwt),
+    ("jsonrpc", jsonrpc),
+    ("sse", sse),
+    ("config", config),
+    ("path", path),
+    ("oauth", oauth),
+    ("policy_answer", policy_answer),
+];
 
 /// The target called `name`.
 pub fn target(name: &str) -> Option<Target> {
