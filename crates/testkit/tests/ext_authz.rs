@@ -114,11 +114,14 @@ async fn http_checks_carry_the_mcp_call_in_headers_and_the_body_when_asked() {
     let authz = AuthzServer::start().await.unwrap();
     let upstream = Recorder::start().await.unwrap();
     let policies = format!(
-        "      policies:\n        extAuthz:\n          host: {}\n          includeRequestHeaders: [authorization, ':method']\n          includeRequestBody:\n            maxRequestBytes: 4096\n          protocol:\n            http: {{}}\n",
+        "      policies:\n        extAuthz:\n          host: {}\n          includeRequestHeaders: [authorization, ':method', x-mcp-tool]\n          includeRequestBody:\n            maxRequestBytes: 4096\n          protocol:\n            http: {{}}\n",
         authz.host()
     );
     let gw = Gateway::start(&format!("{QUIET}{}", mcp_route(&upstream.url(), &policies))).await.unwrap();
-    let mut c = McpClient::new(gw.url("/mcp")).with_header("authorization", "Bearer gold");
+    // A client naming a tool itself is not believed: only the gateway names the MCP call.
+    let mut c = McpClient::new(gw.url("/mcp"))
+        .with_header("authorization", "Bearer gold")
+        .with_header("x-mcp-tool", "printEnv");
     c.initialize().await.unwrap();
     assert_eq!(c.post(&call(9, "echo", json!({"message": "x"}))).await.unwrap().status, 200);
     let seen = authz.seen().pop().unwrap();
