@@ -195,12 +195,13 @@ impl ExtAuthzPolicy {
             let json = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
             return Err(denial(StatusCode::PAYLOAD_TOO_LARGE, &json, Bytes::from(body)));
         }
+        let calls: Vec<Option<&McpCall>> = if calls.is_empty() { vec![None] } else { calls.iter().map(Some).collect() };
+        // A batch's checks go out together: the request waits for one deadline, not one each.
+        let decisions =
+            futures_util::future::join_all(calls.into_iter().map(|call| check.decide(client, subject, call))).await;
         let mut allowed = Allowed::default();
-        let none = [None];
-        let calls: Vec<Option<&McpCall>> =
-            if calls.is_empty() { none.to_vec() } else { calls.iter().map(Some).collect() };
-        for call in calls {
-            match check.decide(client, subject, call).await {
+        for decision in decisions {
+            match decision {
                 Ok(Decision::Allow(a)) => merge(&mut allowed, a),
                 Ok(Decision::Deny { status, headers, body, .. }) => {
                     debug!(policy = %check.name, status = status.as_u16(), "denied by the authorization service");
