@@ -20,8 +20,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
-    Bind, Config, DEFAULT_GATEWAY, DEFAULT_MCP_PORT, GatewayProtocol, GatewayRefs, Listener, ListenerProtocol,
-    McpBackend, McpHost, NamedBackend, PathMatch, Route, RouteBackend, RouteMatch, SimpleMcp, backend_ref_name,
+    Bind, Config, DEFAULT_GATEWAY, DEFAULT_MCP_PORT, ExtAuthz, GatewayProtocol, GatewayRefs, Listener,
+    ListenerProtocol, McpBackend, McpHost, NamedBackend, PathMatch, RemoteRateLimit, Route, RouteBackend, RouteMatch,
+    SimpleMcp, backend_ref_name,
 };
 
 /// Routes and MCP targets the lowered config may hold. Attaching a route to many listeners
@@ -175,6 +176,13 @@ impl<'a> Lowering<'a> {
                 self.ports.entry(port).or_insert_with(|| format!("binds[{b}]"));
             }
             for l in 0..self.binds[b].listeners.len() {
+                let policies = self.binds[b].listeners[l].policies.as_mut();
+                if let Some(mut authz) = policies.and_then(|p| p.ext_authz.take()) {
+                    self.authz_refs(&listener_path(b, l).key("policies").key("extAuthz"), &mut authz);
+                    if let Some(p) = self.binds[b].listeners[l].policies.as_mut() {
+                        p.ext_authz = Some(authz);
+                    }
+                }
                 for r in 0..self.binds[b].listeners[l].routes.len() {
                     let at = listener_path(b, l).key("routes").index(r);
                     let mut route = std::mem::take(&mut self.binds[b].listeners[l].routes[r]);
@@ -391,6 +399,12 @@ impl<'a> Lowering<'a> {
 
     /// Replaces the `backend:` references of a route (lowered at `at`, written at `source`).
     fn route_backends(&mut self, at: &FieldPath, source: &FieldPath, route: &mut Route) {
+        if let Some(r) = route.policies.as_mut().and_then(|p| p.remote_rate_limit.as_mut()) {
+            self.service_refs(&source.key("policies").key("remoteRateLimit"), r);
+        }
+        if let Some(r) = route.policies.as_mut().and_then(|p| p.ext_authz.as_mut()) {
+            self.authz_refs(&source.key("policies").key("extAuthz"), r);
+        }
         for (i, b) in route.backends.iter_mut().enumerate() {
             let at = at.key("backends").index(i);
             let source = source.key("backends").index(i);
@@ -419,6 +433,39 @@ impl<'a> Lowering<'a> {
                 self.target_refs(&named_at.key("mcp"), &mut mcp);
                 b.mcp = Some(mcp);
                 self.origins.add(at.key("mcp"), named_at.key("mcp"));
+            }
+        }
+    }
+
+    /// Replaces the `backend:` of a remote policy's service (and of its conditional entries)
+    /// by the named backend's `host`.
+    fn service_refs(&mut self, source: &FieldPath, r: &mut RemoteRateLimit) {
+        if let Some(list) = &mut r.conditional {
+            for (i, e) in list.iter_mut().enumerate() {
+                self.service_refs(&source.key("conditional").index(i), e);
+            }
+        }
+        self.service_ref(source, &mut r.host, &mut r.backend);
+    }
+
+    /// [`Self::service_refs`] for `extAuthz`.
+    fn authz_refs(&mut self, source: &FieldPath, r: &mut ExtAuthz) {
+        if let Some(list) = &mut r.conditional {
+            for (i, e) in list.iter_mut().enumerate() {
+                self.authz_refs(&source.key("conditional").index(i), e);
+            }
+        }
+        self.service_ref(source, &mut r.host, &mut r.backend);
+    }
+
+    fn service_ref(&mut self, source: &FieldPath, host: &mut Option<String>, backend: &mut Option<String>) {
+        let Some(reference) = backend.take() else { return };
+        let at = source.key("backend");
+        let Some((_, named)) = self.named(&at, &reference) else { return };
+        match &named.host {
+            Some(h) => *host = Some(h.clone()),
+            None => {
+                self.err(at, format!("`{reference}` is not a `host` backend: a remote service is `host: <host:port>`"))
             }
         }
     }

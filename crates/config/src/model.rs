@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod backend_policy;
 pub mod common;
+pub mod external;
 pub mod frontend;
 pub mod gateway;
 pub mod listener;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use backend::*;
 pub use backend_policy::*;
 pub use common::*;
+pub use external::*;
 pub use frontend::*;
 pub use gateway::*;
 pub use listener::*;

@@ -216,6 +216,7 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
 }
 
 mod ratelimit;
+mod remote;
 mod settings;
 mod telemetry;
 mod vars;

@@ -5,6 +5,7 @@
 //! features land and nothing agentgateway accepts is ever silently ignored.
 
 mod backend;
+mod external;
 mod front;
 mod tls;
 
@@ -374,6 +375,9 @@ impl Validator {
 
     fn gateway_policies(&mut self, at: &FieldPath, p: &GatewayPolicies) {
         self.unsupported(at, p.unsupported());
+        if let Some(r) = &p.ext_authz {
+            self.ext_authz(&at.key("extAuthz"), r);
+        }
         if let Some(l) = &p.local_rate_limit {
             self.rate_limits(&at.key("localRateLimit"), l);
         }
@@ -460,6 +464,12 @@ impl Validator {
         self.unsupported(at, p.unsupported());
         if let Some(l) = &p.local_rate_limit {
             self.rate_limits(&at.key("localRateLimit"), l);
+        }
+        if let Some(r) = &p.remote_rate_limit {
+            self.remote_rate_limit(&at.key("remoteRateLimit"), r);
+        }
+        if let Some(r) = &p.ext_authz {
+            self.ext_authz(&at.key("extAuthz"), r);
         }
 
         if let Some(j) = &p.jwt_auth {

@@ -13,6 +13,7 @@ mod jwt;
 mod oauth;
 mod openapi;
 mod path;
+mod policy_answer;
 mod sse;
 
 pub use config::config;
@@ -21,6 +22,7 @@ pub use jwt::jwt;
 pub use oauth::oauth;
 pub use openapi::openapi;
 pub use path::path;
+pub use policy_answer::policy_answer;
 pub use sse::sse;
 
 /// A fuzz target: bytes in, panics out.
@@ -35,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("path", path),
     ("oauth", oauth),
     ("openapi", openapi),
+    ("policy_answer", policy_answer),
 ];
 
 /// The target called `name`.

@@ -189,6 +189,11 @@ fn smoke_openapi() {
 }
 
 #[test]
+fn smoke_policy_answer() {
+    smoke("policy_answer");
+}
+
+#[test]
 fn every_target_has_a_corpus_a_dictionary_a_test_and_an_afl_binary() {
     let this = include_str!("smoke.rs");
     let afl = include_str!("../../../fuzz/afl/Cargo.toml");

@@ -34,6 +34,8 @@ pub struct Identity {
     pub token: Option<Token>,
     /// The client certificate verified during the TLS handshake (mTLS listeners).
     pub client_cert: Option<std::sync::Arc<crate::listener::tls::ClientCert>>,
+    /// The metadata `extAuthz` services returned (`extauthz.*` in CEL): a JSON object.
+    pub extauthz: Option<Value>,
 }
 
 impl Identity {

@@ -46,6 +46,7 @@ pub fn request_vars(parts: &Parts, host: &str, peer: SocketAddr, identity: &Iden
             .as_ref()
             .filter(|_| uses.reads("basicAuth"))
             .map(|u| to_cel(&json!({"username": u}))),
+        extauthz: identity.extauthz.as_ref().filter(|_| uses.reads("extauthz")).map(to_cel),
         // Known after the body is read (`a2a::inspect`).
         a2a: None,
     }

@@ -32,6 +32,8 @@ pub enum GatewayError {
     OAuth(#[from] crate::oauth::OAuthError),
     #[error("rate limit exceeded; retry later")]
     RateLimited,
+    #[error("the rate-limit service could not be asked; retry later")]
+    RateLimitUnavailable,
 }
 
 impl GatewayError {
@@ -47,6 +49,8 @@ impl GatewayError {
             GatewayError::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::OAuth(e) => e.status(),
             GatewayError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            // As agentgateway answers with `failureMode: failClosed`.
+            GatewayError::RateLimitUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -30,8 +30,10 @@ use crate::authz;
 use crate::backend;
 use crate::conn;
 use crate::error::GatewayError;
+use crate::ext_authz::{self, ExtAuthzPolicy};
 use crate::oauth;
 use crate::ratelimit::{self, RateLimits};
+use crate::remote_ratelimit::{self, RemoteRateLimits};
 use crate::resolve::{Policies, Runtime};
 use crate::route::{self, Listener};
 use crate::telemetry::{self, Telemetry};
@@ -454,14 +456,23 @@ async fn route_request(
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }
     trail.subject = authz::authenticated_subject(&identity);
+    let checks = [listener.policies.ext_authz.as_deref(), policies.ext_authz.as_deref()];
+    let (authz_headers, body) =
+        match external_authz(ctx, route, checks, (&mut parts, &host), &mut identity, Admitted::Streaming(body)).await {
+            Ok(a) => a,
+            Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
+        };
     telemetry.identify(trail.cel.as_deref_mut(), &parts, &identity);
     let authorizer = match authorize(listener, policies, &parts, (&host, peer), &identity, (runtime.audit, metrics)) {
         Ok(a) => a,
         Err(e) => return decorate(e.into_response(), &[route_cors, listener_cors], cors_origin.as_ref()),
     };
 
-    let limited = [listener.policies.rate_limits.as_deref(), policies.rate_limits.as_deref()];
-    let (admitted, body) = match admit(shared, route, limited, (&parts, &host, peer), &identity, body).await {
+    let limited = Limits {
+        local: [listener.policies.rate_limits.as_deref(), policies.rate_limits.as_deref()],
+        remote: policies.remote_rate_limits.as_deref(),
+    };
+    let (admitted, body) = match admit(shared, route, limited, (&mut parts, &host, peer), &identity, body).await {
         Ok(a) => a,
         Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
     };
@@ -508,8 +519,14 @@ async fn route_request(
     if let Some(call) = a2a_call {
         resp.extensions_mut().insert(call);
     }
-    if let Some(status) = admitted {
+    if let Some(status) = admitted.status {
         status.write_headers(resp.headers_mut());
+    }
+    if let Some(remote) = admitted.remote {
+        resp.headers_mut().extend(remote.response_headers);
+    }
+    for (name, value) in authz_headers {
+        resp.headers_mut().append(name, value);
     }
     policies.response_headers.apply(resp.headers_mut());
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
@@ -559,21 +576,91 @@ async fn read_whole(shared: &Shared, body: Admitted) -> Result<bytes::Bytes, Res
     }
 }
 
-/// `localRateLimit` of the listener and the route: the tightest route-wide limit's state for
-/// the response headers, or the refusal (429, or JSON-RPC errors for keyed limits over MCP).
+/// `extAuthz` of the listener, then the route's: the response headers the services add, and
+/// the body (read whole when a check sends it or names the MCP requests in it).
+async fn external_authz(
+    ctx: &ConnCtx,
+    route: &route::Route,
+    checks: [Option<&ExtAuthzPolicy>; 2],
+    (parts, host): (&mut Parts, &str),
+    identity: &mut Identity,
+    mut body: Admitted,
+) -> Result<(Vec<(http::HeaderName, HeaderValue)>, Admitted), Response<Body>> {
+    let mut response_headers = Vec::new();
+    for check in checks.into_iter().flatten() {
+        let mcp = match &route.backend {
+            crate::resolve::Backend::Mcp(b) if parts.method == Method::POST => Some(b),
+            _ => None,
+        };
+        body = match body {
+            Admitted::Streaming(b) if check.wants_body(mcp.is_some()) => {
+                Admitted::Read(Some(ctx.shared.relay.read_body(b).await?))
+            }
+            other => other,
+        };
+        let bytes = match &body {
+            Admitted::Read(b) => b.clone(),
+            Admitted::Streaming(_) => None,
+        };
+        let calls = match (mcp, bytes.as_ref().and_then(|b| serde_json::from_slice(b).ok())) {
+            (Some(b), Some(parsed)) => {
+                let targets: Vec<String> = b.targets.iter().map(|t| t.name.clone()).collect();
+                let prefixed = b.prefix_mode != agw_mcp::mux::naming::PrefixMode::Never && targets.len() > 1
+                    || b.prefix_mode == agw_mcp::mux::naming::PrefixMode::Always;
+                ext_authz::mcp_calls(&parsed, &targets, prefixed)
+            }
+            _ => Vec::new(),
+        };
+        let v = authz::request_vars(parts, host, ctx.peer, identity, check.uses());
+        let inputs = agw_policy::expr::Inputs {
+            request: v.request,
+            source: v.source,
+            jwt: v.jwt,
+            api_key: v.api_key,
+            basic_auth: v.basic_auth,
+            extauthz: v.extauthz,
+            ..Default::default()
+        };
+        let subject =
+            ext_authz::Subject { parts, host, peer: ctx.peer, tls: ctx.tls.is_some(), inputs, body: bytes.as_ref() };
+        let allowed = check.check(&ctx.shared.client, &subject, &calls).await?;
+        ext_authz::apply(&allowed, &mut parts.headers, identity);
+        response_headers.extend(allowed.response_headers);
+    }
+    Ok((response_headers, body))
+}
+
+/// The rate limits a request meets: `localRateLimit` of the listener and the route, then the
+/// route's `remoteRateLimit`.
+struct Limits<'a> {
+    local: [Option<&'a RateLimits>; 2],
+    remote: Option<&'a RemoteRateLimits>,
+}
+
+/// What the rate limits let through: the tightest local route-wide limit's state and the
+/// remote service's answer, for the response headers.
+#[derive(Default)]
+struct Admission {
+    status: Option<ratelimit::Status>,
+    remote: Option<remote_ratelimit::Allowed>,
+}
+
+/// Applies the rate limits: what goes into the response headers, or the refusal (429, or
+/// JSON-RPC errors for limits that count MCP requests).
 async fn admit(
     shared: &Shared,
     route: &route::Route,
-    limits: [Option<&RateLimits>; 2],
-    (parts, host, peer): (&Parts, &str, SocketAddr),
+    limits: Limits<'_>,
+    (parts, host, peer): (&mut Parts, &str, SocketAddr),
     identity: &Identity,
-    body: conn::GuardedBody,
-) -> Result<(Option<ratelimit::Status>, Admitted), Response<Body>> {
-    let limits: Vec<&RateLimits> = limits.into_iter().flatten().collect();
-    if limits.is_empty() {
-        return Ok((None, Admitted::Streaming(body)));
+    body: Admitted,
+) -> Result<(Admission, Admitted), Response<Body>> {
+    let local: Vec<&RateLimits> = limits.local.into_iter().flatten().collect();
+    if local.is_empty() && limits.remote.is_none() {
+        return Ok((Admission::default(), body));
     }
-    let uses = limits.iter().fold(agw_policy::rules::Uses::default(), |u, l| u.union(l.uses()));
+    let uses =
+        local.iter().fold(limits.remote.map(RemoteRateLimits::uses).unwrap_or_default(), |u, l| u.union(l.uses()));
     let v = authz::request_vars(parts, host, peer, identity, uses);
     let inputs = agw_policy::expr::Inputs {
         request: v.request,
@@ -581,41 +668,50 @@ async fn admit(
         jwt: v.jwt,
         api_key: v.api_key,
         basic_auth: v.basic_auth,
+        extauthz: v.extauthz,
         ..Default::default()
     };
     let counts_messages = parts.method == Method::POST
         && matches!(route.backend, crate::resolve::Backend::Mcp(_))
-        && limits.iter().any(|l| l.keyed());
-    let (body, parsed) = if counts_messages {
-        let bytes = match shared.relay.read_body(body).await {
-            Ok(b) => b,
-            Err(resp) => return Err(resp),
-        };
-        // A body that is not JSON is the relay's to answer; no limit counts its messages.
-        let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-        (Admitted::Read(Some(bytes)), parsed)
-    } else {
-        (Admitted::Streaming(body), None)
+        && (local.iter().any(|l| l.keyed()) || limits.remote.is_some_and(RemoteRateLimits::per_message));
+    let (body, parsed) = match body {
+        Admitted::Streaming(b) if counts_messages => {
+            let bytes = shared.relay.read_body(b).await?;
+            // A body that is not JSON is the relay's to answer; no limit counts its messages.
+            let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+            (Admitted::Read(Some(bytes)), parsed)
+        }
+        Admitted::Read(Some(bytes)) if counts_messages => {
+            let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+            (Admitted::Read(Some(bytes)), parsed)
+        }
+        other => (other, None),
     };
     let messages = parsed.as_ref().map(ratelimit::Messages::of);
+    let batch = parsed.as_ref().is_some_and(|p| p.is_array());
     let now = tokio::time::Instant::now();
-    let mut status: Option<ratelimit::Status> = None;
-    for l in limits {
+    let mut admission = Admission::default();
+    for l in local {
         match l.check(&inputs, messages.as_ref(), now) {
-            Ok(Some(s)) => status = Some(ratelimit::Status::tighter(status, s)),
+            Ok(Some(s)) => admission.status = Some(ratelimit::Status::tighter(admission.status, s)),
             Ok(None) => {}
             Err(e) => {
                 debug!(limit = %e.limit, retry_after = e.status.reset, "rate limited");
                 return Err(match (&e.key, &messages) {
-                    (Some(_), Some(m)) if !m.requests.is_empty() => {
-                        ratelimit::jsonrpc_refusal(&e, m, parsed.as_ref().is_some_and(|p| p.is_array()))
-                    }
+                    (Some(_), Some(m)) if !m.requests.is_empty() => ratelimit::jsonrpc_refusal(&e, m, batch),
                     _ => ratelimit::too_many_requests(&e),
                 });
             }
         }
     }
-    Ok((status, body))
+    if let Some(remote) = limits.remote {
+        let allowed = remote.check(&inputs, messages.as_ref(), batch).await?;
+        for (name, value) in &allowed.request_headers {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        admission.remote = Some(allowed);
+    }
+    Ok((admission, body))
 }
 
 /// Rewrites the request's path to its normal form ([`crate::path`]); scheme, authority and

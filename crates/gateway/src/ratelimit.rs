@@ -86,13 +86,15 @@ pub(crate) struct Status {
     pub(crate) remaining: u64,
     /// Seconds until the next fill (or, when refused, until the request could pass).
     pub(crate) reset: u64,
-    /// `fillInterval`, in seconds.
+    /// `fillInterval` (or the remote limit's unit), in seconds.
     pub(crate) window: u64,
+    /// The policy name in the draft headers: `local` or `remote`.
+    pub(crate) scope: &'static str,
 }
 
 impl Status {
     fn new(spec: Spec, remaining: u64, reset: Duration) -> Status {
-        Status { limit: spec.max, remaining, reset: ceil_secs(reset), window: ceil_secs(spec.interval) }
+        Status { limit: spec.max, remaining, reset: ceil_secs(reset), window: ceil_secs(spec.interval), scope: "local" }
     }
 
     /// The one closer to running out.
@@ -107,8 +109,11 @@ impl Status {
     /// `x-ratelimit-*` headers agentgateway sends.
     pub(crate) fn write_headers(&self, h: &mut HeaderMap) {
         let drafts = [
-            (HeaderName::from_static("ratelimit-policy"), format!("\"local\";q={};w={}", self.limit, self.window)),
-            (HeaderName::from_static("ratelimit"), format!("\"local\";r={};t={}", self.remaining, self.reset)),
+            (
+                HeaderName::from_static("ratelimit-policy"),
+                format!("\"{}\";q={};w={}", self.scope, self.limit, self.window),
+            ),
+            (HeaderName::from_static("ratelimit"), format!("\"{}\";r={};t={}", self.scope, self.remaining, self.reset)),
         ];
         for (name, value) in drafts {
             if let Ok(v) = HeaderValue::from_str(&value) {
@@ -336,7 +341,7 @@ fn key_counts(key: &Expression, inputs: &Inputs, messages: Option<&Messages<'_>>
 }
 
 /// The `mcp` variable of one request: `{method, tool|prompt: {name}, resource: {name}}`.
-fn mcp_json(method: &str, params: Option<&Value>) -> Value {
+pub(crate) fn mcp_json(method: &str, params: Option<&Value>) -> Value {
     let field = |name: &str| params.and_then(|p| p.get(name)).and_then(Value::as_str);
     let mut v = json!({"method": method});
     match method {

@@ -155,12 +155,13 @@ impl Telemetry {
     /// The caller, once authenticated.
     pub(crate) fn identify(&self, captured: Option<&mut Captured>, parts: &Parts, identity: &Identity) {
         let Some(c) = captured else { return };
-        let only = Uses::of(["jwt", "apiKey", "basicAuth"].into_iter().filter(|n| self.uses.reads(n)));
+        let only = Uses::of(["jwt", "apiKey", "basicAuth", "extauthz"].into_iter().filter(|n| self.uses.reads(n)));
         let peer = SocketAddr::from(([0, 0, 0, 0], 0));
         let v = authz::request_vars(parts, "", peer, identity, only);
         c.inputs.jwt = v.jwt;
         c.inputs.api_key = v.api_key;
         c.inputs.basic_auth = v.basic_auth;
+        c.inputs.extauthz = v.extauthz;
     }
 
     /// Whether this request is traced: with a client `traceparent`, `clientSampling` (default

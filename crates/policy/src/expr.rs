@@ -11,7 +11,8 @@ use crate::rules::analysis::free_variables;
 use crate::rules::{describe_parse_errors, env};
 
 /// The variables telemetry expressions may use.
-pub const VARIABLES: [&str; 8] = ["request", "response", "jwt", "mcp", "source", "apiKey", "basicAuth", "backend"];
+pub const VARIABLES: [&str; 9] =
+    ["request", "response", "jwt", "mcp", "source", "apiKey", "basicAuth", "extauthz", "backend"];
 
 /// The inputs of one evaluation; only the ones an expression reads are bound. A missing one
 /// is an empty map, so `has(jwt.sub)` is false rather than an error.
@@ -24,6 +25,8 @@ pub struct Inputs {
     pub source: Option<Value>,
     pub api_key: Option<Value>,
     pub basic_auth: Option<Value>,
+    /// What an `extAuthz` service said about the request (its metadata).
+    pub extauthz: Option<Value>,
     /// The route's backend: `name`, `type` (`static`, `mcp`), `protocol` (`http`, `a2a`, `mcp`).
     pub backend: Option<Value>,
 }
@@ -33,7 +36,7 @@ pub struct Expression {
     source: String,
     program: Program,
     /// Bits over [`VARIABLES`].
-    uses: u8,
+    uses: u16,
 }
 
 impl std::fmt::Debug for Expression {
@@ -53,7 +56,7 @@ impl Expression {
         if let Some(first) = unknown.first() {
             return Err(format!("unknown variable `{first}` (expressions can use {})", VARIABLES.join(", ")));
         }
-        let uses = free.iter().filter_map(|n| VARIABLES.iter().position(|v| v == n)).fold(0u8, |m, i| m | 1 << i);
+        let uses = free.iter().filter_map(|n| VARIABLES.iter().position(|v| v == n)).fold(0u16, |m, i| m | 1 << i);
         Ok(Expression { source: source.to_string(), program, uses })
     }
 
@@ -77,6 +80,7 @@ impl Expression {
             ("source", &inputs.source),
             ("apiKey", &inputs.api_key),
             ("basicAuth", &inputs.basic_auth),
+            ("extauthz", &inputs.extauthz),
             ("backend", &inputs.backend),
         ] {
             if self.reads(name) {

@@ -23,7 +23,7 @@ use cel::{Context, Env, Program};
 use analysis::{eval3, free_variables, guard_is_whole, name_guard, reads_arguments, reads_mcp};
 
 /// The variables rules may use.
-pub const VARIABLES: [&str; 7] = ["jwt", "mcp", "request", "source", "apiKey", "basicAuth", "a2a"];
+pub const VARIABLES: [&str; 8] = ["jwt", "mcp", "request", "source", "apiKey", "basicAuth", "extauthz", "a2a"];
 
 pub(crate) fn env() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
@@ -392,6 +392,8 @@ pub struct Vars {
     pub source: Option<Value>,
     pub api_key: Option<Value>,
     pub basic_auth: Option<Value>,
+    /// What an `extAuthz` service said about the request (its metadata).
+    pub extauthz: Option<Value>,
     /// On `a2a` routes: the A2A call (`method`, `taskId`, `contextId`).
     pub a2a: Option<Value>,
 }
@@ -415,6 +417,7 @@ impl Vars {
             ("source", &self.source),
             ("apiKey", &self.api_key),
             ("basicAuth", &self.basic_auth),
+            ("extauthz", &self.extauthz),
             ("a2a", &self.a2a),
         ] {
             if uses.reads(name) {
@@ -425,9 +428,25 @@ impl Vars {
     }
 }
 
-/// Converts JSON (claims, arguments, metadata) to a CEL value.
+/// Converts JSON (claims, arguments, metadata) to a CEL value. Whole numbers that fit are
+/// `int`, as CEL literals are (so `jwt.exp - 60` works); larger ones `uint`, others `double`.
 pub fn to_cel(v: &serde_json::Value) -> Value {
-    cel::to_value(v).unwrap_or(Value::Null)
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => Value::UInt(u),
+            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => Value::String(std::sync::Arc::new(s.clone())),
+        J::Array(a) => Value::List(std::sync::Arc::new(a.iter().map(to_cel).collect())),
+        J::Object(o) => {
+            let map: std::collections::HashMap<String, Value> = o.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            Value::Map(map.into())
+        }
+    }
 }
 
 /// What an MCP rule is about.

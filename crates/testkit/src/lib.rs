@@ -2,6 +2,7 @@
 //! purpose, a Nagle-bound upstream, real npm peers, and a harness that runs the gateway
 //! in-process from YAML.
 
+pub mod authz;
 pub mod client;
 pub mod faulty;
 pub mod harness;
@@ -13,5 +14,6 @@ pub mod otlp;
 pub mod python;
 pub mod recorder;
 pub mod reference;
+pub mod rls;
 pub mod serve;
 pub mod tls;

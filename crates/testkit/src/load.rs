@@ -417,6 +417,29 @@ pub fn tutorial_policies() -> String {
 /// per JSON-RPC request). What a limit costs when it does not bite.
 pub const RATE_LIMITS: &str = "policies:\n        localRateLimit:\n        - maxTokens: 1000000000\n          tokensPerFill: 1000000000\n          fillInterval: 1s\n        - maxTokens: 1000000000\n          tokensPerFill: 1000000000\n          fillInterval: 1s\n          key: mcp.tool.name\n      ";
 
+/// A route-wide and a per-tool descriptor, as [`RATE_LIMITS`] but asked of the rate-limit
+/// service at `host` (whose limit is too high to refuse anything), indented for
+/// [`gateway_config`].
+pub fn remote_rate_limits(host: &str) -> String {
+    format!(
+        "policies:\n        remoteRateLimit:\n          host: {host}\n          domain: bench\n          descriptors:\n          - entries:\n            - key: route\n              value: \"'bench'\"\n          - entries:\n            - key: tool\n              value: mcp.tool.name\n      "
+    )
+}
+
+/// A `redis-server` and the `rls-redis` service in front of it (a limit of 10^9 per second),
+/// kept running as long as the returned value lives; and the service's `host:port`.
+pub async fn remote_rate_limit_service() -> anyhow::Result<(Box<dyn std::any::Any + Send>, String)> {
+    let redis = crate::rls::RedisServer::start().await?;
+    let bin = sibling("rls-redis")?;
+    let port = free_port().await;
+    let listen = format!("127.0.0.1:{port}");
+    let redis_addr = redis.addr.to_string();
+    let args = ["--listen", &listen, "--redis", &redis_addr, "--limit", "1000000000", "--unit", "second"];
+    let rls = Process::spawn("rls-redis", &bin.to_string_lossy(), &args, &[]);
+    wait_for_port(port, Duration::from_secs(10)).await;
+    Ok((Box::new((redis, rls)), listen))
+}
+
 /// One row of the results.
 pub struct Row {
     pub upstream: String,

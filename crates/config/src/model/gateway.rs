@@ -56,9 +56,9 @@ pub struct Gateway {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<Unsupported>,
-    /// Not supported yet.
+    /// Ask an external authorization service for every request, before routing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ext_authz: Option<Unsupported>,
+    pub ext_authz: Option<super::external::ExtAuthz>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext_proc: Option<Unsupported>,
@@ -101,9 +101,9 @@ pub struct GatewayListener {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<Unsupported>,
-    /// Not supported yet.
+    /// Ask an external authorization service for every request, before routing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ext_authz: Option<Unsupported>,
+    pub ext_authz: Option<super::external::ExtAuthz>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext_proc: Option<Unsupported>,

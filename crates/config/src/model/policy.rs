@@ -35,9 +35,10 @@ pub struct GatewayPolicies {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<Unsupported>,
-    /// Not supported yet.
+    /// Ask an external authorization service for every request of the listener, before the
+    /// route's own policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ext_authz: Option<Unsupported>,
+    pub ext_authz: Option<super::external::ExtAuthz>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext_proc: Option<Unsupported>,
@@ -50,7 +51,6 @@ impl GatewayPolicies {
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
         super::common::present([
             ("oidc", &self.oidc),
-            ("extAuthz", &self.ext_authz),
             ("extProc", &self.ext_proc),
             ("transformations", &self.transformations),
         ])
@@ -131,15 +131,15 @@ pub struct RoutePolicies {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_limit: Option<Unsupported>,
-    /// Not supported yet.
+    /// Ask an Envoy rate-limit service (a limit shared by every replica).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_rate_limit: Option<Unsupported>,
+    pub remote_rate_limit: Option<super::external::RemoteRateLimit>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<Unsupported>,
-    /// Not supported yet.
+    /// Ask an external authorization service (Envoy `ext_authz`, gRPC or HTTP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ext_authz: Option<Unsupported>,
+    pub ext_authz: Option<super::external::ExtAuthz>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext_proc: Option<Unsupported>,
@@ -171,9 +171,7 @@ impl RoutePolicies {
             ("ai", &self.ai),
             ("backendTunnel", &self.backend_tunnel),
             ("concurrencyLimit", &self.concurrency_limit),
-            ("remoteRateLimit", &self.remote_rate_limit),
             ("oidc", &self.oidc),
-            ("extAuthz", &self.ext_authz),
             ("extProc", &self.ext_proc),
             ("transformations", &self.transformations),
             ("csrf", &self.csrf),

@@ -114,7 +114,7 @@ fn keyed_buckets_are_bounded() {
 
 #[test]
 fn headers_follow_the_ietf_draft_and_agentgateway() {
-    let s = Status { limit: 10, remaining: 0, reset: 42, window: 60 };
+    let s = Status { limit: 10, remaining: 0, reset: 42, window: 60, scope: "local" };
     let mut h = HeaderMap::new();
     s.write_refusal_headers(&mut h);
     assert_eq!(h["ratelimit-policy"], "\"local\";q=10;w=60");

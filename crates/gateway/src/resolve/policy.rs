@@ -34,6 +34,8 @@ pub struct GatewayPolicies {
     pub authorization: Option<Rules>,
     /// `localRateLimit` on the listener (an extension).
     pub(crate) rate_limits: Option<Arc<crate::ratelimit::RateLimits>>,
+    /// `extAuthz`, asked before the route's.
+    pub(crate) ext_authz: Option<Arc<crate::ext_authz::ExtAuthzPolicy>>,
 }
 
 /// Route policies in runtime form.
@@ -65,6 +67,10 @@ pub struct Policies {
     pub token_exchange: Option<Arc<crate::token_exchange::TokenExchange>>,
     /// `localRateLimit`.
     pub(crate) rate_limits: Option<Arc<crate::ratelimit::RateLimits>>,
+    /// `remoteRateLimit`.
+    pub(crate) remote_rate_limits: Option<Arc<crate::remote_ratelimit::RemoteRateLimits>>,
+    /// `extAuthz`.
+    pub(crate) ext_authz: Option<Arc<crate::ext_authz::ExtAuthzPolicy>>,
     /// `a2a`: the route carries A2A traffic.
     pub a2a: bool,
 }
@@ -112,7 +118,11 @@ impl Builder {
             authn: Vec::new(),
             authorization: p.authorization.as_ref().and_then(|r| self.rules(&at.key("authorization"), r)),
             rate_limits: None,
+            ext_authz: None,
         };
+        out.ext_authz = p.ext_authz.as_ref().and_then(|a| {
+            crate::ext_authz::ExtAuthzPolicy::resolve(&at.key("extAuthz"), a, &mut self.errors).map(Arc::new)
+        });
         out.rate_limits = p.local_rate_limit.as_ref().and_then(|l| {
             crate::ratelimit::RateLimits::resolve(&at.key("localRateLimit"), l, &mut self.errors).map(Arc::new)
         });
@@ -173,6 +183,13 @@ impl Builder {
         }
         out.rate_limits = p.local_rate_limit.as_ref().and_then(|l| {
             crate::ratelimit::RateLimits::resolve(&at.key("localRateLimit"), l, &mut self.errors).map(Arc::new)
+        });
+        out.remote_rate_limits = p.remote_rate_limit.as_ref().and_then(|r| {
+            crate::remote_ratelimit::RemoteRateLimits::resolve(&at.key("remoteRateLimit"), r, &mut self.errors)
+                .map(Arc::new)
+        });
+        out.ext_authz = p.ext_authz.as_ref().and_then(|a| {
+            crate::ext_authz::ExtAuthzPolicy::resolve(&at.key("extAuthz"), a, &mut self.errors).map(Arc::new)
         });
         out.a2a = p.a2a.is_some();
         out

@@ -72,6 +72,7 @@ fn vars(claims: Option<serde_json::Value>, kind: ItemKind, name: &str, args: Opt
         source: Some(to_cel(&json!({"address": "127.0.0.1", "port": 5555}))),
         api_key: None,
         basic_auth: None,
+        extauthz: None,
         a2a: None,
     };
     Req { vars, method, kind, name: name.to_string(), args }
@@ -337,7 +338,7 @@ fn compile_errors_name_the_rule_and_column() {
     assert_eq!(errs[1].index, 2);
     assert_eq!(
         errs[1].message,
-        "unknown variable `jwtt` (rules can use jwt, mcp, request, source, apiKey, basicAuth, a2a)"
+        "unknown variable `jwtt` (rules can use jwt, mcp, request, source, apiKey, basicAuth, extauthz, a2a)"
     );
     assert_eq!(errs[2].index, 3);
     assert!(errs[2].message.contains("`x`"), "{}", errs[2].message);

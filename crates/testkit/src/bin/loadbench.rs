@@ -45,10 +45,11 @@ fn usage() -> ! {
                    calls/s at most, so 1,000/s would measure its queue, not the proxies)
   --table-only     skip start-up, idle-session and tools/list figures
   --fronts         which paths: direct,nginx,gateway,gateway+policies,gateway+ratelimit,
-                   nginx+tls,gateway+tls (default all; gateway+ratelimit: a route-wide
-                   localRateLimit and one keyed per tool, both too high to refuse anything;
-                   +tls: the proxy terminates TLS 1.3 with the same certificate, keep-alive
-                   HTTP/1.1 clients)
+                   gateway+remote-ratelimit, nginx+tls, gateway+tls (default all; gateway+ratelimit:
+                   a route-wide localRateLimit and one keyed per tool, both too high to refuse
+                   anything; gateway+remote-ratelimit: the same two as remoteRateLimit descriptors,
+                   asked of rls-redis with its counters in a redis-server of its own; +tls: the
+                   proxy terminates TLS 1.3 with the same certificate, keep-alive HTTP/1.1 clients)
   --sessions       idle sessions for the memory figure (default 10000)
   --one-agent N    sequential calls per cell of the one-agent table (default 200; 0 skips it)
   --one-agent-only only the one-agent table
@@ -65,9 +66,18 @@ fn parse() -> Args {
         rate: 1000,
         rate_duration: Duration::from_secs(10),
         upstreams: vec!["rust".into(), "everything".into()],
-        fronts: ["direct", "nginx", "gateway", "gateway+policies", "gateway+ratelimit", "nginx+tls", "gateway+tls"]
-            .map(String::from)
-            .to_vec(),
+        fronts: [
+            "direct",
+            "nginx",
+            "gateway",
+            "gateway+policies",
+            "gateway+ratelimit",
+            "gateway+remote-ratelimit",
+            "nginx+tls",
+            "gateway+tls",
+        ]
+        .map(String::from)
+        .to_vec(),
         everything_rate: 200,
         extras: true,
         sessions: 10_000,
@@ -230,6 +240,18 @@ async fn main() -> anyhow::Result<()> {
         if wanted("gateway+ratelimit") {
             fronts.push(load::gateway("gateway+ratelimit", &url, load::RATE_LIMITS, &dir).await?);
         }
+        // Kept running while the rows are measured.
+        let mut remote_service = None;
+        if wanted("gateway+remote-ratelimit") {
+            match load::remote_rate_limit_service().await {
+                Ok((service, host)) => {
+                    let policies = load::remote_rate_limits(&host);
+                    fronts.push(load::gateway("gateway+remote-ratelimit", &url, &policies, &dir).await?);
+                    remote_service = Some(service);
+                }
+                Err(e) => notes.push(format!("the remote rate-limit row is missing: {e}")),
+            }
+        }
         if wanted("nginx+tls") {
             match load::nginx_with(&hostport, &path, &dir, true).await? {
                 Some(n) => fronts.push(n),
@@ -249,6 +271,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("{up} via {}", front.name))?;
             rows.push(row);
         }
+        drop(remote_service);
         drop(upstream);
     }
 
