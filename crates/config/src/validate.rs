@@ -460,10 +460,55 @@ impl Validator {
         }
     }
 
+    fn oidc(&mut self, at: &FieldPath, o: &crate::model::Oidc) {
+        let absolute = |u: &str| (u.starts_with("http://") || u.starts_with("https://")) && check_url(u).is_ok();
+        if !absolute(&o.redirect_uri) {
+            self.err(at.key("redirectURI"), format!("`{}` is not an absolute http(s) URL", o.redirect_uri));
+        }
+        if o.client_id.is_empty() {
+            self.err(at.key("clientId"), "empty");
+        }
+        let explicit = [o.authorization_endpoint.is_some(), o.token_endpoint.is_some(), o.jwks.is_some()];
+        let n = explicit.iter().filter(|e| **e).count();
+        if n != 0 && n != 3 {
+            self.err(
+                at.clone(),
+                "`authorizationEndpoint`, `tokenEndpoint` and `jwks` go together (or none: discovery)",
+            );
+        }
+        if n == 3 && o.discovery.is_some() {
+            self.err(at.key("discovery"), "not with explicit endpoints");
+        }
+        if o.token_endpoint_auth.is_some() && n != 3 {
+            self.err(at.key("tokenEndpointAuth"), "only with explicit endpoints (discovery reads the provider's)");
+        }
+        for (name, url) in [("authorizationEndpoint", &o.authorization_endpoint), ("tokenEndpoint", &o.token_endpoint)]
+        {
+            if let Some(u) = url
+                && !absolute(u)
+            {
+                self.err(at.key(name), format!("`{u}` is not an absolute http(s) URL"));
+            }
+        }
+        if let Some(p) = &o.logout_path
+            && !p.starts_with('/')
+        {
+            self.err(at.key("logoutPath"), "a path must start with `/`");
+        }
+        for (i, s) in o.scopes.iter().enumerate() {
+            if s.is_empty() || s.contains(char::is_whitespace) {
+                self.err(at.key("scopes").index(i), format!("`{s}` is not a scope"));
+            }
+        }
+    }
+
     fn route_policies(&mut self, at: &FieldPath, p: &RoutePolicies) {
         self.unsupported(at, p.unsupported());
         if let Some(l) = &p.local_rate_limit {
             self.rate_limits(&at.key("localRateLimit"), l);
+        }
+        if let Some(o) = &p.oidc {
+            self.oidc(&at.key("oidc"), o);
         }
         if let Some(r) = &p.remote_rate_limit {
             self.remote_rate_limit(&at.key("remoteRateLimit"), r);

@@ -17,6 +17,7 @@ pub mod grpc;
 pub mod jwks;
 mod listener;
 pub mod oauth;
+pub mod oidc;
 pub mod path;
 pub mod pin;
 mod ratelimit;

@@ -452,7 +452,15 @@ async fn route_request(
         return decorate(GatewayError::NoRoute.into_response(), &[listener_cors], cors_origin.as_ref());
     };
     let policies = &route.policies;
-    if let Err(resp) = authenticate(&policies.authn, &mut parts, &mut identity, &origin, metrics).await {
+    // `oidc`: a browser session, or the way to one (the gateway answers: sign-in redirect,
+    // callback, logout); a signed-in caller needs no other route authentication.
+    if let Some(oidc) = &policies.oidc
+        && let Err(resp) = oidc.apply(&mut parts, &mut identity, !policies.authn.is_empty()).await
+    {
+        return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
+    }
+    let signed_in = policies.oidc.is_some() && identity.jwt.is_some();
+    if !signed_in && let Err(resp) = authenticate(&policies.authn, &mut parts, &mut identity, &origin, metrics).await {
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }
     trail.subject = authz::authenticated_subject(&identity);

@@ -24,6 +24,11 @@ use crate::route::{self, HostMatch, Listener, Route};
 
 pub use policy::{Credential, GatewayPolicies, HeaderChanges, Policies};
 
+/// A text file named in the config (bounded; the error names the file).
+pub(crate) fn read_text_file(path: &str) -> Result<String, String> {
+    policy::read_file(path)
+}
+
 /// Default time allowed for in-flight requests on shutdown.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 

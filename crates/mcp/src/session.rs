@@ -187,6 +187,61 @@ impl SessionCodec {
     }
 }
 
+/// Seals arbitrary bytes with AES-256-GCM (a fresh nonce each time) into base64url text, and
+/// opens such text: what a browser session cookie is made of (`oidc`). Only the key holder
+/// can read or make one; a changed byte does not open.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for Sealer {
+    // The key is a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer")
+    }
+}
+
+impl Sealer {
+    /// From a key of 64 hex digits.
+    pub fn from_hex(hex_key: &str) -> Result<Sealer, BadKey> {
+        let codec = SessionCodec::sealed(hex_key)?;
+        Ok(Sealer { cipher: codec.cipher.ok_or(BadKey)? })
+    }
+
+    pub fn seal(&self, plain: &[u8]) -> String {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let sealed = self.cipher.encrypt(&nonce, plain).expect("AES-GCM seals any length we use");
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// The bytes sealed in `text`; `None` when it is not one of ours, or was changed. Texts
+    /// over `max` characters are refused unread.
+    pub fn open(&self, text: &str, max: usize) -> Option<Vec<u8>> {
+        if text.len() > max {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        if bytes.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        self.cipher.decrypt(&Nonce::from(nonce), sealed).ok()
+    }
+}
+
+/// `n` random bytes from the operating system, base64url (state, nonces, PKCE verifiers).
+pub fn random_token(n: usize) -> String {
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut bytes = vec![0u8; n];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

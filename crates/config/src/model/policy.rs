@@ -134,9 +134,9 @@ pub struct RoutePolicies {
     /// Ask an Envoy rate-limit service (a limit shared by every replica).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_rate_limit: Option<super::external::RemoteRateLimit>,
-    /// Not supported yet.
+    /// Browser sign-in (OpenID Connect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oidc: Option<Unsupported>,
+    pub oidc: Option<super::oidc::Oidc>,
     /// Ask an external authorization service (Envoy `ext_authz`, gRPC or HTTP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext_authz: Option<super::external::ExtAuthz>,
@@ -171,7 +171,6 @@ impl RoutePolicies {
             ("ai", &self.ai),
             ("backendTunnel", &self.backend_tunnel),
             ("concurrencyLimit", &self.concurrency_limit),
-            ("oidc", &self.oidc),
             ("extProc", &self.ext_proc),
             ("transformations", &self.transformations),
             ("csrf", &self.csrf),

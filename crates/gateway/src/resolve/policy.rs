@@ -73,6 +73,8 @@ pub struct Policies {
     pub(crate) ext_authz: Option<Arc<crate::ext_authz::ExtAuthzPolicy>>,
     /// `a2a`: the route carries A2A traffic.
     pub a2a: bool,
+    /// `oidc`: browser sign-in.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// A signer and where its tokens go.
@@ -110,6 +112,15 @@ pub struct Credential {
 }
 
 pub use agw_mcp::upstream::HeaderChanges;
+
+impl crate::oidc::Build for Builder {
+    fn err(&mut self, at: FieldPath, message: String) {
+        Builder::err(self, at, message);
+    }
+    fn client(&self) -> agw_mcp::HttpClient {
+        self.client.clone()
+    }
+}
 
 impl Builder {
     pub(super) fn gateway_policies(&mut self, at: &FieldPath, p: &RawGatewayPolicies) -> GatewayPolicies {
@@ -192,6 +203,10 @@ impl Builder {
             crate::ext_authz::ExtAuthzPolicy::resolve(&at.key("extAuthz"), a, &mut self.errors).map(Arc::new)
         });
         out.a2a = p.a2a.is_some();
+        if let Some(o) = &p.oidc {
+            let at = at.key("oidc");
+            out.oidc = crate::oidc::Oidc::compile(self, &at, &at.to_string(), o).map(Arc::new);
+        }
         out
     }
 
