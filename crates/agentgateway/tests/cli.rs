@@ -81,6 +81,27 @@ fn front_door_examples_are_valid() {
     }
 }
 
+/// The feature examples (`examples/<feature>/config.yaml`) are valid as their run scripts run
+/// them (with the environment they set).
+#[test]
+fn feature_examples_are_valid() {
+    let env = [
+        ("OIDC_COOKIE_SECRET", "5f0c1d8e9a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d"),
+        ("OIDC_CLIENT_ID", "gateway"),
+        ("OIDC_CLIENT_SECRET", "secret"),
+    ];
+    for example in ["openapi", "a2a", "oidc"] {
+        let dir = repo().join("examples").join(example);
+        let out = Command::new(BIN)
+            .args(["-f", "config.yaml", "--validate-only"])
+            .envs(env)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{example}: {}", text(&out.stderr));
+    }
+}
+
 #[test]
 fn validate_only_accepts_the_example_and_reports_errors_with_positions() {
     let out = Command::new(BIN)
