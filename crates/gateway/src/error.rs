@@ -32,6 +32,12 @@ pub enum GatewayError {
     OAuth(#[from] crate::oauth::OAuthError),
     #[error("rate limit exceeded; retry later")]
     RateLimited,
+    #[error("the request did not complete within the route's requestTimeout")]
+    RequestTimeout,
+    #[error("the route's traffic policy cannot be applied to this request")]
+    PolicyFailed,
+    #[error("the request body could not be read")]
+    BadRequestBody,
 }
 
 impl GatewayError {
@@ -47,6 +53,9 @@ impl GatewayError {
             GatewayError::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::OAuth(e) => e.status(),
             GatewayError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::PolicyFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::BadRequestBody => StatusCode::BAD_REQUEST,
         }
     }
 

@@ -369,6 +369,8 @@ async fn route_request(
     trail: &mut Trail,
 ) -> Response<Body> {
     let (shared, port, peer) = (&*ctx.shared, ctx.ports.0, ctx.peer);
+    // The route's `requestTimeout` counts from here (an injected `delay` included).
+    let arrived = tokio::time::Instant::now();
     let telemetry = &*runtime.telemetry;
     // A port that a reload removed answers like a stopping gateway while it drains.
     let Some(bind) = runtime.binds.iter().find(|b| b.port == port) else {
@@ -440,7 +442,30 @@ async fn route_request(
         Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
     };
 
+    let body = match &policies.traffic {
+        None => body,
+        Some(t) => {
+            let cx = crate::traffic::Context {
+                route,
+                host: &host,
+                peer,
+                identity: &identity,
+                tls: ctx.tls.is_some(),
+                deadline: policies.request_timeout.map(|d| arrived + d),
+                client: &shared.client,
+            };
+            match crate::traffic::before_backend(t, &mut parts, body, cx).await {
+                Ok(body) => body,
+                Err(resp) => {
+                    let mut resp = resp;
+                    policies.response_headers.apply(resp.headers_mut());
+                    return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
+                }
+            }
+        }
+    };
     parts.extensions.insert(identity);
+    parts.extensions.insert(backend::Arrived(arrived));
     let req = Request::from_parts(parts, body);
     let mut resp =
         backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, (authorizer, trail.trace), req)
@@ -454,7 +479,7 @@ async fn route_request(
 
 /// The request body after the rate limits: as it came, or read whole (an MCP body whose
 /// messages keyed limits counted).
-enum Admitted {
+pub(crate) enum Admitted {
     Streaming(conn::GuardedBody),
     Read(Option<bytes::Bytes>),
 }

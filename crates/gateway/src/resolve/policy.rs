@@ -65,6 +65,8 @@ pub struct Policies {
     pub token_exchange: Option<Arc<crate::token_exchange::TokenExchange>>,
     /// `localRateLimit`.
     pub(crate) rate_limits: Option<Arc<crate::ratelimit::RateLimits>>,
+    /// `urlRewrite`, `requestRedirect`, `delay`, `directResponse`, `requestMirror`, `retry`.
+    pub(crate) traffic: Option<Box<crate::traffic::Traffic>>,
 }
 
 /// A signer and where its tokens go.
@@ -172,6 +174,7 @@ impl Builder {
         out.rate_limits = p.local_rate_limit.as_ref().and_then(|l| {
             crate::ratelimit::RateLimits::resolve(&at.key("localRateLimit"), l, &mut self.errors).map(Arc::new)
         });
+        out.traffic = crate::traffic::Traffic::resolve(at, p, &mut self.errors).map(Box::new);
         out
     }
 
