@@ -1,6 +1,7 @@
 //! Traffic policies of a route, compiled once per config version and run in one order, after
 //! authentication, authorization and rate limits (agentgateway's order):
 //!
+//! 0. `csrf` (`traffic/csrf.rs`) refuses cross-site state-changing requests;
 //! 1. `urlRewrite` (`traffic/rewrite.rs`) changes the path and the `Host` a `host:` backend
 //!    gets;
 //! 2. `requestRedirect` (`traffic/rewrite.rs`) answers with `Location`;
@@ -11,6 +12,7 @@
 //!
 //! A route without any of them has no [`Traffic`] at all: nothing is evaluated per request.
 
+pub(crate) mod csrf;
 pub(crate) mod delay;
 pub(crate) mod direct;
 pub(crate) mod mirror;
@@ -75,6 +77,7 @@ impl Compiler<'_> {
 /// A route's traffic policies in runtime form.
 #[derive(Debug)]
 pub(crate) struct Traffic {
+    csrf: Option<csrf::Csrf>,
     rewrite: Option<rewrite::UrlRewrite>,
     redirect: Option<rewrite::Redirect>,
     delay: Option<delay::Delay>,
@@ -88,7 +91,8 @@ pub(crate) struct Traffic {
 impl Traffic {
     /// `None` when the route has none of these policies.
     pub(crate) fn resolve(at: &FieldPath, p: &RoutePolicies, errors: &mut Vec<FieldError>) -> Option<Traffic> {
-        if p.url_rewrite.is_none()
+        if p.csrf.is_none()
+            && p.url_rewrite.is_none()
             && p.request_redirect.is_none()
             && p.delay.is_none()
             && p.direct_response.is_none()
@@ -99,6 +103,7 @@ impl Traffic {
         }
         let mut c = Compiler { errors, uses: Vec::new() };
         let t = Traffic {
+            csrf: p.csrf.as_ref().map(csrf::Csrf::resolve),
             rewrite: p.url_rewrite.as_ref().map(rewrite::UrlRewrite::resolve),
             redirect: p
                 .request_redirect
@@ -150,6 +155,9 @@ pub(crate) async fn before_backend(
     body: Admitted,
     cx: Context<'_>,
 ) -> Result<Admitted, Response<Body>> {
+    if let Some(refused) = t.csrf.as_ref().and_then(|c| c.check(parts, cx.tls)) {
+        return Err(refused);
+    }
     let inputs = inputs(t.uses, parts, &cx);
     // The prefix the route matched, before the path changes.
     let prefix = cx.route.matched_prefix(parts).map(str::to_string);

@@ -668,3 +668,34 @@ async fn the_traffic_http_example_behaves_as_its_readme_says() {
     assert!(!rewritten.is_empty());
     assert!(rewritten.iter().any(|s| s.host == "custom-host-header"), "the backend's request is rewritten");
 }
+
+#[tokio::test]
+async fn csrf_refuses_cross_site_state_changes_before_the_backend() {
+    let upstream = Upstream::start("upstream", ok).await;
+    let yaml = routes(&format!(
+        "    - policies:\n        csrf:\n          additionalOrigins: [\"https://app.example.com\"]\n      backends:\n      - host: {}\n",
+        upstream.host()
+    ));
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let http = Http::new();
+    let post = |origin: &'static str| {
+        let url = gw.url("/form");
+        let http = &http;
+        async move {
+            http.send(
+                "POST",
+                &url,
+                &[("origin", origin), ("host", "gw.example.com")],
+                Full::new(Bytes::from_static(b"a=1")).boxed(),
+            )
+            .await
+        }
+    };
+    let a = post("https://evil.example").await;
+    assert_eq!((a.status, a.body.as_str()), (403, "CSRF validation failed"));
+    assert_eq!(upstream.count(), 0, "refused before the backend");
+    assert_eq!(post("http://gw.example.com").await.status, 200, "same origin");
+    assert_eq!(post("https://app.example.com").await.status, 200, "trusted origin");
+    assert_eq!(http.get(&gw.url("/form"), &[("origin", "https://evil.example")]).await.status, 200, "GET is safe");
+    assert_eq!(upstream.count(), 3);
+}

@@ -144,9 +144,9 @@ pub struct RoutePolicies {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transformations: Option<Unsupported>,
-    /// Not supported yet.
+    /// Refuse state-changing requests from other sites (403).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub csrf: Option<Unsupported>,
+    pub csrf: Option<super::traffic::Csrf>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffer: Option<Unsupported>,
@@ -171,7 +171,6 @@ impl RoutePolicies {
             ("extAuthz", &self.ext_authz),
             ("extProc", &self.ext_proc),
             ("transformations", &self.transformations),
-            ("csrf", &self.csrf),
             ("buffer", &self.buffer),
         ])
     }

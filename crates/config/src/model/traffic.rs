@@ -162,3 +162,15 @@ pub struct MirrorBackend {
     /// `host:port`, plain HTTP.
     pub host: String,
 }
+
+/// `csrf`: state-changing requests (not `GET`, `HEAD`, `OPTIONS`) from another site are refused
+/// with 403. A request is same-site when `Sec-Fetch-Site` says `same-origin` or `none`, or,
+/// without that header, when it has no `Origin` (or `null`) or its `Origin` is the gateway's
+/// own (scheme and `Host`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Csrf {
+    /// Other origins trusted to send such requests, e.g. `https://app.example.com`.
+    #[serde(default)]
+    pub additional_origins: Vec<String>,
+}
