@@ -38,6 +38,8 @@ pub enum GatewayError {
     PolicyFailed,
     #[error("the request body could not be read")]
     BadRequestBody,
+    #[error("the request body is larger than this route accepts")]
+    BodyTooLarge,
 }
 
 impl GatewayError {
@@ -56,6 +58,7 @@ impl GatewayError {
             GatewayError::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::PolicyFailed => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::BadRequestBody => StatusCode::BAD_REQUEST,
+            GatewayError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 

@@ -442,8 +442,8 @@ async fn route_request(
         Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
     };
 
-    let body = match &policies.traffic {
-        None => body,
+    let (body, traffic_inputs) = match &policies.traffic {
+        None => (body, None),
         Some(t) => {
             let cx = crate::traffic::Context {
                 route,
@@ -455,7 +455,7 @@ async fn route_request(
                 client: &shared.client,
             };
             match crate::traffic::before_backend(t, &mut parts, body, cx).await {
-                Ok(body) => body,
+                Ok(passed) => (passed.body, Some(passed.inputs)),
                 Err(resp) => {
                     let mut resp = resp;
                     policies.response_headers.apply(resp.headers_mut());
@@ -470,6 +470,9 @@ async fn route_request(
     let mut resp =
         backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, (authorizer, trail.trace), req)
             .await;
+    if let (Some(t), Some(inputs)) = (&policies.traffic, &traffic_inputs) {
+        resp = crate::traffic::after_backend(t, resp, inputs).await;
+    }
     if let Some(status) = admitted {
         status.write_headers(resp.headers_mut());
     }

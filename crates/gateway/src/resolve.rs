@@ -310,6 +310,12 @@ impl Builder {
             if t.rewrites_url() {
                 self.err(at.key("urlRewrite"), "applies to `host:` backends (MCP targets have their own URLs)");
             }
+            if t.changes_request_body() {
+                self.err(
+                    at.key("transformations").key("request").key("body"),
+                    "not on MCP backends: the relay reads the JSON-RPC body the client sent",
+                );
+            }
             if t.retry.is_some() {
                 self.warn(
                     at.key("retry"),

@@ -1,14 +1,16 @@
 //! Traffic policies of a route, compiled once per config version and run in one order, after
 //! authentication, authorization and rate limits (agentgateway's order):
 //!
-//! 0. `csrf` (`traffic/csrf.rs`) refuses cross-site state-changing requests;
+//! 0. `transformations` (`traffic/transform.rs`) change the request's headers and body, then
+//!    `csrf` (`traffic/csrf.rs`) refuses cross-site state-changing requests;
 //! 1. `urlRewrite` (`traffic/rewrite.rs`) changes the path and the `Host` a `host:` backend
 //!    gets;
 //! 2. `requestRedirect` (`traffic/rewrite.rs`) answers with `Location`;
 //! 3. `delay` (`traffic/delay.rs`) waits, within the route's `requestTimeout`;
 //! 4. `directResponse` (`traffic/direct.rs`) answers, always or when a condition holds;
 //! 5. `requestMirror` (`traffic/mirror.rs`) sends a copy, in the background;
-//! 6. `retry` (`traffic/retry.rs`) wraps the call to a `host:` backend (in `backend.rs`).
+//! 6. `retry` (`traffic/retry.rs`) wraps the call to a `host:` backend (in `backend.rs`);
+//! 7. `transformations` change the response ([`after_backend`]).
 //!
 //! A route without any of them has no [`Traffic`] at all: nothing is evaluated per request.
 
@@ -18,6 +20,7 @@ pub(crate) mod direct;
 pub(crate) mod mirror;
 pub(crate) mod retry;
 pub(crate) mod rewrite;
+pub(crate) mod transform;
 
 use std::net::SocketAddr;
 
@@ -63,6 +66,17 @@ impl Compiler<'_> {
         Some(e)
     }
 
+    /// A CEL expression over the request and its response.
+    fn response_side_expression(&mut self, at: &FieldPath, src: &str) -> Option<Expression> {
+        let e = Expression::compile(src).map_err(|m| self.err(at.clone(), m)).ok()?;
+        if e.reads("mcp") {
+            self.err(at.clone(), format!("`mcp` is not known here (use response, {})", REQUEST_VARIABLES.join(", ")));
+            return None;
+        }
+        self.uses.extend(REQUEST_VARIABLES.into_iter().filter(|v| e.reads(v)));
+        Some(e)
+    }
+
     /// A CEL expression over a response (`response.code`, `response.headers`).
     fn response_expression(&mut self, at: &FieldPath, src: &str) -> Option<Expression> {
         let e = Expression::compile(src).map_err(|m| self.err(at.clone(), m)).ok()?;
@@ -77,6 +91,7 @@ impl Compiler<'_> {
 /// A route's traffic policies in runtime form.
 #[derive(Debug)]
 pub(crate) struct Traffic {
+    transform: Option<transform::Transformations>,
     csrf: Option<csrf::Csrf>,
     rewrite: Option<rewrite::UrlRewrite>,
     redirect: Option<rewrite::Redirect>,
@@ -91,7 +106,8 @@ pub(crate) struct Traffic {
 impl Traffic {
     /// `None` when the route has none of these policies.
     pub(crate) fn resolve(at: &FieldPath, p: &RoutePolicies, errors: &mut Vec<FieldError>) -> Option<Traffic> {
-        if p.csrf.is_none()
+        if p.transformations.is_none()
+            && p.csrf.is_none()
             && p.url_rewrite.is_none()
             && p.request_redirect.is_none()
             && p.delay.is_none()
@@ -103,6 +119,10 @@ impl Traffic {
         }
         let mut c = Compiler { errors, uses: Vec::new() };
         let t = Traffic {
+            transform: p
+                .transformations
+                .as_ref()
+                .map(|t| transform::Transformations::resolve(&at.key("transformations"), t, &mut c)),
             csrf: p.csrf.as_ref().map(csrf::Csrf::resolve),
             rewrite: p.url_rewrite.as_ref().map(rewrite::UrlRewrite::resolve),
             redirect: p
@@ -134,6 +154,10 @@ impl Traffic {
     pub(crate) fn rewrites_url(&self) -> bool {
         self.rewrite.is_some()
     }
+
+    pub(crate) fn changes_request_body(&self) -> bool {
+        self.transform.as_ref().is_some_and(|t| t.changes_request_body())
+    }
 }
 
 /// Who sent the request and how, for expressions and redirects.
@@ -148,17 +172,27 @@ pub(crate) struct Context<'a> {
     pub(crate) client: &'a HttpClient,
 }
 
-/// Steps 1–5: `Ok` with the body to send on, or the answer given here.
+/// The request as it goes on: its body, and the variables the response side evaluates with.
+pub(crate) struct Passed {
+    pub(crate) body: Admitted,
+    pub(crate) inputs: Inputs,
+}
+
+/// Steps 0–5: `Ok` with the body to send on, or the answer given here.
 pub(crate) async fn before_backend(
     t: &Traffic,
     parts: &mut Parts,
     body: Admitted,
     cx: Context<'_>,
-) -> Result<Admitted, Response<Body>> {
+) -> Result<Passed, Response<Body>> {
+    let inputs = inputs(t.uses, parts, &cx);
+    let body = match &t.transform {
+        Some(tr) => tr.request(parts, body, &inputs, cx.host).await.map_err(GatewayError::into_response)?,
+        None => body,
+    };
     if let Some(refused) = t.csrf.as_ref().and_then(|c| c.check(parts, cx.tls)) {
         return Err(refused);
     }
-    let inputs = inputs(t.uses, parts, &cx);
     // The prefix the route matched, before the path changes.
     let prefix = cx.route.matched_prefix(parts).map(str::to_string);
     if let Some(rw) = &t.rewrite {
@@ -178,14 +212,22 @@ pub(crate) async fn before_backend(
     {
         parts.extensions.insert(retry::Retryable);
     }
-    let Some(m) = t.mirror.as_ref().filter(|m| m.fires()) else { return Ok(body) };
+    let Some(m) = t.mirror.as_ref().filter(|m| m.fires()) else { return Ok(Passed { body, inputs }) };
     let Some(size) = retry::replayable_size(&parts.headers) else {
         m.send(cx.client, parts, None);
-        return Ok(body);
+        return Ok(Passed { body, inputs });
     };
     let bytes = read_bounded(body, size).await.map_err(GatewayError::into_response)?;
     m.send(cx.client, parts, Some(bytes.clone()));
-    Ok(Admitted::Read(Some(bytes)))
+    Ok(Passed { body: Admitted::Read(Some(bytes)), inputs })
+}
+
+/// Step 7: the response's `transformations`, when there are any.
+pub(crate) async fn after_backend(t: &Traffic, resp: Response<Body>, inputs: &Inputs) -> Response<Body> {
+    match &t.transform {
+        Some(tr) if tr.has_response() => tr.response(resp, inputs).await,
+        _ => resp,
+    }
 }
 
 /// Reads a body of known, small size whole.

@@ -699,3 +699,104 @@ async fn csrf_refuses_cross_site_state_changes_before_the_backend() {
     assert_eq!(http.get(&gw.url("/form"), &[("origin", "https://evil.example")]).await.status, 200, "GET is safe");
     assert_eq!(upstream.count(), 3);
 }
+
+#[tokio::test]
+async fn transformations_change_request_and_response_headers_and_bodies() {
+    let upstream = Upstream::start("upstream", ok).await;
+    let yaml = routes(&format!(
+        r#"    - name: headers
+      matches:
+      - path: {{pathPrefix: /headers}}
+      policies:
+        transformations:
+          request:
+            set:
+              authorization: '"Bearer " + request.headers["x-token"]'
+              x-agentgateway-req-message: "'Hello from AgentGateway!'"
+            add:
+              x-path: request.path
+            remove: [x-token]
+          response:
+            set:
+              x-agentgateway-resp-message: "'Hello from AgentGateway!'"
+              x-upstream-status: string(response.code)
+              x-missing: response.headers["nope"]
+      backends:
+      - host: {h}
+    - name: bodies
+      matches:
+      - path: {{pathPrefix: /bodies}}
+      policies:
+        transformations:
+          request:
+            body: request.body + "!"
+          response:
+            body: '"upstream said " + response.body + " for " + request.method'
+      backends:
+      - host: {h}
+    - name: replace
+      matches:
+      - path: {{pathPrefix: /replace}}
+      policies:
+        transformations:
+          request:
+            replace: '{{"x-only": "this", "x-list": ["a", "b"], "host": request.host}}'
+      backends:
+      - host: {h}
+"#,
+        h = upstream.host()
+    ));
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let http = Http::new();
+    let a = http.get(&gw.url("/headers"), &[("x-token", "t0k")]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(header(&a, "x-agentgateway-resp-message"), "Hello from AgentGateway!");
+    assert_eq!(header(&a, "x-upstream-status"), "200");
+    assert!(a.headers.get("x-missing").is_none(), "a failed expression sets nothing");
+    let s = upstream.seen().pop().unwrap();
+    let h = |n: &str| s.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert_eq!(h("authorization"), "Bearer t0k");
+    assert_eq!(h("x-agentgateway-req-message"), "Hello from AgentGateway!");
+    assert_eq!(h("x-path"), "/headers");
+    assert!(s.headers.get("x-token").is_none());
+
+    let a = http.post(&gw.url("/bodies"), "payload").await;
+    assert_eq!((a.status, a.body.as_str()), (200, "upstream said upstream for POST"));
+    assert_eq!(header(&a, "content-length"), a.body.len().to_string());
+    let s = upstream.seen().pop().unwrap();
+    assert_eq!(s.body, "payload!");
+    assert_eq!(s.headers.get("content-length").unwrap(), "8");
+
+    http.get(&gw.url("/replace"), &[("x-dropped", "1")]).await;
+    let s = upstream.seen().pop().unwrap();
+    assert!(s.headers.get("x-dropped").is_none(), "replace drops every header first");
+    assert_eq!(s.headers.get("x-only").unwrap(), "this");
+    let list: Vec<&str> = s.headers.get_all("x-list").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(list, ["a", "b"]);
+
+    // A body over 1 MiB cannot be transformed: 413, the backend never asked.
+    let before = upstream.count();
+    let big: &'static str = Box::leak("x".repeat((1 << 20) + 1).into_boxed_str());
+    assert_eq!(http.post(&gw.url("/bodies"), big).await.status, 413);
+    assert_eq!(upstream.count(), before);
+}
+
+#[tokio::test]
+async fn transformation_mistakes_are_located_and_unsupported_parts_refused() {
+    let bad = routes(
+        "    - policies:\n        transformations:\n          request:\n            set:\n              x-a: 'response.code'\n          response:\n            metadata: {a: b}\n      backends:\n      - host: 127.0.0.1:1\n",
+    );
+    let err = Gateway::start(&bad).await.err().expect("refused").to_string();
+    assert!(err.contains("transformations.response.metadata: not supported yet"), "{err}");
+    let bad = routes(
+        "    - policies:\n        transformations:\n          request:\n            set:\n              x-a: 'response.code'\n      backends:\n      - host: 127.0.0.1:1\n",
+    );
+    let err = Gateway::start(&bad).await.err().expect("refused").to_string();
+    assert!(err.contains("transformations.request.set.x-a: `response` is not known here"), "{err}");
+    let yaml = agw_testkit::harness::mcp_route(
+        "http://127.0.0.1:1/mcp",
+        "      policies:\n        transformations:\n          request:\n            body: request.body\n",
+    );
+    let err = Gateway::start(&yaml).await.err().expect("refused").to_string();
+    assert!(err.contains("transformations.request.body: not on MCP backends"), "{err}");
+}

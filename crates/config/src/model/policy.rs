@@ -141,9 +141,9 @@ pub struct RoutePolicies {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext_proc: Option<Unsupported>,
-    /// Not supported yet.
+    /// CEL changes to request and response headers and bodies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transformations: Option<Unsupported>,
+    pub transformations: Option<super::traffic::Transformations>,
     /// Refuse state-changing requests from other sites (403).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf: Option<super::traffic::Csrf>,
@@ -170,7 +170,6 @@ impl RoutePolicies {
             ("oidc", &self.oidc),
             ("extAuthz", &self.ext_authz),
             ("extProc", &self.ext_proc),
-            ("transformations", &self.transformations),
             ("buffer", &self.buffer),
         ])
     }

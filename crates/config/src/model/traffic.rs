@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::Duration;
+use super::common::{Duration, Unsupported};
 
 /// `directResponse`: the gateway answers the request itself. Either `status` (with `body`,
 /// `bodyExpression`, `headers`), or `conditional: [...]` (the first entry whose condition
@@ -173,4 +173,45 @@ pub struct Csrf {
     /// Other origins trusted to send such requests, e.g. `https://app.example.com`.
     #[serde(default)]
     pub additional_origins: Vec<String>,
+}
+
+/// `transformations`: CEL changes to the request before the backend and to the response
+/// before the client.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Transformations {
+    /// Changes to the request (CEL over `request`, `source`, `jwt`, `apiKey`, `basicAuth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Transform>,
+    /// Changes to the response (CEL over `response` and the request's variables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Transform>,
+    /// The conditional form. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional: Option<Unsupported>,
+}
+
+/// One side's changes, applied in this order: `replace`, `add`, `set`, `remove`, `body`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Transform {
+    /// Headers to append: name → CEL giving the value (a failed or non-string value: not added).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+    /// Headers to set (replacing the values there): name → CEL giving the value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Headers to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    /// CEL giving every header at once: a map of name to a string or a list of strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<String>,
+    /// CEL giving the new body (a string or bytes as they are, anything else as JSON). The
+    /// body is read whole (at most 1 MiB); `request.body` / `response.body` is it, as a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Values for the access log. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Unsupported>,
 }

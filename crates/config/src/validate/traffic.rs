@@ -3,7 +3,7 @@
 
 use super::Validator;
 use crate::error::FieldPath;
-use crate::model::{AuthorityRewrite, DirectResponse, Retry, Route, RoutePolicies};
+use crate::model::{AuthorityRewrite, DirectResponse, Retry, Route, RoutePolicies, present};
 
 /// Most entries of a conditional `directResponse`.
 const MAX_CONDITIONAL: usize = 64;
@@ -39,6 +39,15 @@ impl Validator {
         }
         if let Some(r) = &p.retry {
             self.retry(&at.key("retry"), r);
+        }
+        if let Some(t) = &p.transformations {
+            let at = at.key("transformations");
+            self.unsupported(&at, present([("conditional", &t.conditional)]));
+            for (side, tr) in [("request", &t.request), ("response", &t.response)] {
+                if let Some(tr) = tr {
+                    self.unsupported(&at.key(side), present([("metadata", &tr.metadata)]));
+                }
+            }
         }
     }
 
