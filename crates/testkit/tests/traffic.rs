@@ -800,3 +800,41 @@ async fn transformation_mistakes_are_located_and_unsupported_parts_refused() {
     let err = Gateway::start(&yaml).await.err().expect("refused").to_string();
     assert!(err.contains("transformations.request.body: not on MCP backends"), "{err}");
 }
+
+#[tokio::test]
+async fn the_traffic_example_runs_as_its_readme_says() {
+    let main = Upstream::start("main", ok).await;
+    let canary = Upstream::start("canary", ok).await;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/traffic/config.yaml");
+    let yaml = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("port: 3000", "port: 0")
+        .replace("127.0.0.1:8080", &main.host())
+        .replace("127.0.0.1:8081", &canary.host());
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let http = Http::new();
+    let a = http.get(&gw.url("/healthz"), &[]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "ok"));
+    let a = http.get(&gw.url("/docs/intro?lang=en"), &[("host", "localhost:3000")]).await;
+    assert_eq!((a.status, header(&a, "location")), (301, "http://localhost:3000/manual/intro?lang=en"));
+    let a = http.get(&gw.url("/chaos/page"), &[]).await;
+    if a.status == 200 {
+        assert_eq!(main.seen().pop().unwrap().path, "/page", "the prefix is taken off");
+    } else {
+        assert_eq!((a.status, a.body.as_str()), (503, "injected fault"));
+    }
+    let (main_before, canary_before) = (main.count(), canary.count());
+    let mut served = [0usize; 2];
+    for _ in 0..200 {
+        let a = http.get(&gw.url("/"), &[]).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(header(&a, "x-served-by"), "agentgateway, status 200");
+        served[usize::from(a.body == "canary")] += 1;
+    }
+    // Binomial(200, 0.1) for the canary: mean 20, standard deviation 4.2.
+    assert!((3..=45).contains(&served[1]), "{served:?}");
+    assert_eq!(main.count() - main_before, served[0]);
+    // The canary gets its share and a copy of every request.
+    assert_eq!(canary.wait_for(canary_before + served[1] + 200).await, canary_before + served[1] + 200);
+    assert!(main.seen().iter().rev().take(10).all(|s| s.headers.get("x-request-path").is_some()));
+}
