@@ -134,9 +134,12 @@ fn malformed_configs_name_file_line_column_and_path() {
 
 #[test]
 fn agentgateway_features_not_implemented_are_rejected_not_ignored() {
-    let text =
-        MINIMAL.replace("    - backends:", "    - policies:\n        buffer:\n          request: {}\n      backends:");
-    assert_eq!(error(&text), "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.buffer: not supported yet");
+    let text = MINIMAL
+        .replace("    - backends:", "    - policies:\n        concurrencyLimit:\n          max: 1\n      backends:");
+    assert_eq!(
+        error(&text),
+        "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.concurrencyLimit: not supported yet"
+    );
     assert_eq!(error("tcpRoutes: []\n"), "config.yaml:1:1: tcpRoutes: not supported yet");
     let otlp_log = format!("{MINIMAL}frontendPolicies:\n  accessLog:\n    database: {{}}\n");
     assert_eq!(error(&otlp_log), "config.yaml:13:5: frontendPolicies.accessLog.database: not supported yet");

@@ -173,7 +173,7 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = req.into_parts();
-    let Some(size) = retry::replayable_size(&parts.headers) else {
+    let Some(size) = retry::replayable_size(&parts) else {
         return proxy(upstream, policies, peer, Request::from_parts(parts, body), limit).await;
     };
     let bytes = crate::traffic::read_bounded(body, size).await?;

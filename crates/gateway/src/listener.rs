@@ -485,6 +485,8 @@ async fn route_request(
 pub(crate) enum Admitted {
     Streaming(conn::GuardedBody),
     Read(Option<bytes::Bytes>),
+    /// `buffer` with `failOpen` read part of it: those bytes, then the rest.
+    Prefixed(Box<crate::traffic::buffer::Prefixed<Admitted>>),
 }
 
 impl http_body::Body for Admitted {
@@ -498,6 +500,7 @@ impl http_body::Body for Admitted {
         match self.get_mut() {
             Admitted::Streaming(b) => Pin::new(b).poll_frame(cx),
             Admitted::Read(bytes) => Poll::Ready(bytes.take().map(|b| Ok(http_body::Frame::data(b)))),
+            Admitted::Prefixed(p) => Pin::new(p.as_mut()).poll_frame(cx),
         }
     }
 
@@ -505,6 +508,7 @@ impl http_body::Body for Admitted {
         match self {
             Admitted::Streaming(b) => b.is_end_stream(),
             Admitted::Read(bytes) => bytes.is_none(),
+            Admitted::Prefixed(p) => p.is_end_stream(),
         }
     }
 
@@ -512,6 +516,7 @@ impl http_body::Body for Admitted {
         match self {
             Admitted::Streaming(b) => b.size_hint(),
             Admitted::Read(bytes) => http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Admitted::Prefixed(_) => http_body::SizeHint::default(),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Traffic policies of a route, compiled once per config version and run in one order, after
 //! authentication, authorization and rate limits (agentgateway's order):
 //!
-//! 0. `transformations` (`traffic/transform.rs`) change the request's headers and body, then
-//!    `csrf` (`traffic/csrf.rs`) refuses cross-site state-changing requests;
+//! 0. `buffer` (`traffic/buffer.rs`) reads the request body, `transformations`
+//!    (`traffic/transform.rs`) change the request's headers and body, then `csrf`
+//!    (`traffic/csrf.rs`) refuses cross-site state-changing requests;
 //! 1. `urlRewrite` (`traffic/rewrite.rs`) changes the path and the `Host` a `host:` backend
 //!    gets;
 //! 2. `requestRedirect` (`traffic/rewrite.rs`) answers with `Location`;
@@ -10,10 +11,12 @@
 //! 4. `directResponse` (`traffic/direct.rs`) answers, always or when a condition holds;
 //! 5. `requestMirror` (`traffic/mirror.rs`) sends a copy, in the background;
 //! 6. `retry` (`traffic/retry.rs`) wraps the call to a `host:` backend (in `backend.rs`);
-//! 7. `transformations` change the response ([`after_backend`]).
+//! 7. `buffer` reads the response body, `transformations` change the response
+//!    ([`after_backend`]).
 //!
 //! A route without any of them has no [`Traffic`] at all: nothing is evaluated per request.
 
+pub(crate) mod buffer;
 pub(crate) mod csrf;
 pub(crate) mod delay;
 pub(crate) mod direct;
@@ -91,6 +94,7 @@ impl Compiler<'_> {
 /// A route's traffic policies in runtime form.
 #[derive(Debug)]
 pub(crate) struct Traffic {
+    buffer: Option<buffer::Buffer>,
     transform: Option<transform::Transformations>,
     csrf: Option<csrf::Csrf>,
     rewrite: Option<rewrite::UrlRewrite>,
@@ -106,7 +110,8 @@ pub(crate) struct Traffic {
 impl Traffic {
     /// `None` when the route has none of these policies.
     pub(crate) fn resolve(at: &FieldPath, p: &RoutePolicies, errors: &mut Vec<FieldError>) -> Option<Traffic> {
-        if p.transformations.is_none()
+        if p.buffer.is_none()
+            && p.transformations.is_none()
             && p.csrf.is_none()
             && p.url_rewrite.is_none()
             && p.request_redirect.is_none()
@@ -119,6 +124,7 @@ impl Traffic {
         }
         let mut c = Compiler { errors, uses: Vec::new() };
         let t = Traffic {
+            buffer: p.buffer.as_ref().map(buffer::Buffer::resolve),
             transform: p
                 .transformations
                 .as_ref()
@@ -186,6 +192,10 @@ pub(crate) async fn before_backend(
     cx: Context<'_>,
 ) -> Result<Passed, Response<Body>> {
     let inputs = inputs(t.uses, parts, &cx);
+    let body = match &t.buffer {
+        Some(b) => b.request(parts, body).await.map_err(GatewayError::into_response)?,
+        None => body,
+    };
     let body = match &t.transform {
         Some(tr) => tr.request(parts, body, &inputs, cx.host).await.map_err(GatewayError::into_response)?,
         None => body,
@@ -213,7 +223,7 @@ pub(crate) async fn before_backend(
         parts.extensions.insert(retry::Retryable);
     }
     let Some(m) = t.mirror.as_ref().filter(|m| m.fires()) else { return Ok(Passed { body, inputs }) };
-    let Some(size) = retry::replayable_size(&parts.headers) else {
+    let Some(size) = retry::replayable_size(parts) else {
         m.send(cx.client, parts, None);
         return Ok(Passed { body, inputs });
     };
@@ -224,6 +234,10 @@ pub(crate) async fn before_backend(
 
 /// Step 7: the response's `transformations`, when there are any.
 pub(crate) async fn after_backend(t: &Traffic, resp: Response<Body>, inputs: &Inputs) -> Response<Body> {
+    let resp = match &t.buffer {
+        Some(b) if b.has_response() => b.response(resp).await,
+        _ => resp,
+    };
     match &t.transform {
         Some(tr) if tr.has_response() => tr.response(resp, inputs).await,
         _ => resp,
@@ -236,7 +250,8 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<agw_mcp::body::BoxError>,
 {
-    let limit = usize::try_from(size.min(retry::MAX_REPLAY)).unwrap_or(0);
+    // `size` was checked by `retry::replayable_size`: small, or what `buffer` already read.
+    let limit = usize::try_from(size).unwrap_or(0);
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {

@@ -838,3 +838,59 @@ async fn the_traffic_example_runs_as_its_readme_says() {
     assert_eq!(canary.wait_for(canary_before + served[1] + 200).await, canary_before + served[1] + 200);
     assert!(main.seen().iter().rev().take(10).all(|s| s.headers.get("x-request-path").is_some()));
 }
+
+#[tokio::test]
+async fn buffered_bodies_get_their_length_can_be_replayed_and_are_bounded() {
+    let upstream = Upstream::start("upstream", fail_twice).await;
+    let yaml = routes(&format!(
+        r#"    - name: replay
+      matches:
+      - path: {{pathPrefix: /replay}}
+      policies:
+        buffer:
+          request: {{maxBytes: 100}}
+        retry:
+          attempts: 2
+          codes: [503]
+      backends:
+      - host: {h}
+    - name: closed
+      matches:
+      - path: {{pathPrefix: /closed}}
+      policies:
+        buffer:
+          request: {{maxBytes: 4}}
+          response: {{maxBytes: 4}}
+      backends:
+      - host: {h}
+    - name: open
+      matches:
+      - path: {{pathPrefix: /open}}
+      policies:
+        buffer:
+          request: {{maxBytes: 4, failureMode: failOpen}}
+          response: {{maxBytes: 4, failureMode: failOpen}}
+      backends:
+      - host: {h}
+"#,
+        h = upstream.host()
+    ));
+    let gw = Gateway::start(&yaml).await.unwrap();
+    let http = Http::new();
+    // A chunked body, read by `buffer`, is replayed by `retry` and arrives with its length.
+    let a = http.post_chunked(&gw.url("/replay"), "streamed").await;
+    assert_eq!(a.status, 200);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|s| s.body == "streamed" && s.headers.get("content-length").unwrap() == "8"));
+
+    // Over `maxBytes`: failClosed refuses (413 before the backend; 502 for the answer).
+    assert_eq!(http.post_chunked(&gw.url("/closed"), "too long").await.status, 413);
+    assert_eq!(upstream.count(), 3);
+    assert_eq!(http.post(&gw.url("/closed"), "ok").await.status, 502, "the answer `upstream` is over 4 bytes");
+    assert_eq!(upstream.count(), 4);
+    // failOpen: the bytes read, then the rest, streaming both ways.
+    let a = http.post_chunked(&gw.url("/open"), "longer than four").await;
+    assert_eq!((a.status, a.body.as_str()), (200, "upstream"));
+    assert_eq!(upstream.seen().pop().unwrap().body, "longer than four");
+}

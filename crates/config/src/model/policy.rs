@@ -147,9 +147,9 @@ pub struct RoutePolicies {
     /// Refuse state-changing requests from other sites (403).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf: Option<super::traffic::Csrf>,
-    /// Not supported yet.
+    /// Read request and response bodies whole before they go on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub buffer: Option<Unsupported>,
+    pub buffer: Option<super::traffic::Buffer>,
     /// Try a `host:` backend again on failure or on given statuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<super::traffic::Retry>,
@@ -170,7 +170,6 @@ impl RoutePolicies {
             ("oidc", &self.oidc),
             ("extAuthz", &self.ext_authz),
             ("extProc", &self.ext_proc),
-            ("buffer", &self.buffer),
         ])
     }
 }

@@ -215,3 +215,40 @@ pub struct Transform {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Unsupported>,
 }
+
+/// `buffer`: read bodies whole before they go on (so that a retry can replay a request, or a
+/// backend gets a body with its length).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Buffer {
+    /// Read the request body before the backend gets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<BufferBody>,
+    /// Read the backend's response body before the client gets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<BufferBody>,
+}
+
+/// How much of a body is read, and what a larger one gets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BufferBody {
+    /// Most bytes read. Default 2 MiB (agentgateway's `maxBufferSize` default); at most 64 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// `failClosed` (default): a larger request gets 413, a larger response 502; `failOpen`:
+    /// the first `maxBytes` are read and the rest streams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_mode: Option<BufferFailureMode>,
+}
+
+/// What a body larger than `maxBytes` gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum BufferFailureMode {
+    /// Refused.
+    #[default]
+    FailClosed,
+    /// Streamed on after the first `maxBytes`.
+    FailOpen,
+}

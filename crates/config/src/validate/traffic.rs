@@ -7,6 +7,8 @@ use crate::model::{AuthorityRewrite, DirectResponse, Retry, Route, RoutePolicies
 
 /// Most entries of a conditional `directResponse`.
 const MAX_CONDITIONAL: usize = 64;
+/// Largest `buffer.*.maxBytes`.
+const MAX_BUFFER: u64 = 64 << 20;
 /// Most retries of one request.
 pub(crate) const MAX_RETRIES: u8 = 10;
 
@@ -39,6 +41,15 @@ impl Validator {
         }
         if let Some(r) = &p.retry {
             self.retry(&at.key("retry"), r);
+        }
+        if let Some(b) = &p.buffer {
+            for (side, body) in [("request", &b.request), ("response", &b.response)] {
+                if let Some(n) = body.as_ref().and_then(|b| b.max_bytes)
+                    && !(1..=MAX_BUFFER).contains(&n)
+                {
+                    self.err(at.key("buffer").key(side).key("maxBytes"), "must be between 1 and 64 MiB");
+                }
+            }
         }
         if let Some(t) = &p.transformations {
             let at = at.key("transformations");

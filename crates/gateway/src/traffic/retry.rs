@@ -73,13 +73,16 @@ impl Retry {
     }
 }
 
-/// The size of a body that can be replayed: known and small enough.
-pub(crate) fn replayable_size(headers: &HeaderMap) -> Option<u64> {
+/// The size of a body that can be replayed: known and small enough ([`MAX_REPLAY`], or what
+/// `buffer` read).
+pub(crate) fn replayable_size(parts: &http::request::Parts) -> Option<u64> {
+    let headers: &HeaderMap = &parts.headers;
     if headers.contains_key(TRANSFER_ENCODING) {
         return None;
     }
+    let limit = parts.extensions.get::<super::buffer::Buffered>().map_or(MAX_REPLAY, |b| b.0.max(MAX_REPLAY));
     match headers.get(CONTENT_LENGTH) {
         None => Some(0),
-        Some(v) => v.to_str().ok()?.trim().parse::<u64>().ok().filter(|n| *n <= MAX_REPLAY),
+        Some(v) => v.to_str().ok()?.trim().parse::<u64>().ok().filter(|n| *n <= limit),
     }
 }
