@@ -142,19 +142,35 @@ where
             };
             let upstream =
                 Upstream { client: tls_client.as_ref().unwrap_or(client), tls: tls_client.is_some(), authority };
-            let retry = policies
-                .traffic
-                .as_ref()
-                .and_then(|t| t.retry.as_ref())
-                .filter(|_| req.extensions().get::<retry::Retryable>().is_some());
             let deadline = policies.request_timeout.map(|d| arrived + d);
-            let result = match retry {
-                None => proxy(upstream, policies, peer, req, limit).await,
-                Some(r) => proxy_retrying(upstream, (policies, r), peer, req, (limit, deadline)).await,
-            };
-            result.unwrap_or_else(GatewayError::into_response)
+            send_to_host(upstream, policies, peer, req, (limit, deadline))
+                .await
+                .unwrap_or_else(GatewayError::into_response)
         }
         Backend::Split(_) | Backend::None => GatewayError::NoRoute.into_response(),
+    }
+}
+
+/// The proxy call, with `retry` when the route has it and the request may be retried.
+async fn send_to_host<B>(
+    upstream: Upstream<'_>,
+    policies: &Policies,
+    peer: SocketAddr,
+    req: Request<B>,
+    (limit, deadline): (Option<Duration>, Option<Instant>),
+) -> Result<Response<Body>, GatewayError>
+where
+    B: HttpBody<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let retry = policies
+        .traffic
+        .as_ref()
+        .and_then(|t| t.retry.as_ref())
+        .filter(|_| req.extensions().get::<retry::Retryable>().is_some());
+    match retry {
+        None => proxy(upstream, policies, peer, req, limit).await,
+        Some(r) => proxy_retrying(upstream, (policies, r), peer, req, (limit, deadline)).await,
     }
 }
 

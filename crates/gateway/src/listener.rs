@@ -442,26 +442,12 @@ async fn route_request(
         Err(resp) => return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref()),
     };
 
-    let (body, traffic_inputs) = match &policies.traffic {
-        None => (body, None),
-        Some(t) => {
-            let cx = crate::traffic::Context {
-                route,
-                host: &host,
-                peer,
-                identity: &identity,
-                tls: ctx.tls.is_some(),
-                deadline: policies.request_timeout.map(|d| arrived + d),
-                client: &shared.client,
-            };
-            match crate::traffic::before_backend(t, &mut parts, body, cx).await {
-                Ok(passed) => (passed.body, Some(passed.inputs)),
-                Err(resp) => {
-                    let mut resp = resp;
-                    policies.response_headers.apply(resp.headers_mut());
-                    return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
-                }
-            }
+    let cx = Traffic { ctx, route, host: &host, identity: &identity, arrived };
+    let (body, traffic_inputs) = match traffic(cx, &mut parts, body).await {
+        Ok(passed) => passed,
+        Err(mut resp) => {
+            policies.response_headers.apply(resp.headers_mut());
+            return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
         }
     };
     parts.extensions.insert(identity);
@@ -478,6 +464,37 @@ async fn route_request(
     }
     policies.response_headers.apply(resp.headers_mut());
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
+}
+
+/// What the traffic policies need to know about a request.
+struct Traffic<'a> {
+    ctx: &'a ConnCtx,
+    route: &'a route::Route,
+    host: &'a str,
+    identity: &'a Identity,
+    /// When the route's `requestTimeout` started.
+    arrived: tokio::time::Instant,
+}
+
+/// The route's traffic policies before the backend ([`crate::traffic`]): the body to send on
+/// and the variables the response side evaluates with, or the answer given here.
+async fn traffic(
+    cx: Traffic<'_>,
+    parts: &mut Parts,
+    body: Admitted,
+) -> Result<(Admitted, Option<agw_policy::expr::Inputs>), Response<Body>> {
+    let Some(t) = &cx.route.policies.traffic else { return Ok((body, None)) };
+    let context = crate::traffic::Context {
+        route: cx.route,
+        host: cx.host,
+        peer: cx.ctx.peer,
+        identity: cx.identity,
+        tls: cx.ctx.tls.is_some(),
+        deadline: cx.route.policies.request_timeout.map(|d| cx.arrived + d),
+        client: &cx.ctx.shared.client,
+    };
+    let passed = crate::traffic::before_backend(t, parts, body, context).await?;
+    Ok((passed.body, Some(passed.inputs)))
 }
 
 /// The request body after the rate limits: as it came, or read whole (an MCP body whose
