@@ -280,7 +280,12 @@ impl Builder {
             several => {
                 let mut weighted = Vec::new();
                 for (i, b) in several.iter().enumerate() {
-                    let backend = self.backend(&at.key("backends").index(i), b, route_tls.clone(), &policies)?;
+                    let at = at.key("backends").index(i);
+                    let backend = self.backend(&at, b, route_tls.clone(), &policies)?;
+                    if !matches!(backend, Backend::Host { .. }) {
+                        self.err(at, "several backends on one route must all be `host:` backends (a weighted split)");
+                        return None;
+                    }
                     weighted.push((b.weight.unwrap_or(1), backend));
                 }
                 Backend::Split(Split::new(weighted))

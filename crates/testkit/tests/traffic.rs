@@ -397,6 +397,22 @@ async fn weighted_backends_split_requests_by_weight() {
     ));
     let err = Gateway::start(&yaml).await.err().expect("refused").to_string();
     assert!(err.contains("backends[0].weight: at least one backend needs a weight above 0"), "{err}");
+
+    // A named backend in a split is checked once written in place: `host:` ones only.
+    let named = |kind: &str| {
+        format!(
+            "gateways:\n  default:\n    port: 0\nroutes:\n- backends:\n  - backend: b\n    weight: 2\n  - host: {}\nbackends:\n- name: b\n  {kind}\n",
+            a.host()
+        )
+    };
+    let gw = Gateway::start(&named(&format!("host: {}", b.host()))).await.unwrap();
+    assert_eq!(http.get(&gw.url("/n"), &[]).await.status, 200);
+    let err = Gateway::start(&named("mcp: {targets: [{name: x, stdio: {cmd: x}}]}"))
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("routes[0].backends[0]: several backends on one route must all be `host:` backends"), "{err}");
 }
 
 #[tokio::test]

@@ -131,7 +131,8 @@ impl Validator {
             _ => {
                 for (i, b) in r.backends.iter().enumerate() {
                     let at = at.key("backends").index(i);
-                    if b.host.is_none() {
+                    // A `backend:` reference is checked once it is written in place (resolve).
+                    if b.host.is_none() && b.backend.is_none() {
                         self.err(
                             at.clone(),
                             "several backends on one route must all be `host:` backends (a weighted split)",
