@@ -192,6 +192,8 @@ pub(crate) async fn before_backend(
     cx: Context<'_>,
 ) -> Result<Passed, Response<Body>> {
     let inputs = inputs(t.uses, parts, &cx);
+    // The prefix the route matched, before anything changes the request.
+    let prefix = t.needs_prefix().then(|| cx.route.matched_prefix(parts).map(str::to_string)).flatten();
     let body = match &t.buffer {
         Some(b) => b.request(parts, body).await.map_err(GatewayError::into_response)?,
         None => body,
@@ -203,8 +205,6 @@ pub(crate) async fn before_backend(
     if let Some(refused) = t.csrf.as_ref().and_then(|c| c.check(parts, cx.tls)) {
         return Err(refused);
     }
-    // The prefix the route matched, before the path changes.
-    let prefix = cx.route.matched_prefix(parts).map(str::to_string);
     if let Some(rw) = &t.rewrite {
         rw.apply(parts, prefix.as_deref()).map_err(GatewayError::into_response)?;
     }
