@@ -15,6 +15,7 @@ pub mod settings;
 pub mod telemetry;
 pub mod tls;
 pub mod token_exchange;
+pub mod traffic;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,7 @@ pub use settings::*;
 pub use telemetry::*;
 pub use tls::*;
 pub use token_exchange::*;
+pub use traffic::*;
 
 /// The gateway's configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -134,9 +134,12 @@ fn malformed_configs_name_file_line_column_and_path() {
 
 #[test]
 fn agentgateway_features_not_implemented_are_rejected_not_ignored() {
-    let text =
-        MINIMAL.replace("    - backends:", "    - policies:\n        retry:\n          codes: [503]\n      backends:");
-    assert_eq!(error(&text), "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.retry: not supported yet");
+    let text = MINIMAL
+        .replace("    - backends:", "    - policies:\n        concurrencyLimit:\n          max: 1\n      backends:");
+    assert_eq!(
+        error(&text),
+        "config.yaml:6:9: binds[0].listeners[0].routes[0].policies.concurrencyLimit: not supported yet"
+    );
     assert_eq!(error("tcpRoutes: []\n"), "config.yaml:1:1: tcpRoutes: not supported yet");
     let otlp_log = format!("{MINIMAL}frontendPolicies:\n  accessLog:\n    database: {{}}\n");
     assert_eq!(error(&otlp_log), "config.yaml:13:5: frontendPolicies.accessLog.database: not supported yet");
@@ -347,4 +350,44 @@ backends:
         b.policies.as_ref().and_then(|p| p.backend_tls.as_ref()).and_then(|t| t.root.as_deref()),
         Some("ca.pem")
     );
+}
+
+#[test]
+fn traffic_policy_shapes_are_checked() {
+    let route = |policies: &str| {
+        format!(
+            "binds:\n- port: 3000\n  listeners:\n  - routes:\n    - policies:\n{policies}      backends:\n      - host: h:1\n"
+        )
+    };
+    let cases = [
+        (
+            "        requestRedirect: {scheme: ftp, status: 200}\n",
+            vec![
+                "binds[0].listeners[0].routes[0].policies.requestRedirect.scheme: `ftp`: expected `http` or `https`",
+                "binds[0].listeners[0].routes[0].policies.requestRedirect.status: 200 is not a redirect status (3xx)",
+            ],
+        ),
+        (
+            "        retry: {attempts: 11, codes: [1000]}\n",
+            vec![
+                "binds[0].listeners[0].routes[0].policies.retry.attempts: at most 10",
+                "binds[0].listeners[0].routes[0].policies.retry.codes[0]: 1000 is not an HTTP status",
+            ],
+        ),
+        (
+            "        directResponse: {body: x}\n",
+            vec!["binds[0].listeners[0].routes[0].policies.directResponse: needs `status` (or `conditional`)"],
+        ),
+    ];
+    for (policies, want) in cases {
+        let got = errors(&route(policies)).join("\n");
+        for w in &want {
+            assert!(got.contains(w), "{w} in {got}");
+        }
+    }
+    // Several backends: only `host:` ones; a route without backends must answer itself.
+    let text = "binds:\n- port: 3000\n  listeners:\n  - routes:\n    - backends:\n      - host: h:1\n      - mcp: {targets: [{name: a, stdio: {cmd: x}}]}\n    - name: nothing\n";
+    let got = errors(text).join("\n");
+    assert!(got.contains("routes[0].backends[1]: several backends on one route must all be `host:` backends"), "{got}");
+    assert!(got.contains("routes[1].backends: a route needs a backend"), "{got}");
 }

@@ -8,6 +8,7 @@ mod backend;
 mod external;
 mod front;
 mod tls;
+mod traffic;
 
 use std::collections::HashSet;
 
@@ -450,11 +451,7 @@ impl Validator {
         if let Some(p) = &r.policies {
             self.route_policies(&at.key("policies"), p);
         }
-        match r.backends.len() {
-            0 => self.err(at.key("backends"), "a route needs a backend"),
-            1 => {}
-            _ => self.err(at.key("backends").index(1), "not supported yet (one backend per route)"),
-        }
+        self.route_backends(at, r);
         for (i, b) in r.backends.iter().enumerate() {
             self.backend(&at.key("backends").index(i), b);
         }
@@ -504,6 +501,7 @@ impl Validator {
 
     fn route_policies(&mut self, at: &FieldPath, p: &RoutePolicies) {
         self.unsupported(at, p.unsupported());
+        self.traffic(at, p);
         if let Some(l) = &p.local_rate_limit {
             self.rate_limits(&at.key("localRateLimit"), l);
         }

@@ -18,14 +18,7 @@ use crate::auth::Identity;
 /// The variables the rules see for this request (`mcp` is added per item). Only the ones
 /// the rules read (`uses`) are computed.
 pub fn request_vars(parts: &Parts, host: &str, peer: SocketAddr, identity: &Identity, uses: Uses) -> Vars {
-    let request = uses.reads("request").then(|| {
-        let mut headers = Map::new();
-        for name in parts.headers.keys() {
-            let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
-            headers.insert(name.as_str().to_string(), Value::String(values.join(", ")));
-        }
-        to_cel(&json!({"method": parts.method.as_str(), "path": parts.uri.path(), "host": host, "headers": headers}))
-    });
+    let request = uses.reads("request").then(|| to_cel(&request_json(parts, host)));
     Vars {
         jwt: identity.jwt.as_ref().filter(|_| uses.reads("jwt")).map(|c| c.to_cel()),
         request,
@@ -50,6 +43,21 @@ pub fn request_vars(parts: &Parts, host: &str, peer: SocketAddr, identity: &Iden
         // Known after the body is read (`a2a::inspect`).
         a2a: None,
     }
+}
+
+/// `request` as CEL sees it: method, path, host and headers (repeated ones joined by `, `).
+pub fn request_json(parts: &Parts, host: &str) -> Value {
+    json!({"method": parts.method.as_str(), "path": parts.uri.path(), "host": host, "headers": headers_json(&parts.headers)})
+}
+
+/// Headers as a JSON object (repeated ones joined by `, `; values that are not text left out).
+pub fn headers_json(h: &http::HeaderMap) -> Value {
+    let mut headers = Map::new();
+    for name in h.keys() {
+        let values: Vec<&str> = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        headers.insert(name.as_str().to_string(), Value::String(values.join(", ")));
+    }
+    Value::Object(headers)
 }
 
 /// The authenticated caller's name for the access log: the JWT `sub`, else the Basic user.

@@ -22,6 +22,8 @@ use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::resolve::{Backend, Policies};
 use crate::token_exchange::{ExchangeError, TokenExchange};
+use crate::traffic::retry;
+use crate::traffic::rewrite::HostOverride;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -35,6 +37,10 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// When the request arrived at the route (its `requestTimeout` counts from there).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrived(pub(crate) Instant);
+
 pub(crate) async fn call<B>(
     backend: &Backend,
     policies: &Policies,
@@ -47,7 +53,12 @@ where
     B: HttpBody<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    let arrived = Instant::now();
+    let arrived = req.extensions().get::<Arrived>().map_or_else(Instant::now, |a| a.0);
+    // A weighted split: this request's backend is drawn first.
+    let backend = match backend {
+        Backend::Split(s) => s.pick(),
+        other => other,
+    };
     // The validated token goes upstream only when a policy says so.
     let forward = req.extensions().get::<Identity>().and_then(|id| id.token.as_ref()).and_then(|t| {
         match (&policies.passthrough, t.preserved) {
@@ -131,7 +142,87 @@ where
             };
             let upstream =
                 Upstream { client: tls_client.as_ref().unwrap_or(client), tls: tls_client.is_some(), authority };
-            proxy(upstream, policies, peer, req, limit).await.unwrap_or_else(GatewayError::into_response)
+            let deadline = policies.request_timeout.map(|d| arrived + d);
+            send_to_host(upstream, policies, peer, req, (limit, deadline))
+                .await
+                .unwrap_or_else(GatewayError::into_response)
+        }
+        Backend::Split(_) | Backend::None => GatewayError::NoRoute.into_response(),
+    }
+}
+
+/// The proxy call, with `retry` when the route has it and the request may be retried.
+async fn send_to_host<B>(
+    upstream: Upstream<'_>,
+    policies: &Policies,
+    peer: SocketAddr,
+    req: Request<B>,
+    (limit, deadline): (Option<Duration>, Option<Instant>),
+) -> Result<Response<Body>, GatewayError>
+where
+    B: HttpBody<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let retry = policies
+        .traffic
+        .as_ref()
+        .and_then(|t| t.retry.as_ref())
+        .filter(|_| req.extensions().get::<retry::Retryable>().is_some());
+    match retry {
+        None => proxy(upstream, policies, peer, req, limit).await,
+        Some(r) => proxy_retrying(upstream, (policies, r), peer, req, (limit, deadline)).await,
+    }
+}
+
+/// The proxy call with `retry`: the body is read once (when it can be replayed) and the
+/// request sent again while the answer is retryable, at most `retries` more times, within the
+/// route's `requestTimeout`.
+async fn proxy_retrying<B>(
+    upstream: Upstream<'_>,
+    (policies, r): (&Policies, &retry::Retry),
+    peer: SocketAddr,
+    req: Request<B>,
+    (limit, deadline): (Option<Duration>, Option<Instant>),
+) -> Result<Response<Body>, GatewayError>
+where
+    B: HttpBody<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    let Some(size) = retry::replayable_size(&parts) else {
+        return proxy(upstream, policies, peer, Request::from_parts(parts, body), limit).await;
+    };
+    let bytes = crate::traffic::read_bounded(body, size).await?;
+    let mut attempt: u8 = 0;
+    loop {
+        let mut head = parts.clone();
+        if attempt > 0 {
+            head.headers.insert(HeaderName::from_static("x-retry-attempt"), HeaderValue::from(u16::from(attempt)));
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let this_limit = [limit, left].into_iter().flatten().min();
+        let req = Request::from_parts(head, http_body_util::Full::new(bytes.clone()));
+        let result = proxy(upstream, policies, peer, req, this_limit).await;
+        let again = match &result {
+            Ok(resp) => r.retries_response(resp.status(), resp.headers()),
+            Err(e) => matches!(
+                e,
+                GatewayError::UpstreamConnect | GatewayError::UpstreamTimeout | GatewayError::UpstreamFailed
+            ),
+        };
+        if !again || attempt >= r.retries {
+            return result;
+        }
+        let wait = r.backoff.unwrap_or_default();
+        if deadline.is_some_and(|d| Instant::now() + wait >= d) {
+            // No time left for another attempt: the last answer stands.
+            return result;
+        }
+        drop(result);
+        attempt += 1;
+        tracing::debug!(attempt, upstream = %upstream.authority, "retrying");
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -177,7 +268,7 @@ fn exchange_failed(backend: &Backend, e: &ExchangeError) -> Response<Body> {
             "id": null,
             "error": {"code": -32603, "message": message, "data": {"status": status.as_u16()}},
         }),
-        Backend::Host { .. } => serde_json::json!({ "error": message }),
+        Backend::Host { .. } | Backend::Split(_) | Backend::None => serde_json::json!({ "error": message }),
     }
     .to_string();
     let mut r = Response::new(agw_mcp::body::full(text));
@@ -190,6 +281,7 @@ fn exchange_failed(backend: &Backend, e: &ExchangeError) -> Response<Body> {
 }
 
 /// Where a `host:` backend's requests go.
+#[derive(Clone, Copy)]
 struct Upstream<'a> {
     client: &'a HttpClient,
     /// `https` (the client has `backendTLS`) or `http`.
@@ -219,9 +311,12 @@ where
         .map_err(|_| GatewayError::UpstreamFailed)?;
     parts.version = http::Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    parts
-        .headers
-        .insert(header::HOST, HeaderValue::from_str(authority.as_str()).map_err(|_| GatewayError::UpstreamFailed)?);
+    // `urlRewrite` may have chosen the `Host` the backend sees; by default, its own authority.
+    let host = match parts.extensions.remove::<HostOverride>() {
+        Some(HostOverride(h)) => h,
+        None => HeaderValue::from_str(authority.as_str()).map_err(|_| GatewayError::UpstreamFailed)?,
+    };
+    parts.headers.insert(header::HOST, host);
     append_forwarded_for(&mut parts.headers, peer);
     policies.request_headers.apply(&mut parts.headers);
     for c in &policies.credentials {
@@ -245,7 +340,7 @@ where
     Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()

@@ -34,6 +34,14 @@ pub enum GatewayError {
     RateLimited,
     #[error("the rate-limit service could not be asked; retry later")]
     RateLimitUnavailable,
+    #[error("the request did not complete within the route's requestTimeout")]
+    RequestTimeout,
+    #[error("the route's traffic policy cannot be applied to this request")]
+    PolicyFailed,
+    #[error("the request body could not be read")]
+    BadRequestBody,
+    #[error("the request body is larger than this route accepts")]
+    BodyTooLarge,
 }
 
 impl GatewayError {
@@ -51,6 +59,10 @@ impl GatewayError {
             GatewayError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             // As agentgateway answers with `failureMode: failClosed`.
             GatewayError::RateLimitUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::PolicyFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::BadRequestBody => StatusCode::BAD_REQUEST,
+            GatewayError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 

@@ -155,7 +155,9 @@ pub fn explain(runtime: &Runtime, case: &Case, base: &Path) -> Result<Explanatio
     let listing = method.ends_with("/list");
     let target = match &route.backend {
         Backend::Mcp(m) => m.targets.first().map(|t| t.name.clone()).unwrap_or_default(),
-        Backend::Host { .. } => return Err(format!("route `{}` is not an MCP route", route.name)),
+        Backend::Host { .. } | Backend::Split(_) | Backend::None => {
+            return Err(format!("route `{}` is not an MCP route", route.name));
+        }
     };
     let empty = Value::Object(Map::new());
     let arguments = match (kind, listing) {

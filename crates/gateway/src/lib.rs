@@ -27,6 +27,7 @@ pub mod resolve;
 pub mod route;
 mod telemetry;
 pub mod token_exchange;
+mod traffic;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -394,6 +394,8 @@ async fn route_request(
     trail: &mut Trail,
 ) -> Response<Body> {
     let (shared, port, peer) = (&*ctx.shared, ctx.ports.0, ctx.peer);
+    // The route's `requestTimeout` counts from here (an injected `delay` included).
+    let arrived = tokio::time::Instant::now();
     let telemetry = &*runtime.telemetry;
     // A port that a reload removed answers like a stopping gateway while it drains.
     let Some(bind) = runtime.binds.iter().find(|b| b.port == port) else {
@@ -516,11 +518,23 @@ async fn route_request(
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }
 
+    let cx = Traffic { ctx, route, host: &host, identity: &identity, arrived };
+    let (body, traffic_inputs) = match traffic(cx, &mut parts, body).await {
+        Ok(passed) => passed,
+        Err(mut resp) => {
+            policies.response_headers.apply(resp.headers_mut());
+            return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
+        }
+    };
     parts.extensions.insert(identity);
+    parts.extensions.insert(backend::Arrived(arrived));
     let req = Request::from_parts(parts, body);
     let mut resp =
         backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, (authorizer, trail.trace), req)
             .await;
+    if let (Some(t), Some(inputs)) = (&policies.traffic, &traffic_inputs) {
+        resp = crate::traffic::after_backend(t, resp, inputs).await;
+    }
     if let a2a::Kind::Card { public_base, agent_path } = &a2a_kind {
         resp = a2a::card_response(resp, public_base, agent_path).await;
     }
@@ -540,11 +554,44 @@ async fn route_request(
     decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref())
 }
 
+/// What the traffic policies need to know about a request.
+struct Traffic<'a> {
+    ctx: &'a ConnCtx,
+    route: &'a route::Route,
+    host: &'a str,
+    identity: &'a Identity,
+    /// When the route's `requestTimeout` started.
+    arrived: tokio::time::Instant,
+}
+
+/// The route's traffic policies before the backend ([`crate::traffic`]): the body to send on
+/// and the variables the response side evaluates with, or the answer given here.
+async fn traffic(
+    cx: Traffic<'_>,
+    parts: &mut Parts,
+    body: Admitted,
+) -> Result<(Admitted, Option<agw_policy::expr::Inputs>), Response<Body>> {
+    let Some(t) = &cx.route.policies.traffic else { return Ok((body, None)) };
+    let context = crate::traffic::Context {
+        route: cx.route,
+        host: cx.host,
+        peer: cx.ctx.peer,
+        identity: cx.identity,
+        tls: cx.ctx.tls.is_some(),
+        deadline: cx.route.policies.request_timeout.map(|d| cx.arrived + d),
+        client: &cx.ctx.shared.client,
+    };
+    let passed = crate::traffic::before_backend(t, parts, body, context).await?;
+    Ok((passed.body, Some(passed.inputs)))
+}
+
 /// The request body after the rate limits: as it came, or read whole (an MCP body whose
 /// messages keyed limits counted).
-enum Admitted {
+pub(crate) enum Admitted {
     Streaming(conn::GuardedBody),
     Read(Option<bytes::Bytes>),
+    /// `buffer` with `failOpen` read part of it: those bytes, then the rest.
+    Prefixed(Box<crate::traffic::buffer::Prefixed<Admitted>>),
 }
 
 impl http_body::Body for Admitted {
@@ -558,6 +605,7 @@ impl http_body::Body for Admitted {
         match self.get_mut() {
             Admitted::Streaming(b) => Pin::new(b).poll_frame(cx),
             Admitted::Read(bytes) => Poll::Ready(bytes.take().map(|b| Ok(http_body::Frame::data(b)))),
+            Admitted::Prefixed(p) => Pin::new(p.as_mut()).poll_frame(cx),
         }
     }
 
@@ -565,6 +613,7 @@ impl http_body::Body for Admitted {
         match self {
             Admitted::Streaming(b) => b.is_end_stream(),
             Admitted::Read(bytes) => bytes.is_none(),
+            Admitted::Prefixed(p) => p.is_end_stream(),
         }
     }
 
@@ -572,6 +621,7 @@ impl http_body::Body for Admitted {
         match self {
             Admitted::Streaming(b) => b.size_hint(),
             Admitted::Read(bytes) => http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Admitted::Prefixed(_) => http_body::SizeHint::default(),
         }
     }
 }
@@ -580,7 +630,7 @@ impl http_body::Body for Admitted {
 async fn read_whole(shared: &Shared, body: Admitted) -> Result<bytes::Bytes, Response<Body>> {
     match body {
         Admitted::Read(bytes) => Ok(bytes.unwrap_or_default()),
-        Admitted::Streaming(b) => shared.relay.read_body(b).await,
+        other => shared.relay.read_body(other).await,
     }
 }
 
@@ -608,7 +658,7 @@ async fn external_authz(
         };
         let bytes = match &body {
             Admitted::Read(b) => b.clone(),
-            Admitted::Streaming(_) => None,
+            Admitted::Streaming(_) | Admitted::Prefixed(_) => None,
         };
         let calls = match (mcp, bytes.as_ref().and_then(|b| serde_json::from_slice(b).ok())) {
             (Some(b), Some(parsed)) => {

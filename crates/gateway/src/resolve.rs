@@ -69,6 +69,51 @@ pub enum Backend {
         client: Option<HttpClient>,
     },
     Mcp(Arc<McpBackend>),
+    /// Several weighted `host:` backends: each request goes to one, drawn by weight.
+    Split(Split),
+    /// None: the route answers every request itself (`directResponse`, `requestRedirect`).
+    None,
+}
+
+/// A weighted split between `host:` backends.
+#[derive(Debug)]
+pub struct Split {
+    /// Each backend with the running total of the weights up to and including it.
+    choices: Vec<(u64, Backend)>,
+}
+
+impl Split {
+    fn new(weighted: Vec<(u32, Backend)>) -> Split {
+        let mut total = 0u64;
+        let choices = weighted
+            .into_iter()
+            .map(|(w, b)| {
+                total += u64::from(w);
+                (total, b)
+            })
+            .collect();
+        Split { choices }
+    }
+
+    /// The backends with their weights, for the admin API.
+    pub fn backends(&self) -> impl Iterator<Item = (u64, &Backend)> {
+        let mut previous = 0;
+        self.choices.iter().map(move |(upto, b)| {
+            let w = upto - previous;
+            previous = *upto;
+            (w, b)
+        })
+    }
+
+    /// One backend, drawn by weight.
+    pub(crate) fn pick(&self) -> &Backend {
+        let total = self.choices.last().map_or(0, |(t, _)| *t);
+        if total == 0 {
+            return &Backend::None;
+        }
+        let draw = agw_policy::random::next_u64() % total;
+        self.choices.iter().find(|(upto, _)| draw < *upto).map_or(&Backend::None, |(_, b)| b)
+    }
 }
 
 /// Builds the runtime form of a loaded config. Relative file paths (JWKS, htpasswd) are read
@@ -227,12 +272,31 @@ impl Builder {
         let mut policies = r.policies.as_ref().map(|p| self.route_policies(&at.key("policies"), p)).unwrap_or_default();
         let route_tls =
             r.policies.as_ref().and_then(|p| p.backend_tls.as_ref()).map(|t| (at.key("policies").key("backendTLS"), t));
-        let first = r.backends.first()?;
-        // One backend per route: its policies replace the route's of the same kind.
-        if let Some(p) = &first.policies {
-            self.backend_overrides(&at.key("backends").index(0).key("policies"), p, &mut policies);
-        }
-        let backend = self.backend(&at.key("backends").index(0), first, route_tls, &policies)?;
+        let backend = match r.backends.as_slice() {
+            // Validation saw that the route answers every request itself.
+            [] => Backend::None,
+            [only] => {
+                // One backend: its policies replace the route's of the same kind.
+                if let Some(p) = &only.policies {
+                    self.backend_overrides(&at.key("backends").index(0).key("policies"), p, &mut policies);
+                }
+                self.backend(&at.key("backends").index(0), only, route_tls.clone(), &policies)?
+            }
+            several => {
+                let mut weighted = Vec::new();
+                for (i, b) in several.iter().enumerate() {
+                    let at = at.key("backends").index(i);
+                    let backend = self.backend(&at, b, route_tls.clone(), &policies)?;
+                    if !matches!(backend, Backend::Host { .. }) {
+                        self.err(at, "several backends on one route must all be `host:` backends (a weighted split)");
+                        return None;
+                    }
+                    weighted.push((b.weight.unwrap_or(1), backend));
+                }
+                Backend::Split(Split::new(weighted))
+            }
+        };
+        self.check_traffic(&at.key("policies"), &policies, &matches, &backend);
         if policies.a2a && !matches!(backend, Backend::Host { .. }) {
             self.err(
                 at.key("policies").key("a2a"),
@@ -246,6 +310,35 @@ impl Builder {
             policies,
             backend,
         })
+    }
+
+    /// What the traffic policies need of the route: prefix matches for a prefix rewrite,
+    /// a `host:` backend for `urlRewrite`; `retry` does not apply to MCP backends.
+    fn check_traffic(&mut self, at: &FieldPath, policies: &Policies, matches: &[route::Match], backend: &Backend) {
+        let Some(t) = &policies.traffic else { return };
+        if t.needs_prefix() && !matches.iter().all(route::Match::is_prefix) {
+            self.err(
+                at.clone(),
+                "a `path: {prefix: …}` rewrite or redirect needs every match of the route to be a `pathPrefix` (or to have no path)",
+            );
+        }
+        if let Backend::Mcp(_) = backend {
+            if t.rewrites_url() {
+                self.err(at.key("urlRewrite"), "applies to `host:` backends (MCP targets have their own URLs)");
+            }
+            if t.changes_request_body() {
+                self.err(
+                    at.key("transformations").key("request").key("body"),
+                    "not on MCP backends: the relay reads the JSON-RPC body the client sent",
+                );
+            }
+            if t.retry.is_some() {
+                self.warn(
+                    at.key("retry"),
+                    "not applied to MCP backends: the gateway never sends a JSON-RPC message twice (a `tools/call` may have taken effect); each failed request gets a JSON-RPC error",
+                );
+            }
+        }
     }
 
     fn backend(

@@ -126,6 +126,19 @@ impl Listener {
     }
 }
 
+impl Route {
+    /// The path prefix of the most specific match that takes this request (`""` for a match
+    /// without a path); `None` when it matched by exact path or regex.
+    pub(crate) fn matched_prefix(&self, parts: &Parts) -> Option<&str> {
+        let m = self.matches.iter().filter(|m| m.matches(parts)).max_by_key(|m| m.precedence())?;
+        match &m.path {
+            PathCond::Prefix(p) => Some(p),
+            PathCond::Any => Some(""),
+            PathCond::Exact(_) | PathCond::Regex(_) => None,
+        }
+    }
+}
+
 /// One compiled match.
 #[derive(Debug, Default)]
 pub struct Match {
@@ -152,6 +165,11 @@ enum ValueCond {
 }
 
 impl Match {
+    /// Whether the path condition is a prefix (or there is none).
+    pub(crate) fn is_prefix(&self) -> bool {
+        matches!(self.path, PathCond::Prefix(_) | PathCond::Any)
+    }
+
     /// A path this match accepts, for the admin page (`/mcp` when any path will do).
     pub fn example_path(&self) -> String {
         match &self.path {

@@ -126,6 +126,9 @@ impl Telemetry {
             crate::resolve::Backend::Mcp(m) => {
                 (m.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(","), "mcp", "mcp")
             }
+            // A weighted split: which backend takes the request is decided later.
+            crate::resolve::Backend::Split(_) => (String::new(), "static", "http"),
+            crate::resolve::Backend::None => (String::new(), "static", "http"),
         };
         c.inputs.backend = Some(to_cel(&json!({"name": name, "type": kind, "protocol": protocol})));
     }

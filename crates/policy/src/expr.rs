@@ -109,6 +109,37 @@ impl Expression {
         }
     }
 
+    /// A string or bytes value as bytes (a header value); anything else is `None`.
+    pub fn eval_bytes(&self, inputs: &Inputs) -> Option<Vec<u8>> {
+        match self.eval(inputs)? {
+            Value::String(s) => Some(s.as_bytes().to_vec()),
+            Value::Bytes(b) => Some(b.to_vec()),
+            _ => None,
+        }
+    }
+
+    /// A body: a string or bytes as they are, any other value as JSON.
+    pub fn eval_body(&self, inputs: &Inputs) -> Option<Vec<u8>> {
+        match self.eval(inputs)? {
+            Value::String(s) => Some(s.as_bytes().to_vec()),
+            Value::Bytes(b) => Some(b.to_vec()),
+            v => v.json().ok().map(|j| j.to_string().into_bytes()),
+        }
+    }
+
+    /// A delay: a duration as it is, a number as milliseconds; zero, negative, not finite or
+    /// not one of those is `None`.
+    pub fn eval_duration(&self, inputs: &Inputs) -> Option<std::time::Duration> {
+        let ms = match self.eval(inputs)? {
+            Value::Duration(d) => return d.to_std().ok().filter(|d| !d.is_zero()),
+            Value::Int(n) => n as f64,
+            Value::UInt(n) => n as f64,
+            Value::Float(x) => x,
+            _ => return None,
+        };
+        (ms.is_finite() && ms > 0.0).then(|| std::time::Duration::from_secs_f64(ms.min(1e15) / 1000.0))
+    }
+
     /// The value as JSON (for a log line or a span attribute), `None` when evaluation fails.
     pub fn eval_json(&self, inputs: &Inputs) -> Option<serde_json::Value> {
         let v = self.eval(inputs)?;
@@ -144,6 +175,35 @@ mod tests {
         assert!(f.eval_bool(&r(404)));
         assert!(!f.eval_bool(&r(200)));
         assert!(!Expression::compile("'yes'").unwrap().eval_bool(&Inputs::default()));
+    }
+
+    #[test]
+    fn durations_bodies_and_header_values() {
+        let d = |src: &str| Expression::compile(src).unwrap().eval_duration(&Inputs::default());
+        assert_eq!(d("1500"), Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(d("2.5"), Some(std::time::Duration::from_micros(2500)));
+        assert_eq!(d("duration('500ms')"), Some(std::time::Duration::from_millis(500)));
+        assert_eq!(d("0"), None);
+        assert_eq!(d("-3"), None);
+        assert_eq!(d("'soon'"), None);
+        assert_eq!(d("duration('0s')"), None);
+        let b = |src: &str| Expression::compile(src).unwrap().eval_body(&Inputs::default());
+        assert_eq!(b("'hi'"), Some(b"hi".to_vec()));
+        assert_eq!(b("{'a': 1}"), Some(br#"{"a":1}"#.to_vec()));
+        assert_eq!(Expression::compile("1").unwrap().eval_bytes(&Inputs::default()), None);
+    }
+
+    #[test]
+    fn random_is_a_double_in_the_unit_interval() {
+        let e = Expression::compile("random()").unwrap();
+        for _ in 0..100 {
+            match e.eval(&Inputs::default()) {
+                Some(Value::Float(x)) => assert!((0.0..1.0).contains(&x)),
+                other => panic!("{other:?}"),
+            }
+        }
+        let always = Expression::compile("random() < 1.0 ? 2000 : 0").unwrap();
+        assert_eq!(always.eval_json(&Inputs::default()), Some(serde_json::json!(2000)));
     }
 
     #[test]

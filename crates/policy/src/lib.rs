@@ -5,6 +5,8 @@ pub mod apikey;
 pub mod basic;
 pub mod cors;
 pub mod expr;
+mod functions;
 pub mod jwt;
 pub mod location;
+pub mod random;
 pub mod rules;

@@ -27,7 +27,12 @@ pub const VARIABLES: [&str; 8] = ["jwt", "mcp", "request", "source", "apiKey", "
 
 pub(crate) fn env() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
-    ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
+    ENV.get_or_init(|| {
+        let mut env = Env::stdlib();
+        crate::functions::register(&mut env);
+        Arc::new(env)
+    })
+    .clone()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

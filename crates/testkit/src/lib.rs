@@ -1,9 +1,10 @@
 //! Test kit: the reference MCP upstream, a small MCP client, upstreams that misbehave on
-//! purpose, a Nagle-bound upstream, real npm peers, and a harness that runs the gateway
+//! purpose, counting HTTP upstreams, a Nagle-bound upstream, real npm peers, and a harness that runs the gateway
 //! in-process from YAML.
 
 pub mod authz;
 pub mod client;
+pub mod counting;
 pub mod faulty;
 pub mod harness;
 pub mod jwt;

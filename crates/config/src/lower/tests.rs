@@ -394,8 +394,8 @@ fn named_backends_and_targets_are_checked_as_written() {
         ),
         ("mcp:\n  targets: []\n", "config.yaml:2:3: mcp.targets: an MCP backend needs at least one target"),
         (
-            "mcp:\n  policies:\n    directResponse: {}\n  targets:\n  - name: a\n    stdio: {cmd: x}\n",
-            "config.yaml:3:5: mcp.policies.directResponse: not supported yet",
+            "mcp:\n  policies:\n    concurrencyLimit: {}\n  targets:\n  - name: a\n    stdio: {cmd: x}\n",
+            "config.yaml:3:5: mcp.policies.concurrencyLimit: not supported yet",
         ),
     ];
     for (text, want) in cases {

@@ -18,7 +18,7 @@ pub struct RouteBackend {
     /// An MCP backend: one or more MCP servers behind one endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpBackend>,
-    /// Load-balancing weight. Only one backend per route is supported, so it has no effect.
+    /// Share of the requests when a route has several `host:` backends (default 1; 0: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
     /// Policies for this backend; they take precedence over the route's of the same kind.

@@ -98,18 +98,18 @@ pub struct RoutePolicies {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_header_modifier: Option<HeaderModifier>,
 
-    /// Not supported yet.
+    /// Answer with a redirect (`Location` derived from the request's URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_redirect: Option<Unsupported>,
-    /// Not supported yet.
+    pub request_redirect: Option<super::traffic::RequestRedirect>,
+    /// Rewrite the path and `Host` before a `host:` backend gets the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url_rewrite: Option<Unsupported>,
-    /// Not supported yet.
+    pub url_rewrite: Option<super::traffic::UrlRewrite>,
+    /// Send a copy of a share of the requests to another backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_mirror: Option<Unsupported>,
-    /// Not supported yet.
+    pub request_mirror: Option<super::traffic::RequestMirror>,
+    /// Answer from the gateway (a route with it needs no backend), or `{conditional: [...]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direct_response: Option<Unsupported>,
+    pub direct_response: Option<super::traffic::DirectResponse>,
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_guardrails: Option<Unsupported>,
@@ -143,40 +143,31 @@ pub struct RoutePolicies {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext_proc: Option<Unsupported>,
-    /// Not supported yet.
+    /// CEL changes to request and response headers and bodies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transformations: Option<Unsupported>,
-    /// Not supported yet.
+    pub transformations: Option<super::traffic::Transformations>,
+    /// Refuse state-changing requests from other sites (403).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub csrf: Option<Unsupported>,
-    /// Not supported yet.
+    pub csrf: Option<super::traffic::Csrf>,
+    /// Read request and response bodies whole before they go on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub buffer: Option<Unsupported>,
-    /// Not supported yet.
+    pub buffer: Option<super::traffic::Buffer>,
+    /// Try a `host:` backend again on failure or on given statuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<Unsupported>,
-    /// Not supported yet.
+    pub retry: Option<super::traffic::Retry>,
+    /// Injected latency (fault injection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay: Option<Unsupported>,
+    pub delay: Option<super::traffic::Delay>,
 }
 
 impl RoutePolicies {
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
         super::common::present([
-            ("requestRedirect", &self.request_redirect),
-            ("urlRewrite", &self.url_rewrite),
-            ("requestMirror", &self.request_mirror),
-            ("directResponse", &self.direct_response),
             ("mcpGuardrails", &self.mcp_guardrails),
             ("ai", &self.ai),
             ("backendTunnel", &self.backend_tunnel),
             ("concurrencyLimit", &self.concurrency_limit),
             ("extProc", &self.ext_proc),
-            ("transformations", &self.transformations),
-            ("csrf", &self.csrf),
-            ("buffer", &self.buffer),
-            ("retry", &self.retry),
-            ("delay", &self.delay),
         ])
     }
 }

@@ -66,6 +66,17 @@ fn routes(shared: &Shared) -> Value {
                 let (kind, targets) = match &route.backend {
                     Backend::Mcp(m) => ("mcp", m.targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>()),
                     Backend::Host { authority, .. } => ("host", vec![authority.to_string()]),
+                    Backend::Split(split) => (
+                        "host",
+                        split
+                            .backends()
+                            .map(|(w, b)| match b {
+                                Backend::Host { authority, .. } => format!("{authority} (weight {w})"),
+                                _ => String::new(),
+                            })
+                            .collect(),
+                    ),
+                    Backend::None => ("none", Vec::new()),
                 };
                 out.push(json!({
                     "port": bind.port,

@@ -75,6 +75,8 @@ pub struct Policies {
     pub a2a: bool,
     /// `oidc`: browser sign-in.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
+    /// `urlRewrite`, `requestRedirect`, `delay`, `directResponse`, `requestMirror`, `retry`.
+    pub(crate) traffic: Option<Box<crate::traffic::Traffic>>,
 }
 
 /// A signer and where its tokens go.
@@ -207,6 +209,7 @@ impl Builder {
             let at = at.key("oidc");
             out.oidc = crate::oidc::Oidc::compile(self, &at, &at.to_string(), o).map(Arc::new);
         }
+        out.traffic = crate::traffic::Traffic::resolve(at, p, &mut self.errors).map(Box::new);
         out
     }
 
