@@ -240,14 +240,7 @@ async fn exchange(
     } else {
         let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
         let v = crate::authz::request_vars(parts, host, peer, identity.unwrap_or(&Identity::default()), uses);
-        agw_policy::expr::Inputs {
-            request: v.request,
-            source: v.source,
-            jwt: v.jwt,
-            api_key: v.api_key,
-            basic_auth: v.basic_auth,
-            ..Default::default()
-        }
+        agw_policy::expr::Inputs::from(v)
     };
     x.token(parts, identity, &inputs).await
 }

@@ -670,15 +670,7 @@ async fn external_authz(
             _ => Vec::new(),
         };
         let v = authz::request_vars(parts, host, ctx.peer, identity, check.uses());
-        let inputs = agw_policy::expr::Inputs {
-            request: v.request,
-            source: v.source,
-            jwt: v.jwt,
-            api_key: v.api_key,
-            basic_auth: v.basic_auth,
-            extauthz: v.extauthz,
-            ..Default::default()
-        };
+        let inputs = agw_policy::expr::Inputs::from(v);
         let subject =
             ext_authz::Subject { parts, host, peer: ctx.peer, tls: ctx.tls.is_some(), inputs, body: bytes.as_ref() };
         let allowed = check.check(&ctx.shared.client, &subject, &calls).await?;
@@ -720,15 +712,7 @@ async fn admit(
     let uses =
         local.iter().fold(limits.remote.map(RemoteRateLimits::uses).unwrap_or_default(), |u, l| u.union(l.uses()));
     let v = authz::request_vars(parts, host, peer, identity, uses);
-    let inputs = agw_policy::expr::Inputs {
-        request: v.request,
-        source: v.source,
-        jwt: v.jwt,
-        api_key: v.api_key,
-        basic_auth: v.basic_auth,
-        extauthz: v.extauthz,
-        ..Default::default()
-    };
+    let inputs = agw_policy::expr::Inputs::from(v);
     let counts_messages = parts.method == Method::POST
         && matches!(route.backend, crate::resolve::Backend::Mcp(_))
         && (local.iter().any(|l| l.keyed()) || limits.remote.is_some_and(RemoteRateLimits::per_message));

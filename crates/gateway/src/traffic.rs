@@ -265,13 +265,5 @@ fn inputs(uses: Uses, parts: &Parts, cx: &Context<'_>) -> Inputs {
     if uses == Uses::default() {
         return Inputs::default();
     }
-    let v = crate::authz::request_vars(parts, cx.host, cx.peer, cx.identity, uses);
-    Inputs {
-        request: v.request,
-        source: v.source,
-        jwt: v.jwt,
-        api_key: v.api_key,
-        basic_auth: v.basic_auth,
-        ..Inputs::default()
-    }
+    Inputs::from(crate::authz::request_vars(parts, cx.host, cx.peer, cx.identity, uses))
 }

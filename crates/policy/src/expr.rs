@@ -31,6 +31,22 @@ pub struct Inputs {
     pub backend: Option<Value>,
 }
 
+/// The request-side variables rules see, as expression inputs (`response`, `mcp` and
+/// `backend` are added by whoever knows them).
+impl From<crate::rules::Vars> for Inputs {
+    fn from(v: crate::rules::Vars) -> Inputs {
+        Inputs {
+            request: v.request,
+            source: v.source,
+            jwt: v.jwt,
+            api_key: v.api_key,
+            basic_auth: v.basic_auth,
+            extauthz: v.extauthz,
+            ..Inputs::default()
+        }
+    }
+}
+
 /// A compiled expression.
 pub struct Expression {
     source: String,
