@@ -173,11 +173,7 @@ impl ExtAuthzPolicy {
     }
 
     fn selected(&self, inputs: &Inputs) -> Option<&Check> {
-        if self.conditional {
-            self.checks.iter().find(|c| c.condition.as_ref().is_none_or(|e| e.eval_bool(inputs)))
-        } else {
-            self.checks.first()
-        }
+        crate::conditional::select(self.conditional, &self.checks, |c| c.condition.as_ref(), inputs)
     }
 
     /// Asks the service about `subject` once per MCP request in `calls` (once when there are

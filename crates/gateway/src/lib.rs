@@ -8,6 +8,7 @@ mod admin;
 pub mod auth;
 pub mod authz;
 mod backend;
+mod conditional;
 mod conn;
 pub mod envoy;
 mod error;

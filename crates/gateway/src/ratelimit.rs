@@ -206,15 +206,8 @@ impl RateLimits {
         let conditional = raw.is_conditional();
         let now = Instant::now();
         let mut uses = Vec::new();
-        let mut compile = |at: FieldPath, src: &str, errors: &mut Vec<FieldError>| match Expression::compile(src) {
-            Ok(e) => {
-                uses.extend(agw_policy::expr::VARIABLES.iter().filter(|v| e.reads(v)).copied());
-                Some(e)
-            }
-            Err(msg) => {
-                errors.push(FieldError::new(at, msg));
-                None
-            }
+        let mut compile = |at: FieldPath, src: &str, errors: &mut Vec<FieldError>| {
+            crate::conditional::compile(at, src, errors, &mut uses)
         };
         let mut limits = Vec::new();
         for (i, (condition, r)) in raw.entries().into_iter().enumerate() {

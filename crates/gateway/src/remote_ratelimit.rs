@@ -85,15 +85,8 @@ impl RemoteRateLimits {
     pub(crate) fn resolve(at: &FieldPath, raw: &RemoteRateLimit, errors: &mut Vec<FieldError>) -> Option<Self> {
         let conditional = raw.conditional.is_some();
         let mut uses = Vec::new();
-        let mut compile = |at: FieldPath, src: &str, errors: &mut Vec<FieldError>| match Expression::compile(src) {
-            Ok(e) => {
-                uses.extend(agw_policy::expr::VARIABLES.iter().filter(|v| e.reads(v)).copied());
-                Some(e)
-            }
-            Err(msg) => {
-                errors.push(FieldError::new(at, msg));
-                None
-            }
+        let mut compile = |at: FieldPath, src: &str, errors: &mut Vec<FieldError>| {
+            crate::conditional::compile(at, src, errors, &mut uses)
         };
         let mut checks = Vec::new();
         for (i, (condition, r)) in raw.entries().into_iter().enumerate() {
@@ -156,11 +149,7 @@ impl RemoteRateLimits {
 
     /// The check that applies: the single one, or the first whose condition holds.
     fn selected(&self, inputs: &Inputs) -> Option<&Check> {
-        if self.conditional {
-            self.checks.iter().find(|c| c.condition.as_ref().is_none_or(|e| e.eval_bool(inputs)))
-        } else {
-            self.checks.first()
-        }
+        crate::conditional::select(self.conditional, &self.checks, |c| c.condition.as_ref(), inputs)
     }
 
     /// Asks the service. `messages`: the requests of an MCP body, when some check counts
