@@ -508,11 +508,23 @@ async fn route_request(
         return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
     }
 
+    let guardrails = policies.mcp_guardrails.as_ref().map(|g| {
+        let v = authz::request_vars(&parts, &host, peer, &identity, g.uses());
+        let inputs = agw_policy::expr::Inputs {
+            request: v.request,
+            source: v.source,
+            jwt: v.jwt,
+            api_key: v.api_key,
+            basic_auth: v.basic_auth,
+            extauthz: v.extauthz,
+            ..Default::default()
+        };
+        g.bind(&parts, &host, ctx.tls.is_some(), inputs)
+    });
     parts.extensions.insert(identity);
     let req = Request::from_parts(parts, body);
-    let mut resp =
-        backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, (authorizer, trail.trace), req)
-            .await;
+    let hooks = backend::Hooks { authorizer, guardrails, trace: trail.trace };
+    let mut resp = backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, hooks, req).await;
     if let a2a::Kind::Card { public_base, agent_path } = &a2a_kind {
         resp = a2a::card_response(resp, public_base, agent_path).await;
     }

@@ -228,6 +228,9 @@ impl Builder {
             self.backend_overrides(&at.key("backends").index(0).key("policies"), p, &mut policies);
         }
         let backend = self.backend(&at.key("backends").index(0), first, route_tls, &policies)?;
+        if policies.mcp_guardrails.is_some() && !matches!(backend, Backend::Mcp(_)) {
+            self.err(at.key("policies").key("mcpGuardrails"), "applies to MCP backends only (`mcp:` or MCP targets)");
+        }
         if policies.a2a && !matches!(backend, Backend::Host { .. }) {
             self.err(
                 at.key("policies").key("a2a"),

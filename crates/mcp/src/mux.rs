@@ -26,6 +26,7 @@ use crate::apps::{self, Edit};
 use crate::authz::{self, ItemKind, Verdict};
 use crate::body::Body;
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
+use crate::guardrails::{self, Outcome};
 use crate::jsonrpc::{ErrorObject, code};
 use crate::local::LocalSession;
 use crate::relay::{Backend, CallOptions, FailureMode, Relay};
@@ -35,6 +36,16 @@ use crate::upstream::sse::SseConn;
 use crate::upstream::stdio::StdioConn;
 use crate::upstream::{Conn, Upstream};
 use naming::{Naming, Route, Sep};
+
+/// Methods routed to one target by the item they name.
+const ROUTED: [&str; 6] = [
+    "tools/call",
+    "prompts/get",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+];
 
 /// Pages of a list fetched from one target before giving up (a runaway cursor loop).
 const MAX_PAGES: usize = 100;
@@ -321,7 +332,29 @@ impl<'a> Mux<'a> {
         }
         let id = msg["id"].clone();
         let method = msg["method"].as_str().unwrap_or_default();
-        let response = match method {
+        // A call routed to one target is checked there (`checked_request`); any other once,
+        // for all the session's targets.
+        let routed = ROUTED.contains(&method);
+        let guardrails = self.opts.guardrails.as_deref().filter(|_| !routed);
+        let names: Vec<&str> = match guardrails {
+            Some(_) => self.session_targets(sess).into_iter().map(|i| self.backend.targets[i].name.as_str()).collect(),
+            None => Vec::new(),
+        };
+        let call = guardrails::Call { method, targets: &names };
+        if let Some(g) = guardrails
+            && guardrails::request_phase_runs(g, method)
+        {
+            // Nothing to rewrite: such a call's `params` are not sent (as agentgateway).
+            match g.check_request(call, None).await {
+                Outcome::Pass => {}
+                Outcome::Mutated(_) => debug!(method, "a guardrail rewrote a call without params; ignored"),
+                Outcome::Reject(e) => {
+                    out.message(&error_message(&id, e)).await;
+                    return;
+                }
+            }
+        }
+        let mut response = match method {
             "ping" => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
             "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
                 self.list(sess, msg, out).await
@@ -334,6 +367,9 @@ impl<'a> Mux<'a> {
             "logging/setLevel" => self.everyone(sess, msg, out, true).await,
             _ => self.everyone(sess, msg, out, false).await,
         };
+        if let Some(g) = guardrails {
+            guardrails::check_answer(g, call, &mut response).await;
+        }
         out.message(&response).await;
     }
 
@@ -419,10 +455,40 @@ impl<'a> Mux<'a> {
             Verdict::Deny(refused) => return refused,
             Verdict::Hidden(_) => return authz::unknown(kind, exposed, id),
         }
-        match self.request(sess, idx, forwarded, out).await {
-            Ok(a) => a.response,
-            Err(f) => failure_message(id, f),
+        let Some(g) = self.opts.guardrails.as_deref() else {
+            return match self.request(sess, idx, forwarded, out).await {
+                Ok(a) => a.response,
+                Err(f) => failure_message(id, f),
+            };
+        };
+        let method = forwarded["method"].as_str().unwrap_or_default();
+        let names = [self.backend.targets[idx].name.as_str()];
+        let call = guardrails::Call { method, targets: &names };
+        let mut rewritten = None;
+        if guardrails::request_phase_runs(g, method) {
+            match g.check_request(call, forwarded.get("params")).await {
+                Outcome::Pass => {}
+                Outcome::Mutated(params) => {
+                    let mut m = forwarded.clone();
+                    m["params"] = params;
+                    // The rules judge what is sent.
+                    match self.police(idx, &m) {
+                        Verdict::Allow => {}
+                        Verdict::Deny(refused) => return refused,
+                        Verdict::Hidden(_) => return authz::unknown(kind, exposed, id),
+                    }
+                    rewritten = Some(m);
+                }
+                Outcome::Reject(e) => return error_message(id, e),
+            }
         }
+        let sent = rewritten.as_ref().unwrap_or(forwarded);
+        let mut response = match self.request(sess, idx, sent, out).await {
+            Ok(a) => a.response,
+            Err(f) => return failure_message(id, f),
+        };
+        guardrails::check_answer(g, call, &mut response).await;
+        response
     }
 
     /// Which target serves an exposed name, and its upstream name.
@@ -603,6 +669,12 @@ impl<'a> Mux<'a> {
             // A notification naming a policed method would still run it on a lenient
             // upstream, and there is no answer to carry a refusal: dropped.
             debug!(method, "a notification with a policed method was dropped");
+            return;
+        }
+        if let (Some(g), Some(method)) = (&self.opts.guardrails, msg.get("method").and_then(Value::as_str))
+            && guardrails::drops_notification(g.as_ref(), method)
+        {
+            debug!(method, "a notification with a guarded method was dropped");
             return;
         }
         let is_response = msg.get("method").is_none();

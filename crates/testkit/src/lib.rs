@@ -5,6 +5,7 @@
 pub mod authz;
 pub mod client;
 pub mod faulty;
+pub mod guardrails;
 pub mod harness;
 pub mod jwt;
 pub mod load;

@@ -110,9 +110,10 @@ pub struct RoutePolicies {
     /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_response: Option<Unsupported>,
-    /// Not supported yet.
+    /// External MCP processors asked about chosen MCP methods, before the request goes
+    /// upstream and after its answer (agentgateway's `ExtMcp` gRPC protocol).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mcp_guardrails: Option<Unsupported>,
+    pub mcp_guardrails: Option<super::guardrails::McpGuardrails>,
     /// Marks the route as A2A (agent-to-agent) traffic: agent cards are rewritten to the
     /// gateway's address, calls are classified (method, task) for logs, metrics, traces and
     /// `authorization` rules (`a2a.*`).
@@ -167,7 +168,6 @@ impl RoutePolicies {
             ("urlRewrite", &self.url_rewrite),
             ("requestMirror", &self.request_mirror),
             ("directResponse", &self.direct_response),
-            ("mcpGuardrails", &self.mcp_guardrails),
             ("ai", &self.ai),
             ("backendTunnel", &self.backend_tunnel),
             ("concurrencyLimit", &self.concurrency_limit),

@@ -1,0 +1,320 @@
+//! `mcpGuardrails`: the relay's [`Guardrails`] plug point, implemented with agentgateway's
+//! `ExtMcp` gRPC protocol (`ext_mcp.rs`) over the shared gRPC client (`grpc.rs`).
+//!
+//! Per client request the route's processors are bound to what they may see (the request's
+//! headers and CEL variables); the relay then asks them about the MCP calls their `methods`
+//! name. Processors run in order: a rewrite is handed to the next one, the first refusal
+//! answers the call. A processor that cannot be asked (down, slow past 10 s, an answer over
+//! 1 MiB) or that answers something unusable (no decision, a rewrite that is not JSON of the
+//! right shape) is skipped with `failOpen`, and refuses the call with `failClosed` (default).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agw_config::model::{GuardrailPhase, McpGuardrails, RemoteFailureMode, resolve_phase};
+use agw_config::{FieldError, FieldPath};
+use agw_mcp::guardrails::{self as hooks, Call, Check, Guardrails, Outcome};
+use agw_mcp::jsonrpc::{ErrorObject, code};
+use agw_policy::expr::{Expression, Inputs};
+use agw_policy::rules::Uses;
+use http::request::Parts;
+use serde_json::Value;
+use tracing::{debug, warn};
+
+use crate::envoy::Struct;
+use crate::ext_mcp::{
+    AuthorizationError, CHECK_REQUEST, CHECK_RESPONSE, Decision, McpHeader, McpRequest, McpRequestResult, McpResponse,
+    McpResponseResult,
+};
+
+/// Longest a check may take, connecting included (agentgateway's).
+pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest `reason` passed to the client.
+const MAX_REASON: usize = 1024;
+
+/// JSON-RPC codes of refusals (agentgateway's): permission denied, resource exhausted.
+pub(crate) const PERMISSION_DENIED: i64 = -32001;
+pub(crate) const RESOURCE_EXHAUSTED: i64 = -32003;
+
+#[derive(Debug)]
+struct Processor {
+    name: String,
+    methods: BTreeMap<String, GuardrailPhase>,
+    service: crate::grpc::Service,
+    fail_open: bool,
+    metadata: Vec<(String, Expression)>,
+    /// Lowercase header names (pseudo-headers as written); empty: all.
+    allowed: Vec<String>,
+    disallowed: Vec<String>,
+}
+
+/// A route's (or backend's) `mcpGuardrails` in runtime form.
+#[derive(Debug)]
+pub(crate) struct GuardrailsPolicy {
+    processors: Vec<Processor>,
+    uses: Uses,
+}
+
+impl GuardrailsPolicy {
+    /// Compiles `mcpGuardrails` at `at`; problems go to `errors`, warnings to the log.
+    pub(crate) fn resolve(at: &FieldPath, raw: &McpGuardrails, errors: &mut Vec<FieldError>) -> Option<Self> {
+        for w in raw.warnings() {
+            warn!(policy = %at, "mcpGuardrails: {w}");
+        }
+        let mut uses = Vec::new();
+        let mut processors = Vec::new();
+        for (i, p) in raw.processors.iter().enumerate() {
+            let at = at.key("processors").index(i);
+            let mut metadata = Vec::new();
+            for (k, src) in &p.metadata {
+                match Expression::compile(src) {
+                    Ok(e) => {
+                        uses.extend(agw_policy::expr::VARIABLES.iter().filter(|v| e.reads(v)).copied());
+                        metadata.push((k.clone(), e));
+                    }
+                    Err(msg) => errors.push(FieldError::new(at.key("metadata").key(k), msg)),
+                }
+            }
+            // Validation checked `host`; lowering turned `backend` into it.
+            let service = match crate::grpc::Service::new(p.host.as_deref().unwrap_or_default()) {
+                Ok(s) => s,
+                Err(msg) => {
+                    errors.push(FieldError::new(at.key("host"), msg));
+                    continue;
+                }
+            };
+            let lower = |names: &[String]| names.iter().map(|n| n.to_ascii_lowercase()).collect::<Vec<_>>();
+            let headers = p.request_headers.clone().unwrap_or_default();
+            processors.push(Processor {
+                name: format!("mcpGuardrails.processors[{i}]"),
+                methods: p.methods.clone(),
+                service,
+                fail_open: p.failure_mode == Some(RemoteFailureMode::FailOpen),
+                metadata,
+                allowed: lower(&headers.allowed),
+                disallowed: lower(&headers.disallowed),
+            });
+        }
+        let uses = Uses::of(uses.into_iter().filter(|v| !matches!(*v, "mcp" | "response" | "backend")));
+        Some(GuardrailsPolicy { processors, uses })
+    }
+
+    /// The request variables its expressions read.
+    pub(crate) fn uses(&self) -> Uses {
+        self.uses
+    }
+
+    /// The processors bound to one client request.
+    pub(crate) fn bind(self: &Arc<Self>, parts: &Parts, host: &str, tls: bool, inputs: Inputs) -> Arc<dyn Guardrails> {
+        let mut headers = vec![
+            (":method".to_string(), parts.method.as_str().as_bytes().to_vec()),
+            (":path".into(), parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes().to_vec()),
+            (":authority".into(), host.as_bytes().to_vec()),
+            (":scheme".into(), if tls { &b"https"[..] } else { &b"http"[..] }.to_vec()),
+        ];
+        headers.extend(parts.headers.iter().map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec())));
+        Arc::new(Bound { policy: self.clone(), headers, inputs })
+    }
+}
+
+/// The processors and what they may see of one client request.
+#[derive(Debug)]
+struct Bound {
+    policy: Arc<GuardrailsPolicy>,
+    /// Pseudo-headers first, then one entry per header value.
+    headers: Vec<(String, Vec<u8>)>,
+    inputs: Inputs,
+}
+
+impl Processor {
+    fn phase(&self, method: &str) -> GuardrailPhase {
+        resolve_phase(&self.methods, method)
+    }
+
+    fn shows(&self, name: &str) -> bool {
+        !self.disallowed.iter().any(|d| d == name)
+            && (self.allowed.is_empty() || self.allowed.iter().any(|a| a == name))
+    }
+
+    fn metadata(&self, inputs: &Inputs) -> Option<Struct> {
+        if self.metadata.is_empty() {
+            return None;
+        }
+        let fields = self.metadata.iter().filter_map(|(k, e)| Some((k.clone(), e.eval_json(inputs)?))).collect();
+        Struct::from_json(&Value::Object(fields))
+    }
+
+    /// `Err`: why the processor could not be used (its failure mode decides).
+    async fn request(&self, bound: &Bound, call: Call<'_>, params: Option<&Value>) -> Result<Outcome, String> {
+        let request = McpRequest {
+            service_names: call.targets.iter().map(|t| t.to_string()).collect(),
+            method: call.method.to_string(),
+            metadata_context: self.metadata(&bound.inputs),
+            mcp_request: params.map(|p| serde_json::to_vec(p).expect("JSON serialises")),
+            headers: bound
+                .headers
+                .iter()
+                .filter(|(k, _)| self.shows(k))
+                .map(|(k, v)| McpHeader { key: k.clone(), value: v.clone() })
+                .collect(),
+        };
+        let answer: McpRequestResult =
+            self.service.call(CHECK_REQUEST, &request, CHECK_TIMEOUT).await.map_err(|e| e.to_string())?;
+        if answer.header_mutation.is_some() || answer.metadata.is_some() {
+            debug!(processor = %self.name, "header_mutation and metadata are not used (see docs/compatibility.md)");
+        }
+        match answer.result {
+            Some(Decision::Pass(_)) => Ok(Outcome::Pass),
+            // A call checked for all its targets has no params to replace (as agentgateway).
+            Some(Decision::Mutated(_)) if params.is_none() => Ok(Outcome::Pass),
+            Some(Decision::Mutated(bytes)) => {
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("rewritten params: {e}"))?;
+                hooks::valid_params(call.method, params, &v)?;
+                Ok(Outcome::Mutated(v))
+            }
+            Some(Decision::Error(e)) => Ok(Outcome::Reject(refusal(e))),
+            None => Err("the answer holds no decision".into()),
+        }
+    }
+
+    async fn response(&self, bound: &Bound, call: Call<'_>, result: &Value) -> Result<Outcome, String> {
+        let request = McpResponse {
+            service_names: call.targets.iter().map(|t| t.to_string()).collect(),
+            method: call.method.to_string(),
+            metadata_context: self.metadata(&bound.inputs),
+            mcp_response: serde_json::to_vec(result).expect("JSON serialises"),
+        };
+        let answer: McpResponseResult =
+            self.service.call(CHECK_RESPONSE, &request, CHECK_TIMEOUT).await.map_err(|e| e.to_string())?;
+        match answer.result {
+            Some(Decision::Pass(_)) => Ok(Outcome::Pass),
+            Some(Decision::Mutated(bytes)) => {
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("rewritten result: {e}"))?;
+                hooks::valid_result(call.method, &v)?;
+                Ok(Outcome::Mutated(v))
+            }
+            Some(Decision::Error(e)) => Ok(Outcome::Reject(refusal(e))),
+            None => Err("the answer holds no decision".into()),
+        }
+    }
+
+    /// What a processor that could not be used means for the call.
+    fn failed(&self, call: Call<'_>, why: &str) -> Option<Outcome> {
+        if self.fail_open {
+            warn!(processor = %self.name, method = call.method, error = why, "guardrail failed; skipped (failOpen)");
+            return None;
+        }
+        warn!(processor = %self.name, method = call.method, error = why, "guardrail failed; call refused");
+        Some(Outcome::Reject(ErrorObject {
+            code: code::INTERNAL_ERROR,
+            message: "mcpGuardrails check failed".into(),
+            data: None,
+        }))
+    }
+}
+
+/// The JSON-RPC error for a processor's refusal: its `mcp_error` when that is a JSON-RPC
+/// error object (`code`, `message`), else from its code and reason, with `mcp_error` (any other
+/// JSON) as `data`.
+fn refusal(e: AuthorizationError) -> ErrorObject {
+    use crate::ext_mcp::code as c;
+    let mcp_error: Option<Value> = e.mcp_error.as_deref().and_then(|b| serde_json::from_slice(b).ok());
+    if let Some(explicit) = mcp_error.as_ref().and_then(explicit_error) {
+        return explicit;
+    }
+    let code = match e.code {
+        c::PERMISSION_DENIED => PERMISSION_DENIED,
+        c::RESOURCE_EXHAUSTED => RESOURCE_EXHAUSTED,
+        c::INVALID => code::INVALID_REQUEST,
+        _ => code::INTERNAL_ERROR,
+    };
+    let message = if e.reason.is_empty() { "refused by a guardrail".to_string() } else { cut(&e.reason) };
+    ErrorObject { code, message, data: mcp_error }
+}
+
+/// A JSON-RPC error object given whole.
+fn explicit_error(v: &Value) -> Option<ErrorObject> {
+    let code = v.get("code")?.as_i64()?;
+    let message = cut(v.get("message")?.as_str()?);
+    Some(ErrorObject { code, message, data: v.get("data").cloned() })
+}
+
+fn cut(s: &str) -> String {
+    s.chars().take(MAX_REASON).collect()
+}
+
+impl Guardrails for Bound {
+    fn runs_request(&self, method: &str) -> bool {
+        self.policy.processors.iter().any(|p| p.phase(method).request())
+    }
+
+    fn runs_response(&self, method: &str) -> bool {
+        self.policy.processors.iter().any(|p| p.phase(method).response())
+    }
+
+    fn check_request<'a>(&'a self, call: Call<'a>, params: Option<&'a Value>) -> Check<'a> {
+        Box::pin(async move {
+            let mut current: Option<Value> = None;
+            for p in self.policy.processors.iter().filter(|p| p.phase(call.method).request()) {
+                let seen = current.as_ref().or(params);
+                match p.request(self, call, seen).await {
+                    Ok(Outcome::Pass) => {}
+                    Ok(Outcome::Mutated(v)) => current = Some(v),
+                    Ok(reject @ Outcome::Reject(_)) => return reject,
+                    Err(why) => {
+                        if let Some(refused) = p.failed(call, &why) {
+                            return refused;
+                        }
+                    }
+                }
+            }
+            current.map_or(Outcome::Pass, Outcome::Mutated)
+        })
+    }
+
+    fn check_response<'a>(&'a self, call: Call<'a>, result: &'a Value) -> Check<'a> {
+        Box::pin(async move {
+            let mut current: Option<Value> = None;
+            for p in self.policy.processors.iter().filter(|p| p.phase(call.method).response()) {
+                match p.response(self, call, current.as_ref().unwrap_or(result)).await {
+                    Ok(Outcome::Pass) => {}
+                    Ok(Outcome::Mutated(v)) => current = Some(v),
+                    Ok(reject @ Outcome::Reject(_)) => return reject,
+                    Err(why) => {
+                        if let Some(refused) = p.failed(call, &why) {
+                            return refused;
+                        }
+                    }
+                }
+            }
+            current.map_or(Outcome::Pass, Outcome::Mutated)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(code: i32, reason: &str, mcp_error: Option<&str>) -> AuthorizationError {
+        AuthorizationError { code, reason: reason.into(), mcp_error: mcp_error.map(|s| s.as_bytes().to_vec()) }
+    }
+
+    #[test]
+    fn refusals_become_json_rpc_errors() {
+        let e = refusal(err(1, "no secrets", None));
+        assert_eq!((e.code, e.message.as_str(), e.data), (-32001, "no secrets", None));
+        assert_eq!(refusal(err(2, "slow down", None)).code, -32003);
+        assert_eq!(refusal(err(3, "bad", None)).code, -32600);
+        assert_eq!(refusal(err(0, "", None)).code, -32603);
+        assert_eq!(refusal(err(42, "", None)).message, "refused by a guardrail", "unknown code, no reason");
+        let whole = refusal(err(1, "x", Some(r#"{"code": -32099, "message": "custom", "data": {"k": 1}}"#)));
+        assert_eq!((whole.code, whole.message.as_str(), whole.data), (-32099, "custom", Some(json!({"k": 1}))));
+        let data = refusal(err(1, "x", Some(r#"{"why": "pii"}"#)));
+        assert_eq!((data.code, data.data), (-32001, Some(json!({"why": "pii"}))));
+        assert_eq!(refusal(err(1, "x", Some("not json"))).data, None);
+        assert_eq!(refusal(err(1, &"a".repeat(5000), None)).message.len(), MAX_REASON);
+    }
+}
