@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use agw_config::model::{GuardrailPhase, McpGuardrails, RemoteFailureMode, resolve_phase};
 use agw_config::{FieldError, FieldPath};
-use agw_mcp::guardrails::{self as hooks, Call, Check, Guardrails, Outcome};
+use agw_mcp::guardrails::{self as hooks, Call, Check, Decided, Guardrails, HeaderEdits, Outcome};
 use agw_mcp::jsonrpc::{ErrorObject, code};
 use agw_policy::expr::{Expression, Inputs};
 use agw_policy::rules::Uses;
@@ -24,8 +24,8 @@ use tracing::{debug, warn};
 
 use crate::envoy::Struct;
 use crate::ext_mcp::{
-    AuthorizationError, CHECK_REQUEST, CHECK_RESPONSE, Decision, McpHeader, McpRequest, McpRequestResult, McpResponse,
-    McpResponseResult,
+    AuthorizationError, CHECK_REQUEST, CHECK_RESPONSE, Decision, HeaderMutation, McpHeader, McpRequest,
+    McpRequestResult, McpResponse, McpResponseResult,
 };
 
 /// Longest a check may take, connecting included (agentgateway's).
@@ -145,8 +145,14 @@ impl Processor {
         Struct::from_json(&Value::Object(fields))
     }
 
-    /// `Err`: why the processor could not be used (its failure mode decides).
-    async fn request(&self, bound: &Bound, call: Call<'_>, params: Option<&Value>) -> Result<Outcome, String> {
+    /// With the processor's header changes. `Err`: why the processor could not be used (its
+    /// failure mode decides).
+    async fn request(
+        &self,
+        bound: &Bound,
+        call: Call<'_>,
+        params: Option<&Value>,
+    ) -> Result<(Outcome, Option<HeaderMutation>), String> {
         let request = McpRequest {
             service_names: call.targets.iter().map(|t| t.to_string()).collect(),
             method: call.method.to_string(),
@@ -161,21 +167,22 @@ impl Processor {
         };
         let answer: McpRequestResult =
             self.service.call(CHECK_REQUEST, &request, CHECK_TIMEOUT).await.map_err(|e| e.to_string())?;
-        if answer.header_mutation.is_some() || answer.metadata.is_some() {
-            debug!(processor = %self.name, "header_mutation and metadata are not used (see docs/compatibility.md)");
+        if answer.metadata.is_some() {
+            debug!(processor = %self.name, "metadata is not used (see docs/compatibility.md)");
         }
-        match answer.result {
-            Some(Decision::Pass(_)) => Ok(Outcome::Pass),
+        let outcome = match answer.result {
+            Some(Decision::Pass(_)) => Outcome::Pass,
             // A call checked for all its targets has no params to replace (as agentgateway).
-            Some(Decision::Mutated(_)) if params.is_none() => Ok(Outcome::Pass),
+            Some(Decision::Mutated(_)) if params.is_none() => Outcome::Pass,
             Some(Decision::Mutated(bytes)) => {
                 let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("rewritten params: {e}"))?;
                 hooks::valid_params(call.method, params, &v)?;
-                Ok(Outcome::Mutated(v))
+                Outcome::Mutated(v)
             }
-            Some(Decision::Error(e)) => Ok(Outcome::Reject(refusal(e))),
-            None => Err("the answer holds no decision".into()),
-        }
+            Some(Decision::Error(e)) => Outcome::Reject(refusal(e)),
+            None => return Err("the answer holds no decision".into()),
+        };
+        Ok((outcome, answer.header_mutation))
     }
 
     async fn response(&self, bound: &Bound, call: Call<'_>, result: &Value) -> Result<Outcome, String> {
@@ -212,6 +219,18 @@ impl Processor {
             data: None,
         }))
     }
+}
+
+/// A processor's `header_mutation`, added to `into`; entries that are not valid HTTP are left
+/// out.
+fn edits(into: &mut HeaderEdits, m: HeaderMutation) {
+    let set = m.set.into_iter().filter_map(|h| {
+        let name = http::HeaderName::from_bytes(h.key.as_bytes()).ok()?;
+        let value = http::HeaderValue::from_bytes(&h.value).ok()?;
+        Some((name, value))
+    });
+    let remove = m.remove.iter().filter_map(|n| http::HeaderName::from_bytes(n.as_bytes()).ok()).collect();
+    into.extend(set, remove);
 }
 
 /// The JSON-RPC error for a processor's refusal: its `mcp_error` when that is a JSON-RPC
@@ -253,23 +272,29 @@ impl Guardrails for Bound {
         self.policy.processors.iter().any(|p| p.phase(method).response())
     }
 
-    fn check_request<'a>(&'a self, call: Call<'a>, params: Option<&'a Value>) -> Check<'a> {
+    fn check_request<'a>(&'a self, call: Call<'a>, params: Option<&'a Value>) -> Check<'a, Decided> {
         Box::pin(async move {
             let mut current: Option<Value> = None;
+            let mut headers = HeaderEdits::default();
             for p in self.policy.processors.iter().filter(|p| p.phase(call.method).request()) {
                 let seen = current.as_ref().or(params);
-                match p.request(self, call, seen).await {
-                    Ok(Outcome::Pass) => {}
-                    Ok(Outcome::Mutated(v)) => current = Some(v),
-                    Ok(reject @ Outcome::Reject(_)) => return reject,
-                    Err(why) => {
-                        if let Some(refused) = p.failed(call, &why) {
-                            return refused;
-                        }
+                let mutation = match p.request(self, call, seen).await {
+                    Ok((Outcome::Pass, m)) => m,
+                    Ok((Outcome::Mutated(v), m)) => {
+                        current = Some(v);
+                        m
                     }
+                    Ok((reject @ Outcome::Reject(_), _)) => return Decided { outcome: reject, headers },
+                    Err(why) => match p.failed(call, &why) {
+                        Some(refused) => return Decided { outcome: refused, headers },
+                        None => None,
+                    },
+                };
+                if let Some(m) = mutation {
+                    edits(&mut headers, m);
                 }
             }
-            current.map_or(Outcome::Pass, Outcome::Mutated)
+            Decided { outcome: current.map_or(Outcome::Pass, Outcome::Mutated), headers }
         })
     }
 

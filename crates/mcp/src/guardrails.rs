@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::jsonrpc::ErrorObject;
@@ -27,15 +28,81 @@ use crate::jsonrpc::ErrorObject;
 pub use agw_config::model::REQUEST_PHASE_NEVER;
 
 /// What a processor decided.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum Outcome {
     /// Go on as is.
+    #[default]
     Pass,
     /// Go on with this instead: the request's `params`, or the answer's `result`. Already
     /// checked by [`valid_params`] / [`valid_result`].
     Mutated(Value),
     /// Answer the call with this error.
     Reject(ErrorObject),
+}
+
+/// A request phase's decision, and the changes to the headers of the upstream request that
+/// carries the call (made on a pass or a rewrite).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decided {
+    pub outcome: Outcome,
+    pub headers: HeaderEdits,
+}
+
+/// Header changes asked by processors, in order: a name set several times gets every value
+/// (the first replaces what was there), then removals.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeaderEdits {
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    pub remove: Vec<HeaderName>,
+}
+
+impl HeaderEdits {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+
+    /// Adds one processor's changes; names a processor may not touch are left out.
+    pub fn extend(&mut self, set: impl IntoIterator<Item = (HeaderName, HeaderValue)>, remove: Vec<HeaderName>) {
+        self.set.extend(set.into_iter().filter(|(n, _)| editable(n)));
+        self.remove.extend(remove.into_iter().filter(editable));
+    }
+
+    /// Applies the changes to the headers forwarded upstream (a target's own credentials and
+    /// header modifier, the session and the content headers are set after them).
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        let mut seen: Vec<&HeaderName> = Vec::new();
+        for (n, v) in &self.set {
+            if seen.contains(&n) {
+                headers.append(n.clone(), v.clone());
+            } else {
+                headers.insert(n.clone(), v.clone());
+                seen.push(n);
+            }
+        }
+        for n in &self.remove {
+            headers.remove(n);
+        }
+    }
+}
+
+/// Headers a processor may not change: about the connection or the message's framing, or the
+/// upstream session's.
+fn editable(n: &HeaderName) -> bool {
+    !matches!(
+        n.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "host"
+            | "content-length"
+            | "content-type"
+            | "accept"
+            | "mcp-session-id"
+    )
 }
 
 /// One MCP call as the processors see it.
@@ -48,7 +115,7 @@ pub struct Call<'a> {
 }
 
 /// A boxed future, as an object-safe trait needs.
-pub type Check<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+pub type Check<'a, T = Outcome> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// External processors bound to one client request (its headers, its CEL variables).
 pub trait Guardrails: Send + Sync + std::fmt::Debug {
@@ -57,7 +124,7 @@ pub trait Guardrails: Send + Sync + std::fmt::Debug {
     /// Whether some processor checks `method`'s answers.
     fn runs_response(&self, method: &str) -> bool;
     /// The request phase; `params` is `None` for a call checked once for all its targets.
-    fn check_request<'a>(&'a self, call: Call<'a>, params: Option<&'a Value>) -> Check<'a>;
+    fn check_request<'a>(&'a self, call: Call<'a>, params: Option<&'a Value>) -> Check<'a, Decided>;
     /// The response phase, on the answer's `result`.
     fn check_response<'a>(&'a self, call: Call<'a>, result: &'a Value) -> Check<'a>;
 }
@@ -149,6 +216,27 @@ pub async fn check_answer(g: &dyn Guardrails, call: Call<'_>, answer: &mut Value
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn header_edits_replace_then_append_and_leave_framing_alone() {
+        let h = |s: &'static str| HeaderName::from_static(s);
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        let mut edits = HeaderEdits::default();
+        edits.extend(
+            [(h("x-tag"), v("1")), (h("x-tag"), v("2")), (h("mcp-session-id"), v("stolen")), (h("host"), v("evil"))],
+            vec![h("user-agent"), h("content-type")],
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(h("x-tag"), v("old"));
+        headers.insert(h("user-agent"), v("sdk"));
+        headers.insert(h("content-type"), v("application/json"));
+        edits.apply(&mut headers);
+        let tags: Vec<_> = headers.get_all("x-tag").iter().collect();
+        assert_eq!(tags, [v("1"), v("2")]);
+        assert!(!headers.contains_key("user-agent"));
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(!headers.contains_key("mcp-session-id") && !headers.contains_key("host"));
+    }
 
     #[test]
     fn rewrites_keep_the_item_and_the_shape() {

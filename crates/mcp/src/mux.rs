@@ -341,11 +341,13 @@ impl<'a> Mux<'a> {
             None => Vec::new(),
         };
         let call = guardrails::Call { method, targets: &names };
+        let mut edited = None;
         if let Some(g) = guardrails
             && guardrails::request_phase_runs(g, method)
         {
             // Nothing to rewrite: such a call's `params` are not sent (as agentgateway).
-            match g.check_request(call, None).await {
+            let decided = g.check_request(call, None).await;
+            match decided.outcome {
                 Outcome::Pass => {}
                 Outcome::Mutated(_) => debug!(method, "a guardrail rewrote a call without params; ignored"),
                 Outcome::Reject(e) => {
@@ -353,8 +355,29 @@ impl<'a> Mux<'a> {
                     return;
                 }
             }
+            if !decided.headers.is_empty() {
+                edited = Some(self.with_edits(&decided.headers));
+            }
         }
-        let mut response = match method {
+        let mut response = edited.as_ref().unwrap_or(self).dispatch(sess, msg, out).await;
+        if let Some(g) = guardrails {
+            guardrails::check_answer(g, call, &mut response).await;
+        }
+        out.message(&response).await;
+    }
+
+    /// This request's relay with processors' changes to the upstream headers.
+    fn with_edits(&self, edits: &guardrails::HeaderEdits) -> Mux<'a> {
+        let mut headers = self.headers.clone();
+        edits.apply(&mut headers);
+        Mux::new(self.relay, self.backend, self.opts, headers)
+    }
+
+    /// The answer to one request (not `initialize`), by method.
+    async fn dispatch(&self, sess: &Sess, msg: &Value, out: &Out) -> Value {
+        let id = msg["id"].clone();
+        let method = msg["method"].as_str().unwrap_or_default();
+        match method {
             "ping" => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
             "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
                 self.list(sess, msg, out).await
@@ -366,11 +389,7 @@ impl<'a> Mux<'a> {
             "completion/complete" => self.complete(sess, msg, out).await,
             "logging/setLevel" => self.everyone(sess, msg, out, true).await,
             _ => self.everyone(sess, msg, out, false).await,
-        };
-        if let Some(g) = guardrails {
-            guardrails::check_answer(g, call, &mut response).await;
         }
-        out.message(&response).await;
     }
 
     /// A call routed to one target by the item's name.
@@ -465,8 +484,13 @@ impl<'a> Mux<'a> {
         let names = [self.backend.targets[idx].name.as_str()];
         let call = guardrails::Call { method, targets: &names };
         let mut rewritten = None;
+        let mut edited = None;
         if guardrails::request_phase_runs(g, method) {
-            match g.check_request(call, forwarded.get("params")).await {
+            let decided = g.check_request(call, forwarded.get("params")).await;
+            if !decided.headers.is_empty() {
+                edited = Some(self.with_edits(&decided.headers));
+            }
+            match decided.outcome {
                 Outcome::Pass => {}
                 Outcome::Mutated(params) => {
                     let mut m = forwarded.clone();
@@ -483,7 +507,7 @@ impl<'a> Mux<'a> {
             }
         }
         let sent = rewritten.as_ref().unwrap_or(forwarded);
-        let mut response = match self.request(sess, idx, sent, out).await {
+        let mut response = match edited.as_ref().unwrap_or(self).request(sess, idx, sent, out).await {
             Ok(a) => a.response,
             Err(f) => return failure_message(id, f),
         };

@@ -8,14 +8,16 @@
 //!   `garbage` → answered with a rewrite that is not JSON (a protocol violation);
 //! - response phase, a `tools/call` result: every `SECRET` in its text becomes `[redacted]`;
 //!   a `tools/list` result: tools whose name ends in `printEnv` are removed;
-//! - anything else passes.
+//! - anything else passes;
+//! - a `tools/call` let through is tagged: its upstream request gets `x-guardrail: checked`
+//!   and loses `user-agent` (`header_mutation`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use agw_gateway::ext_mcp::{
-    AuthorizationError, CHECK_REQUEST, CHECK_RESPONSE, Decision, McpRequest, McpRequestResult, McpResponse,
-    McpResponseResult, Pass, code,
+    AuthorizationError, CHECK_REQUEST, CHECK_RESPONSE, Decision, HeaderMutation, McpHeader, McpRequest,
+    McpRequestResult, McpResponse, McpResponseResult, Pass, code,
 };
 use agw_gateway::grpc;
 use agw_mcp::body::{self, Body};
@@ -107,7 +109,12 @@ async fn answer(req: Request<Incoming>, sink: &Mutex<Vec<Seen>>) -> Response<Bod
         };
         sink.lock().expect("lock").push(seen);
         let result = decide_request(&r.method, params.as_ref());
-        grpc_ok(&McpRequestResult { result: Some(result), header_mutation: None, metadata: None })
+        // Every call let through is tagged for the upstream.
+        let header_mutation = (r.method == "tools/call").then(|| HeaderMutation {
+            set: vec![McpHeader { key: "x-guardrail".into(), value: b"checked".to_vec() }],
+            remove: vec!["user-agent".into()],
+        });
+        grpc_ok(&McpRequestResult { result: Some(result), header_mutation, metadata: None })
     } else {
         let Ok(r) = McpResponse::decode(message) else { return grpc_status(3) };
         let result = serde_json::from_slice::<Value>(&r.mcp_response).ok();

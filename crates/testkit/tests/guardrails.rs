@@ -163,7 +163,7 @@ async fn the_service_down_fails_open_or_closed_as_configured() {
 }
 
 #[tokio::test]
-async fn a_call_sent_as_a_notification_is_dropped() {
+async fn notifications_with_guarded_methods_are_dropped_and_calls_carry_header_changes() {
     let guard = GuardrailServer::start().await.unwrap();
     let up = Recorder::start().await.unwrap();
     let gw = Gateway::start(&config(&[route("/", &[("upstream", up.url())], &processor(&guard.host(), "failClosed"))]))
@@ -176,6 +176,12 @@ async fn a_call_sent_as_a_notification_is_dropped() {
     assert_eq!(ex.status, 202);
     let forbidden = |s: &agw_testkit::recorder::Seen| s.body.windows(9).any(|w| w == b"FORBIDDEN");
     assert!(!up.seen().iter().any(forbidden), "never reaches the upstream");
+    // A call let through carries the processor's header changes upstream.
+    let c = c.with_header("user-agent", "sdk/1");
+    c.call_tool("echo", json!({"message": "tag me"})).await.unwrap();
+    let sent = up.last();
+    assert_eq!(sent.headers.get("x-guardrail").map(|v| v.as_bytes()), Some(&b"checked"[..]));
+    assert!(sent.headers.get("user-agent").is_none(), "removed");
     // Real notifications still go through.
     let ex = c.post(&json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"})).await.unwrap();
     assert_eq!(ex.status, 202);
