@@ -334,8 +334,7 @@ impl<'a> Mux<'a> {
         let method = msg["method"].as_str().unwrap_or_default();
         // A call routed to one target is checked there (`checked_request`); any other once,
         // for all the session's targets.
-        let routed = ROUTED.contains(&method);
-        let guardrails = self.opts.guardrails.as_deref().filter(|_| !routed);
+        let guardrails = self.opts.guardrails.as_deref().filter(|_| !ROUTED.contains(&method));
         let names: Vec<&str> = match guardrails {
             Some(_) => self.session_targets(sess).into_iter().map(|i| self.backend.targets[i].name.as_str()).collect(),
             None => Vec::new(),
