@@ -24,18 +24,12 @@ use tracing::{debug, warn};
 
 use crate::envoy::Struct;
 use crate::ext_mcp::{
-    AuthorizationError, CHECK_REQUEST, CHECK_RESPONSE, Decision, HeaderMutation, McpHeader, McpRequest,
-    McpRequestResult, McpResponse, McpResponseResult,
+    CHECK_REQUEST, CHECK_RESPONSE, Decision, HeaderMutation, McpHeader, McpRequest, McpRequestResult, McpResponse,
+    McpResponseResult,
 };
 
 /// Longest a check may take, connecting included (agentgateway's).
 pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest `reason` passed to the client.
-const MAX_REASON: usize = 1024;
-
-/// JSON-RPC codes of refusals (agentgateway's): permission denied, resource exhausted.
-pub(crate) const PERMISSION_DENIED: i64 = -32001;
-pub(crate) const RESOURCE_EXHAUSTED: i64 = -32003;
 
 #[derive(Debug)]
 struct Processor {
@@ -179,7 +173,7 @@ impl Processor {
                 hooks::valid_params(call.method, params, &v)?;
                 Outcome::Mutated(v)
             }
-            Some(Decision::Error(e)) => Outcome::Reject(refusal(e)),
+            Some(Decision::Error(e)) => Outcome::Reject(e.to_error()),
             None => return Err("the answer holds no decision".into()),
         };
         Ok((outcome, answer.header_mutation))
@@ -201,7 +195,7 @@ impl Processor {
                 hooks::valid_result(call.method, &v)?;
                 Ok(Outcome::Mutated(v))
             }
-            Some(Decision::Error(e)) => Ok(Outcome::Reject(refusal(e))),
+            Some(Decision::Error(e)) => Ok(Outcome::Reject(e.to_error())),
             None => Err("the answer holds no decision".into()),
         }
     }
@@ -219,48 +213,6 @@ impl Processor {
             data: None,
         }))
     }
-}
-
-/// A processor's `header_mutation`, added to `into`; entries that are not valid HTTP are left
-/// out.
-fn edits(into: &mut HeaderEdits, m: HeaderMutation) {
-    let set = m.set.into_iter().filter_map(|h| {
-        let name = http::HeaderName::from_bytes(h.key.as_bytes()).ok()?;
-        let value = http::HeaderValue::from_bytes(&h.value).ok()?;
-        Some((name, value))
-    });
-    let remove = m.remove.iter().filter_map(|n| http::HeaderName::from_bytes(n.as_bytes()).ok()).collect();
-    into.extend(set, remove);
-}
-
-/// The JSON-RPC error for a processor's refusal: its `mcp_error` when that is a JSON-RPC
-/// error object (`code`, `message`), else from its code and reason, with `mcp_error` (any other
-/// JSON) as `data`.
-fn refusal(e: AuthorizationError) -> ErrorObject {
-    use crate::ext_mcp::code as c;
-    let mcp_error: Option<Value> = e.mcp_error.as_deref().and_then(|b| serde_json::from_slice(b).ok());
-    if let Some(explicit) = mcp_error.as_ref().and_then(explicit_error) {
-        return explicit;
-    }
-    let code = match e.code {
-        c::PERMISSION_DENIED => PERMISSION_DENIED,
-        c::RESOURCE_EXHAUSTED => RESOURCE_EXHAUSTED,
-        c::INVALID => code::INVALID_REQUEST,
-        _ => code::INTERNAL_ERROR,
-    };
-    let message = if e.reason.is_empty() { "refused by a guardrail".to_string() } else { cut(&e.reason) };
-    ErrorObject { code, message, data: mcp_error }
-}
-
-/// A JSON-RPC error object given whole.
-fn explicit_error(v: &Value) -> Option<ErrorObject> {
-    let code = v.get("code")?.as_i64()?;
-    let message = cut(v.get("message")?.as_str()?);
-    Some(ErrorObject { code, message, data: v.get("data").cloned() })
-}
-
-fn cut(s: &str) -> String {
-    s.chars().take(MAX_REASON).collect()
 }
 
 impl Guardrails for Bound {
@@ -291,7 +243,7 @@ impl Guardrails for Bound {
                     },
                 };
                 if let Some(m) = mutation {
-                    edits(&mut headers, m);
+                    m.add_to(&mut headers);
                 }
             }
             Decided { outcome: current.map_or(Outcome::Pass, Outcome::Mutated), headers }
@@ -315,31 +267,5 @@ impl Guardrails for Bound {
             }
             current.map_or(Outcome::Pass, Outcome::Mutated)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn err(code: i32, reason: &str, mcp_error: Option<&str>) -> AuthorizationError {
-        AuthorizationError { code, reason: reason.into(), mcp_error: mcp_error.map(|s| s.as_bytes().to_vec()) }
-    }
-
-    #[test]
-    fn refusals_become_json_rpc_errors() {
-        let e = refusal(err(1, "no secrets", None));
-        assert_eq!((e.code, e.message.as_str(), e.data), (-32001, "no secrets", None));
-        assert_eq!(refusal(err(2, "slow down", None)).code, -32003);
-        assert_eq!(refusal(err(3, "bad", None)).code, -32600);
-        assert_eq!(refusal(err(0, "", None)).code, -32603);
-        assert_eq!(refusal(err(42, "", None)).message, "refused by a guardrail", "unknown code, no reason");
-        let whole = refusal(err(1, "x", Some(r#"{"code": -32099, "message": "custom", "data": {"k": 1}}"#)));
-        assert_eq!((whole.code, whole.message.as_str(), whole.data), (-32099, "custom", Some(json!({"k": 1}))));
-        let data = refusal(err(1, "x", Some(r#"{"why": "pii"}"#)));
-        assert_eq!((data.code, data.data), (-32001, Some(json!({"why": "pii"}))));
-        assert_eq!(refusal(err(1, "x", Some("not json"))).data, None);
-        assert_eq!(refusal(err(1, &"a".repeat(5000), None)).message.len(), MAX_REASON);
     }
 }

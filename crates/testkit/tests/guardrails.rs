@@ -188,3 +188,41 @@ async fn notifications_with_guarded_methods_are_dropped_and_calls_carry_header_c
     assert!(up.seen().iter().any(|s| s.body.windows(10).any(|w| w == b"list_chang")));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn processors_run_in_order_and_the_backends_policy_replaces_the_routes() {
+    let (first, second) = (GuardrailServer::start().await.unwrap(), GuardrailServer::start().await.unwrap());
+    let up = upstream().await;
+    let one = |host: &str| format!("      - kind: remote\n        {host}\n        methods: {{tools/call: full}}\n");
+    // The route's processor is nowhere (failClosed): the backend's two replace it.
+    let config = format!(
+        "{QUIET}binds:\n- port: 0\n  listeners:\n  - routes:\n    - policies:\n        mcpGuardrails:\n          processors:\n          - kind: remote\n            host: 127.0.0.1:1\n            methods: {{'*': full}}\n      backends:\n      - backend: guarded\nbackends:\n- name: guard-one\n  host: {}\n- name: guarded\n  mcp:\n    targets:\n    - name: upstream\n      mcp:\n        host: {}\n  policies:\n    mcpGuardrails:\n      processors:\n{}{}",
+        first.host(),
+        up.url("/mcp"),
+        one("backend: guard-one"),
+        one(&format!("host: {}", second.host())),
+    );
+    let gw = Gateway::start(&config).await.unwrap();
+    let mut c = McpClient::new(gw.url("/mcp"));
+    c.initialize().await.unwrap();
+
+    let rewritten = c.call_tool("echo", json!({"message": "please rewrite"})).await.unwrap();
+    assert_eq!(first_text(&rewritten), Some("Echo: rewritten by the guardrail"), "{rewritten}");
+    let handed = second.checks("request", "tools/call").pop().unwrap();
+    assert_eq!(
+        handed.payload.unwrap()["arguments"]["message"],
+        "rewritten by the guardrail",
+        "the rewrite is handed on"
+    );
+
+    let redacted = c.call_tool("echo", json!({"message": "a SECRET"})).await.unwrap();
+    assert_eq!(first_text(&redacted), Some("Echo: a [redacted]"));
+    let seen = second.checks("response", "tools/call").pop().unwrap();
+    assert_eq!(seen.payload.unwrap()["content"][0]["text"], "Echo: a [redacted]", "the second sees the first's result");
+
+    let asked = second.seen().len();
+    let refused = c.call_tool("echo", json!({"message": "FORBIDDEN"})).await.unwrap();
+    assert_eq!(error_of(&refused).0, -32001, "{refused}");
+    assert_eq!(second.seen().len(), asked, "the first refusal answers the call");
+    gw.stop().await;
+}
