@@ -236,7 +236,10 @@ impl Guardrails for Bound {
                         current = Some(v);
                         m
                     }
-                    Ok((reject @ Outcome::Reject(_), _)) => return Decided { outcome: reject, headers },
+                    Ok((reject @ Outcome::Reject(_), _)) => {
+                        debug!(processor = %p.name, method = call.method, "call refused by a guardrail");
+                        return Decided { outcome: reject, headers };
+                    }
                     Err(why) => match p.failed(call, &why) {
                         Some(refused) => return Decided { outcome: refused, headers },
                         None => None,
@@ -257,7 +260,10 @@ impl Guardrails for Bound {
                 match p.response(self, call, current.as_ref().unwrap_or(result)).await {
                     Ok(Outcome::Pass) => {}
                     Ok(Outcome::Mutated(v)) => current = Some(v),
-                    Ok(reject @ Outcome::Reject(_)) => return reject,
+                    Ok(reject @ Outcome::Reject(_)) => {
+                        debug!(processor = %p.name, method = call.method, "result refused by a guardrail");
+                        return reject;
+                    }
                     Err(why) => {
                         if let Some(refused) = p.failed(call, &why) {
                             return refused;

@@ -9,6 +9,7 @@
 //! is an SSE stream, except `initialize` (JSON, with the session id).
 
 mod exchange;
+mod guarded;
 pub mod merge;
 pub mod naming;
 
@@ -26,7 +27,7 @@ use crate::apps::{self, Edit};
 use crate::authz::{self, ItemKind, Verdict};
 use crate::body::Body;
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
-use crate::guardrails::{self, Outcome};
+use crate::guardrails;
 use crate::jsonrpc::{ErrorObject, code};
 use crate::local::LocalSession;
 use crate::relay::{Backend, CallOptions, FailureMode, Relay};
@@ -330,46 +331,14 @@ impl<'a> Mux<'a> {
             out.message(&refused).await;
             return;
         }
-        let id = msg["id"].clone();
         let method = msg["method"].as_str().unwrap_or_default();
         // A call routed to one target is checked there (`checked_request`); any other once,
         // for all the session's targets.
-        let guardrails = self.opts.guardrails.as_deref().filter(|_| !ROUTED.contains(&method));
-        let names: Vec<&str> = match guardrails {
-            Some(_) => self.session_targets(sess).into_iter().map(|i| self.backend.targets[i].name.as_str()).collect(),
-            None => Vec::new(),
+        let response = match self.opts.guardrails.as_deref().filter(|_| !ROUTED.contains(&method)) {
+            Some(g) => self.guarded_dispatch(g, sess, msg, out).await,
+            None => self.dispatch(sess, msg, out).await,
         };
-        let call = guardrails::Call { method, targets: &names };
-        let mut edited = None;
-        if let Some(g) = guardrails
-            && guardrails::request_phase_runs(g, method)
-        {
-            // Nothing to rewrite: such a call's `params` are not sent (as agentgateway).
-            let decided = g.check_request(call, None).await;
-            match decided.outcome {
-                Outcome::Pass => {}
-                Outcome::Mutated(_) => debug!(method, "a guardrail rewrote a call without params; ignored"),
-                Outcome::Reject(e) => {
-                    out.message(&error_message(&id, e)).await;
-                    return;
-                }
-            }
-            if !decided.headers.is_empty() {
-                edited = Some(self.with_edits(&decided.headers));
-            }
-        }
-        let mut response = edited.as_ref().unwrap_or(self).dispatch(sess, msg, out).await;
-        if let Some(g) = guardrails {
-            guardrails::check_answer(g, call, &mut response).await;
-        }
         out.message(&response).await;
-    }
-
-    /// This request's relay with processors' changes to the upstream headers.
-    fn with_edits(&self, edits: &guardrails::HeaderEdits) -> Mux<'a> {
-        let mut headers = self.headers.clone();
-        edits.apply(&mut headers);
-        Mux::new(self.relay, self.backend, self.opts, headers)
     }
 
     /// The answer to one request (not `initialize`), by method.
@@ -473,45 +442,13 @@ impl<'a> Mux<'a> {
             Verdict::Deny(refused) => return refused,
             Verdict::Hidden(_) => return authz::unknown(kind, exposed, id),
         }
-        let Some(g) = self.opts.guardrails.as_deref() else {
-            return match self.request(sess, idx, forwarded, out).await {
+        match self.opts.guardrails.as_deref() {
+            Some(g) => self.guarded_request(g, sess, idx, forwarded, (kind, exposed), out).await,
+            None => match self.request(sess, idx, forwarded, out).await {
                 Ok(a) => a.response,
                 Err(f) => failure_message(id, f),
-            };
-        };
-        let method = forwarded["method"].as_str().unwrap_or_default();
-        let names = [self.backend.targets[idx].name.as_str()];
-        let call = guardrails::Call { method, targets: &names };
-        let mut rewritten = None;
-        let mut edited = None;
-        if guardrails::request_phase_runs(g, method) {
-            let decided = g.check_request(call, forwarded.get("params")).await;
-            if !decided.headers.is_empty() {
-                edited = Some(self.with_edits(&decided.headers));
-            }
-            match decided.outcome {
-                Outcome::Pass => {}
-                Outcome::Mutated(params) => {
-                    let mut m = forwarded.clone();
-                    m["params"] = params;
-                    // The rules judge what is sent.
-                    match self.police(idx, &m) {
-                        Verdict::Allow => {}
-                        Verdict::Deny(refused) => return refused,
-                        Verdict::Hidden(_) => return authz::unknown(kind, exposed, id),
-                    }
-                    rewritten = Some(m);
-                }
-                Outcome::Reject(e) => return error_message(id, e),
-            }
+            },
         }
-        let sent = rewritten.as_ref().unwrap_or(forwarded);
-        let mut response = match edited.as_ref().unwrap_or(self).request(sess, idx, sent, out).await {
-            Ok(a) => a.response,
-            Err(f) => return failure_message(id, f),
-        };
-        guardrails::check_answer(g, call, &mut response).await;
-        response
     }
 
     /// Which target serves an exposed name, and its upstream name.
@@ -694,7 +631,8 @@ impl<'a> Mux<'a> {
             debug!(method, "a notification with a policed method was dropped");
             return;
         }
-        if let (Some(g), Some(method)) = (&self.opts.guardrails, msg.get("method").and_then(Value::as_str))
+        if let Some(g) = &self.opts.guardrails
+            && let Some(method) = msg.get("method").and_then(Value::as_str)
             && guardrails::drops_notification(g.as_ref(), method)
         {
             debug!(method, "a notification with a guarded method was dropped");
