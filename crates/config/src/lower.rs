@@ -387,11 +387,15 @@ impl<'a> Lowering<'a> {
     fn mcp_route(&mut self, m: &SimpleMcp, matches: Vec<RouteMatch>) -> Route {
         let mut backend = m.backend();
         self.target_refs(&FieldPath::root().key("mcp"), &mut backend);
+        let mut policies = m.policies.clone();
+        if let Some(g) = policies.as_mut().and_then(|p| p.mcp_guardrails.as_mut()) {
+            self.guardrail_refs(&FieldPath::root().key("mcp").key("policies").key("mcpGuardrails"), g);
+        }
         Route {
             name: Some("default".into()),
             namespace: Some("internal".into()),
             matches,
-            policies: m.policies.clone(),
+            policies,
             backends: vec![RouteBackend { mcp: Some(backend), ..Default::default() }],
             ..Default::default()
         }

@@ -55,3 +55,12 @@ fn mistakes_are_located() {
     let text = errors(&on_target).join("\n");
     assert!(text.contains("mcpGuardrails: not on an MCP target"), "{text}");
 }
+
+#[test]
+fn the_mcp_shorthand_carries_it_to_the_route_with_its_service_named() {
+    let text = "mcp:\n  port: 3000\n  policies:\n    mcpGuardrails:\n      processors:\n      - kind: remote\n        backend: guard\n        methods: {tools/call: full}\n  targets:\n  - name: a\n    mcp:\n      host: http://localhost:3001/mcp\nbackends:\n- name: guard\n  host: localhost:9300\n";
+    let loaded = load_str("config.yaml", text).unwrap();
+    let route = &loaded.config.binds[0].listeners[0].routes[0];
+    let g = route.policies.as_ref().and_then(|p| p.mcp_guardrails.as_ref()).unwrap();
+    assert_eq!(g.processors[0].host.as_deref(), Some("localhost:9300"));
+}
