@@ -101,15 +101,20 @@ impl GuardrailsPolicy {
 
     /// The processors bound to one client request.
     pub(crate) fn bind(self: &Arc<Self>, parts: &Parts, host: &str, tls: bool, inputs: Inputs) -> Arc<dyn Guardrails> {
-        let mut headers = vec![
-            (":method".to_string(), parts.method.as_str().as_bytes().to_vec()),
-            (":path".into(), parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes().to_vec()),
-            (":authority".into(), host.as_bytes().to_vec()),
-            (":scheme".into(), if tls { &b"https"[..] } else { &b"http"[..] }.to_vec()),
-        ];
-        headers.extend(parts.headers.iter().map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec())));
-        Arc::new(Bound { policy: self.clone(), headers, inputs })
+        Arc::new(Bound { policy: self.clone(), headers: request_headers(parts, host, tls), inputs })
     }
+}
+
+/// The pseudo-headers, then one entry per header value.
+fn request_headers(parts: &Parts, host: &str, tls: bool) -> Vec<(String, Vec<u8>)> {
+    let mut headers = vec![
+        (":method".to_string(), parts.method.as_str().as_bytes().to_vec()),
+        (":path".into(), parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes().to_vec()),
+        (":authority".into(), host.as_bytes().to_vec()),
+        (":scheme".into(), if tls { &b"https"[..] } else { &b"http"[..] }.to_vec()),
+    ];
+    headers.extend(parts.headers.iter().map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec())));
+    headers
 }
 
 /// The processors and what they may see of one client request.
@@ -273,5 +278,54 @@ impl Guardrails for Bound {
             }
             current.map_or(Outcome::Pass, Outcome::Mutated)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(yaml: &str) -> Arc<GuardrailsPolicy> {
+        let raw: McpGuardrails = agw_config::load_as("test.yaml", yaml).unwrap();
+        let mut errors = Vec::new();
+        let p = GuardrailsPolicy::resolve(&FieldPath::root(), &raw, &mut errors).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        Arc::new(p)
+    }
+
+    fn shown(p: &Processor, headers: &[(String, Vec<u8>)]) -> Vec<String> {
+        headers.iter().filter(|(k, _)| p.shows(k)).map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v))).collect()
+    }
+
+    #[test]
+    fn processors_see_every_header_by_default_and_only_what_the_filter_lets_through() {
+        let p = policy(
+            "processors:\n- kind: remote\n  host: h:1\n- kind: remote\n  host: h:1\n  requestHeaders:\n    allowed: [X-Tenant, ':authority', authorization]\n    disallowed: [Authorization]\n",
+        );
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/mcp?x=1")
+            .header("authorization", "Bearer t")
+            .header("x-tenant", "acme")
+            .header("x-multi", "a")
+            .header("x-multi", "b")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let headers = request_headers(&parts, "gw.example", true);
+        assert_eq!(
+            shown(&p.processors[0], &headers),
+            [
+                ":method=POST",
+                ":path=/mcp?x=1",
+                ":authority=gw.example",
+                ":scheme=https",
+                "authorization=Bearer t",
+                "x-tenant=acme",
+                "x-multi=a",
+                "x-multi=b"
+            ]
+        );
+        assert_eq!(shown(&p.processors[1], &headers), [":authority=gw.example", "x-tenant=acme"]);
     }
 }
