@@ -7,13 +7,24 @@ use serde_json::Value;
 use super::{Mux, Out, Sess, error_message, failure_message};
 use crate::authz::{self, ItemKind, Verdict};
 use crate::guardrails::{self, Call, Guardrails, HeaderEdits, Outcome};
+use crate::upstream::Upstream;
 
 impl<'a> Mux<'a> {
-    /// This request's relay with processors' changes to the upstream headers.
-    fn with_edits(&self, edits: &HeaderEdits) -> Mux<'a> {
+    /// This request's relay with processors' changes to the upstream headers, when the
+    /// targets it reaches (`idx`: one; else all) are Streamable HTTP: a stateful connection
+    /// (stdio, legacy SSE) outlives the call, and carries no per-call headers.
+    fn with_edits(&self, edits: &HeaderEdits, idx: Option<usize>) -> Option<Mux<'a>> {
+        let http = |t: &crate::relay::Target| matches!(t.upstream, Upstream::Http(_));
+        let reached = match idx {
+            Some(i) => http(&self.backend.targets[i]),
+            None => self.backend.targets.iter().all(http),
+        };
+        if edits.is_empty() || !reached {
+            return None;
+        }
         let mut headers = self.headers.clone();
         edits.apply(&mut headers);
-        Mux::new(self.relay, self.backend, self.opts, headers)
+        Some(Mux::new(self.relay, self.backend, self.opts, headers))
     }
 
     /// A request not routed to one target: the request phase without `params` (a rewrite has
@@ -31,9 +42,7 @@ impl<'a> Mux<'a> {
                 Outcome::Mutated(_) => tracing::debug!(method, "a guardrail rewrote a call without params; ignored"),
                 Outcome::Reject(e) => return error_message(&msg["id"], e),
             }
-            if !decided.headers.is_empty() {
-                edited = Some(self.with_edits(&decided.headers));
-            }
+            edited = self.with_edits(&decided.headers, None);
         }
         let mut response = edited.as_ref().unwrap_or(self).dispatch(sess, msg, out).await;
         guardrails::check_answer(g, call, &mut response).await;
@@ -73,9 +82,7 @@ impl<'a> Mux<'a> {
                 }
                 Outcome::Reject(e) => return error_message(id, e),
             }
-            if !decided.headers.is_empty() {
-                edited = Some(self.with_edits(&decided.headers));
-            }
+            edited = self.with_edits(&decided.headers, Some(idx));
         }
         let sent = rewritten.as_ref().unwrap_or(forwarded);
         let mut response = match edited.as_ref().unwrap_or(self).request(sess, idx, sent, out).await {
