@@ -2,7 +2,7 @@
 //! arguments rewritten (the upstream echoes what it got), a result redacted, a list filtered;
 //! the methods table picks the phase; the metadata and the filtered headers the service sees;
 //! `failOpen` and `failClosed` with the service down or answering garbage. On one target (the
-//! passthrough's backend) and on two (the multiplexer).
+//! passthrough's backend), on two (the multiplexer) and on a stdio child.
 
 use agw_testkit::client::{McpClient, first_text};
 use agw_testkit::guardrails::GuardrailServer;
@@ -224,5 +224,28 @@ async fn processors_run_in_order_and_the_backends_policy_replaces_the_routes() {
     let refused = c.call_tool("echo", json!({"message": "FORBIDDEN"})).await.unwrap();
     assert_eq!(error_of(&refused).0, -32001, "{refused}");
     assert_eq!(second.seen().len(), asked, "the first refusal answers the call");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_stdio_target_is_checked_like_any_other() {
+    let guard = GuardrailServer::start().await.unwrap();
+    let server = env!("CARGO_BIN_EXE_mcp-example-server");
+    let config = format!(
+        "{QUIET}binds:\n- port: 0\n  listeners:\n  - routes:\n    - policies:\n        mcpGuardrails:\n          processors:\n{}      backends:\n      - mcp:\n          targets:\n          - name: child\n            stdio:\n              cmd: '{server}'\n              args: ['--stdio']\n",
+        processor(&guard.host(), "failClosed")
+    );
+    let gw = Gateway::start(&config).await.unwrap();
+    let mut c = McpClient::new(gw.url("/mcp")).with_header("x-tenant", "acme");
+    c.initialize().await.unwrap();
+    let rewritten = c.call_tool("echo", json!({"message": "please rewrite"})).await.unwrap();
+    assert_eq!(first_text(&rewritten), Some("Echo: rewritten by the guardrail"), "{rewritten}");
+    let redacted = c.call_tool("echo", json!({"message": "SECRET"})).await.unwrap();
+    assert_eq!(first_text(&redacted), Some("Echo: [redacted]"), "{redacted}");
+    let refused = c.call_tool("echo", json!({"message": "FORBIDDEN"})).await.unwrap();
+    assert_eq!(error_of(&refused).0, -32001, "{refused}");
+    assert_eq!(guard.checks("request", "tools/call").pop().unwrap().service_names, ["child"]);
+    assert!(!c.tool_names().await.unwrap().iter().any(|t| t == "printEnv"));
+    c.delete().await.unwrap();
     gw.stop().await;
 }
