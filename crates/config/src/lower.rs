@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, HashMap};
 use crate::error::{FieldError, FieldPath};
 use crate::model::{
     Bind, Config, DEFAULT_GATEWAY, DEFAULT_MCP_PORT, ExtAuthz, GatewayProtocol, GatewayRefs, Listener,
-    ListenerProtocol, McpBackend, McpHost, NamedBackend, PathMatch, RemoteRateLimit, Route, RouteBackend, RouteMatch,
-    SimpleMcp, backend_ref_name,
+    ListenerProtocol, McpBackend, McpGuardrails, McpHost, NamedBackend, PathMatch, RemoteRateLimit, Route,
+    RouteBackend, RouteMatch, SimpleMcp, backend_ref_name,
 };
 
 /// Routes and MCP targets the lowered config may hold. Attaching a route to many listeners
@@ -387,11 +387,15 @@ impl<'a> Lowering<'a> {
     fn mcp_route(&mut self, m: &SimpleMcp, matches: Vec<RouteMatch>) -> Route {
         let mut backend = m.backend();
         self.target_refs(&FieldPath::root().key("mcp"), &mut backend);
+        let mut policies = m.policies.clone();
+        if let Some(g) = policies.as_mut().and_then(|p| p.mcp_guardrails.as_mut()) {
+            self.guardrail_refs(&FieldPath::root().key("mcp").key("policies").key("mcpGuardrails"), g);
+        }
         Route {
             name: Some("default".into()),
             namespace: Some("internal".into()),
             matches,
-            policies: m.policies.clone(),
+            policies,
             backends: vec![RouteBackend { mcp: Some(backend), ..Default::default() }],
             ..Default::default()
         }
@@ -404,6 +408,9 @@ impl<'a> Lowering<'a> {
         }
         if let Some(r) = route.policies.as_mut().and_then(|p| p.ext_authz.as_mut()) {
             self.authz_refs(&source.key("policies").key("extAuthz"), r);
+        }
+        if let Some(g) = route.policies.as_mut().and_then(|p| p.mcp_guardrails.as_mut()) {
+            self.guardrail_refs(&source.key("policies").key("mcpGuardrails"), g);
         }
         for (i, b) in route.backends.iter_mut().enumerate() {
             let at = at.key("backends").index(i);
@@ -435,6 +442,12 @@ impl<'a> Lowering<'a> {
                 self.origins.add(at.key("mcp"), named_at.key("mcp"));
             }
         }
+        // After the loop: a `backend:` reference brings its named backend's policies.
+        for (i, b) in route.backends.iter_mut().enumerate() {
+            if let Some(g) = b.policies.as_mut().and_then(|p| p.mcp_guardrails.as_mut()) {
+                self.guardrail_refs(&source.key("backends").index(i).key("policies").key("mcpGuardrails"), g);
+            }
+        }
     }
 
     /// Replaces the `backend:` of a remote policy's service (and of its conditional entries)
@@ -456,6 +469,13 @@ impl<'a> Lowering<'a> {
             }
         }
         self.service_ref(source, &mut r.host, &mut r.backend);
+    }
+
+    /// [`Self::service_refs`] for the processors of `mcpGuardrails`.
+    fn guardrail_refs(&mut self, source: &FieldPath, g: &mut McpGuardrails) {
+        for (i, p) in g.processors.iter_mut().enumerate() {
+            self.service_ref(&source.key("processors").index(i), &mut p.host, &mut p.backend);
+        }
     }
 
     fn service_ref(&mut self, source: &FieldPath, host: &mut Option<String>, backend: &mut Option<String>) {

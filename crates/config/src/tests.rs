@@ -218,6 +218,7 @@ fn frontend_policies_load_and_refuse_what_is_not_implemented() {
     assert!(error(&pings).contains("without `http2KeepaliveInterval`"));
 }
 
+mod guardrails;
 mod ratelimit;
 mod remote;
 mod settings;

@@ -514,6 +514,9 @@ impl Validator {
         if let Some(r) = &p.ext_authz {
             self.ext_authz(&at.key("extAuthz"), r);
         }
+        if let Some(g) = &p.mcp_guardrails {
+            self.mcp_guardrails(&at.key("mcpGuardrails"), g);
+        }
 
         if let Some(j) = &p.jwt_auth {
             self.jwt_auth(&at.key("jwtAuth"), j);

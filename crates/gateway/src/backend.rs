@@ -41,12 +41,19 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Arrived(pub(crate) Instant);
 
+/// What the MCP relay is handed for one request: the rules, the guardrails, the trace.
+pub(crate) struct Hooks {
+    pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
+    pub(crate) guardrails: Option<Arc<dyn agw_mcp::guardrails::Guardrails>>,
+    pub(crate) trace: Option<agw_mcp::trace::SpanContext>,
+}
+
 pub(crate) async fn call<B>(
     backend: &Backend,
     policies: &Policies,
     (relay, client): (&Relay, &HttpClient),
     peer: SocketAddr,
-    (authorizer, trace): (Option<Arc<dyn Authorizer>>, Option<agw_mcp::trace::SpanContext>),
+    Hooks { authorizer, guardrails, trace }: Hooks,
     req: Request<B>,
 ) -> Response<Body>
 where
@@ -109,6 +116,7 @@ where
                 authorizer,
             );
             opts.trace = trace;
+            opts.guardrails = guardrails;
             // Who is calling matters to MCP sessions only: worked out here, not for every route.
             opts.caller = req
                 .extensions()

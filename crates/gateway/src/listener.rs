@@ -526,12 +526,15 @@ async fn route_request(
             return decorate(resp, &[route_cors, listener_cors], cors_origin.as_ref());
         }
     };
+    let guardrails = policies.mcp_guardrails.as_ref().map(|g| {
+        let v = authz::request_vars(&parts, &host, peer, &identity, g.uses());
+        g.bind(&parts, &host, ctx.tls.is_some(), agw_policy::expr::Inputs::from(v))
+    });
     parts.extensions.insert(identity);
     parts.extensions.insert(backend::Arrived(arrived));
     let req = Request::from_parts(parts, body);
-    let mut resp =
-        backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, (authorizer, trail.trace), req)
-            .await;
+    let hooks = backend::Hooks { authorizer, guardrails, trace: trail.trace };
+    let mut resp = backend::call(&route.backend, policies, (&shared.relay, &shared.client), peer, hooks, req).await;
     if let (Some(t), Some(inputs)) = (&policies.traffic, &traffic_inputs) {
         resp = crate::traffic::after_backend(t, resp, inputs).await;
     }

@@ -297,6 +297,9 @@ impl Builder {
             }
         };
         self.check_traffic(&at.key("policies"), &policies, &matches, &backend);
+        if policies.mcp_guardrails.is_some() && !matches!(backend, Backend::Mcp(_)) {
+            self.err(at.key("policies").key("mcpGuardrails"), "applies to MCP backends only (`mcp:` or MCP targets)");
+        }
         if policies.a2a && !matches!(backend, Backend::Host { .. }) {
             self.err(
                 at.key("policies").key("a2a"),

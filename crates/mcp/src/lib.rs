@@ -8,6 +8,7 @@ pub mod caller;
 pub mod error;
 mod grow;
 pub mod guard;
+pub mod guardrails;
 pub mod jsonrpc;
 pub mod local;
 pub mod metrics;

@@ -9,6 +9,7 @@
 //! is an SSE stream, except `initialize` (JSON, with the session id).
 
 mod exchange;
+mod guarded;
 pub mod merge;
 pub mod naming;
 
@@ -26,6 +27,7 @@ use crate::apps::{self, Edit};
 use crate::authz::{self, ItemKind, Verdict};
 use crate::body::Body;
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
+use crate::guardrails;
 use crate::jsonrpc::{ErrorObject, code};
 use crate::local::LocalSession;
 use crate::relay::{Backend, CallOptions, FailureMode, Relay};
@@ -35,6 +37,16 @@ use crate::upstream::sse::SseConn;
 use crate::upstream::stdio::StdioConn;
 use crate::upstream::{Conn, Upstream};
 use naming::{Naming, Route, Sep};
+
+/// Methods routed to one target by the item they name.
+const ROUTED: [&str; 6] = [
+    "tools/call",
+    "prompts/get",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+];
 
 /// Pages of a list fetched from one target before giving up (a runaway cursor loop).
 const MAX_PAGES: usize = 100;
@@ -319,9 +331,21 @@ impl<'a> Mux<'a> {
             out.message(&refused).await;
             return;
         }
+        let method = msg["method"].as_str().unwrap_or_default();
+        // A call routed to one target is checked there (`checked_request`); any other once,
+        // for all the session's targets.
+        let response = match self.opts.guardrails.as_deref().filter(|_| !ROUTED.contains(&method)) {
+            Some(g) => self.guarded_dispatch(g, sess, msg, out).await,
+            None => self.dispatch(sess, msg, out).await,
+        };
+        out.message(&response).await;
+    }
+
+    /// The answer to one request (not `initialize`), by method.
+    async fn dispatch(&self, sess: &Sess, msg: &Value, out: &Out) -> Value {
         let id = msg["id"].clone();
         let method = msg["method"].as_str().unwrap_or_default();
-        let response = match method {
+        match method {
             "ping" => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
             "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
                 self.list(sess, msg, out).await
@@ -333,8 +357,7 @@ impl<'a> Mux<'a> {
             "completion/complete" => self.complete(sess, msg, out).await,
             "logging/setLevel" => self.everyone(sess, msg, out, true).await,
             _ => self.everyone(sess, msg, out, false).await,
-        };
-        out.message(&response).await;
+        }
     }
 
     /// A call routed to one target by the item's name.
@@ -419,9 +442,12 @@ impl<'a> Mux<'a> {
             Verdict::Deny(refused) => return refused,
             Verdict::Hidden(_) => return authz::unknown(kind, exposed, id),
         }
-        match self.request(sess, idx, forwarded, out).await {
-            Ok(a) => a.response,
-            Err(f) => failure_message(id, f),
+        match self.opts.guardrails.as_deref() {
+            Some(g) => self.guarded_request(g, sess, idx, forwarded, (kind, exposed), out).await,
+            None => match self.request(sess, idx, forwarded, out).await {
+                Ok(a) => a.response,
+                Err(f) => failure_message(id, f),
+            },
         }
     }
 
@@ -603,6 +629,13 @@ impl<'a> Mux<'a> {
             // A notification naming a policed method would still run it on a lenient
             // upstream, and there is no answer to carry a refusal: dropped.
             debug!(method, "a notification with a policed method was dropped");
+            return;
+        }
+        if let Some(g) = &self.opts.guardrails
+            && let Some(method) = msg.get("method").and_then(Value::as_str)
+            && guardrails::drops_notification(g.as_ref(), method)
+        {
+            debug!(method, "a notification with a guarded method was dropped");
             return;
         }
         let is_response = msg.get("method").is_none();

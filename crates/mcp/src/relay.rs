@@ -138,6 +138,8 @@ pub struct CallOptions {
     pub extra_headers: HeaderMap,
     /// Decides which tools, prompts and resources the caller may see and use.
     pub authorizer: Option<Arc<dyn Authorizer>>,
+    /// `mcpGuardrails`: external processors asked about chosen methods (`None`: none).
+    pub guardrails: Option<Arc<dyn crate::guardrails::Guardrails>>,
     /// Filled in by the relay as it reads the body; ends up in the response's extensions.
     pub(crate) observed: std::sync::OnceLock<McpCall>,
     /// The client request's span, when traces are exported: upstream calls are its children.
@@ -158,6 +160,7 @@ impl CallOptions {
             backend_timeout,
             extra_headers,
             authorizer,
+            guardrails: None,
             observed: std::sync::OnceLock::new(),
             trace: None,
             caller: Caller::default(),

@@ -6,6 +6,7 @@ pub mod authz;
 pub mod client;
 pub mod counting;
 pub mod faulty;
+pub mod guardrails;
 pub mod harness;
 pub mod jwt;
 pub mod load;

@@ -54,9 +54,10 @@ pub struct BackendPolicies {
     /// Not supported yet here: use the route's `mcpAuthorization` (not on MCP targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_authorization: Option<Unsupported>,
-    /// Not supported yet (not on MCP targets).
+    /// External MCP processors (see the route's `mcpGuardrails`); replaces the route's (not on
+    /// MCP targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mcp_guardrails: Option<Unsupported>,
+    pub mcp_guardrails: Option<super::guardrails::McpGuardrails>,
     /// Not supported yet (not on MCP targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub a2a: Option<Unsupported>,
@@ -84,7 +85,6 @@ impl BackendPolicies {
             ("extAuthz", &self.ext_authz),
             ("authorization", &self.authorization),
             ("mcpAuthorization", &self.mcp_authorization),
-            ("mcpGuardrails", &self.mcp_guardrails),
             ("a2a", &self.a2a),
             ("inferenceRouting", &self.inference_routing),
             ("sessionAffinity", &self.session_affinity),
@@ -98,13 +98,15 @@ impl BackendPolicies {
         if self.response_header_modifier.is_some() {
             out.push("responseHeaderModifier");
         }
+        if self.mcp_guardrails.is_some() {
+            out.push("mcpGuardrails");
+        }
         let rest = [
             ("requestRedirect", &self.request_redirect),
             ("health", &self.health),
             ("extAuthz", &self.ext_authz),
             ("authorization", &self.authorization),
             ("mcpAuthorization", &self.mcp_authorization),
-            ("mcpGuardrails", &self.mcp_guardrails),
             ("a2a", &self.a2a),
             ("inferenceRouting", &self.inference_routing),
             ("sessionAffinity", &self.session_affinity),

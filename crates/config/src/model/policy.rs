@@ -110,9 +110,10 @@ pub struct RoutePolicies {
     /// Answer from the gateway (a route with it needs no backend), or `{conditional: [...]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_response: Option<super::traffic::DirectResponse>,
-    /// Not supported yet.
+    /// External MCP processors asked about chosen MCP methods, before the request goes
+    /// upstream and after its answer (agentgateway's `ExtMcp` gRPC protocol).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mcp_guardrails: Option<Unsupported>,
+    pub mcp_guardrails: Option<super::guardrails::McpGuardrails>,
     /// Marks the route as A2A (agent-to-agent) traffic: agent cards are rewritten to the
     /// gateway's address, calls are classified (method, task) for logs, metrics, traces and
     /// `authorization` rules (`a2a.*`).
@@ -163,7 +164,6 @@ pub struct RoutePolicies {
 impl RoutePolicies {
     pub fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Unsupported)> {
         super::common::present([
-            ("mcpGuardrails", &self.mcp_guardrails),
             ("ai", &self.ai),
             ("backendTunnel", &self.backend_tunnel),
             ("concurrencyLimit", &self.concurrency_limit),

@@ -36,6 +36,11 @@ impl Validator {
         if let Some(t) = &p.backend_tls {
             self.backend_tls(&at.key("backendTLS"), t);
         }
+        if let Some(g) = &p.mcp_guardrails
+            && !target
+        {
+            self.mcp_guardrails(&at.key("mcpGuardrails"), g);
+        }
     }
 }
 

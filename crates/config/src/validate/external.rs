@@ -3,7 +3,9 @@
 
 use super::{Validator, check_host_port};
 use crate::error::{FieldError, FieldPath};
-use crate::model::{ExtAuthz, ExtAuthzProtocol, RateLimitKind, RemoteRateLimit, present};
+use crate::model::{
+    ExtAuthz, ExtAuthzProtocol, GUARDRAIL_PSEUDO_HEADERS, McpGuardrails, RateLimitKind, RemoteRateLimit, present,
+};
 
 /// Largest `includeRequestBody.maxRequestBytes`.
 pub(crate) const MAX_AUTHZ_BODY: u32 = 1 << 20;
@@ -144,6 +146,26 @@ impl Validator {
             }
             if d.entries.is_empty() {
                 self.err(at.key("entries"), "needs at least one entry (rate-limit services refuse empty descriptors)");
+            }
+        }
+    }
+}
+
+impl Validator {
+    pub(super) fn mcp_guardrails(&mut self, at: &FieldPath, g: &McpGuardrails) {
+        for (i, p) in g.processors.iter().enumerate() {
+            let at = at.key("processors").index(i);
+            self.unsupported(&at, present([("service", &p.service), ("policies", &p.policies)]));
+            self.service(&at, &p.host, &p.backend, p.service.is_some(), "guardrail service");
+            let Some(h) = &p.request_headers else { continue };
+            for (field, names) in [("allowed", &h.allowed), ("disallowed", &h.disallowed)] {
+                for (j, name) in names.iter().enumerate() {
+                    let pseudo = GUARDRAIL_PSEUDO_HEADERS.contains(&name.as_str());
+                    if !pseudo && !is_header_name(name) {
+                        let message = "not a header name (or `:method`, `:path`, `:authority`, `:scheme`)";
+                        self.err(at.key("requestHeaders").key(field).index(j), message);
+                    }
+                }
             }
         }
     }

@@ -71,6 +71,8 @@ pub struct Policies {
     pub(crate) remote_rate_limits: Option<Arc<crate::remote_ratelimit::RemoteRateLimits>>,
     /// `extAuthz`.
     pub(crate) ext_authz: Option<Arc<crate::ext_authz::ExtAuthzPolicy>>,
+    /// `mcpGuardrails` (the route's, or its backend's).
+    pub(crate) mcp_guardrails: Option<Arc<crate::guardrails::GuardrailsPolicy>>,
     /// `a2a`: the route carries A2A traffic.
     pub a2a: bool,
     /// `oidc`: browser sign-in.
@@ -203,6 +205,9 @@ impl Builder {
         });
         out.ext_authz = p.ext_authz.as_ref().and_then(|a| {
             crate::ext_authz::ExtAuthzPolicy::resolve(&at.key("extAuthz"), a, &mut self.errors).map(Arc::new)
+        });
+        out.mcp_guardrails = p.mcp_guardrails.as_ref().and_then(|g| {
+            crate::guardrails::GuardrailsPolicy::resolve(&at.key("mcpGuardrails"), g, &mut self.errors).map(Arc::new)
         });
         out.a2a = p.a2a.is_some();
         if let Some(o) = &p.oidc {

@@ -56,6 +56,11 @@ impl Builder {
             // Passthrough is a route policy (refused here): the backend's own auth replaces it.
             policies.passthrough = None;
         }
+        if let Some(g) = &p.mcp_guardrails {
+            policies.mcp_guardrails =
+                crate::guardrails::GuardrailsPolicy::resolve(&at.key("mcpGuardrails"), g, &mut self.errors)
+                    .map(std::sync::Arc::new);
+        }
     }
 
     /// `backendAuth.key` and `credentials` (written at `at`), with their secrets read.

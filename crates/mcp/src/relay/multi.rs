@@ -38,6 +38,11 @@ where
 {
     let bytes = relay.read_request(body).await?;
     let (parsed, is_init) = super::parse_request(&bytes, relay.options.max_batch)?;
+    parsed_messages(&parsed, is_init)
+}
+
+/// Owned values of parsed messages.
+pub(super) fn parsed_messages(parsed: &jsonrpc::Body<'_>, is_init: bool) -> Result<Messages, RelayError> {
     // The envelope scan accepts what a full parse may not (a lone surrogate, `1e999`, deep
     // nesting): such a message is refused, not forwarded half-read.
     let values = parsed
@@ -115,8 +120,19 @@ impl Relay {
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        let Messages { values: messages, is_init, batch } = read_messages(self, body).await?;
-        observe_values(self, &backend, opts, &messages);
+        let messages = read_messages(self, body).await?;
+        observe_values(self, &backend, opts, &messages.values);
+        self.multi_post_messages(backend, parts, messages, opts).await
+    }
+
+    /// A `POST`'s messages, read and counted already.
+    pub(super) async fn multi_post_messages(
+        &self,
+        backend: Arc<Backend>,
+        parts: &Parts,
+        Messages { values: messages, is_init, batch }: Messages,
+        opts: &CallOptions,
+    ) -> Result<Response<Body>, RelayError> {
         let headers = forward_headers(&parts.headers, &opts.extra_headers);
         if is_init {
             let id = messages[0].get("id");

@@ -16,9 +16,12 @@ use super::{
     Backend, CallOptions, Relay, Target, accepted, check_json_rpc, effective_limit, empty_response, error_response,
     forward_headers, json_response, log_failure, media_type, sse_response, stream,
 };
+use std::sync::Arc;
+
 use crate::authz::{self, Authorizer, Verdict};
 use crate::body::{self, Body, BoxError, ReadError, read_limited};
 use crate::error::{FailureKind, RelayError, UpstreamFailure};
+use crate::guardrails;
 use crate::jsonrpc::{self, Kind};
 use crate::session::{SessionState, TargetSession};
 use crate::sse::Event;
@@ -110,7 +113,7 @@ impl Plan {
 impl Relay {
     pub(super) async fn post<B>(
         &self,
-        backend: &Backend,
+        backend: &Arc<Backend>,
         parts: &Parts,
         body: B,
         opts: &CallOptions,
@@ -135,6 +138,18 @@ impl Relay {
             super::check_batch(msgs.batch, &parts.headers, &state)?;
             (Some(state), None)
         };
+        if let Some(g) = opts.guardrails.as_deref()
+            && msgs
+                .messages
+                .iter()
+                .any(|m| m.method().is_some_and(|method| guardrails::wants(g, method, m.kind == Kind::Notification)))
+        {
+            // A processor must see a message or its answer whole: the multiplexer's path
+            // (the session ids of both paths are alike).
+            let messages = super::multi::parsed_messages(&msgs, is_init)?;
+            super::multi::observe_values(self, backend, opts, &messages.values);
+            return self.multi_post_messages(backend.clone(), parts, messages, opts).await;
+        }
         let target = &backend.targets[0];
         let n = msgs.requests().count();
         for m in msgs.requests() {
