@@ -388,8 +388,15 @@ impl<'a> Lowering<'a> {
         let mut backend = m.backend();
         self.target_refs(&FieldPath::root().key("mcp"), &mut backend);
         let mut policies = m.policies.clone();
+        let at = FieldPath::root().key("mcp").key("policies");
+        if let Some(r) = policies.as_mut().and_then(|p| p.remote_rate_limit.as_mut()) {
+            self.service_refs(&at.key("remoteRateLimit"), r);
+        }
+        if let Some(r) = policies.as_mut().and_then(|p| p.ext_authz.as_mut()) {
+            self.authz_refs(&at.key("extAuthz"), r);
+        }
         if let Some(g) = policies.as_mut().and_then(|p| p.mcp_guardrails.as_mut()) {
-            self.guardrail_refs(&FieldPath::root().key("mcp").key("policies").key("mcpGuardrails"), g);
+            self.guardrail_refs(&at.key("mcpGuardrails"), g);
         }
         Route {
             name: Some("default".into()),

@@ -458,3 +458,16 @@ fn a_small_file_cannot_lower_into_a_huge_config() {
     assert_eq!(all.len(), 1, "{all:?}");
     assert!(all[0].contains("routes[100].backends[0]: the config grows past"), "{}", all[0]);
 }
+
+/// In the `mcp:` shorthand, the remote policies' `backend:` references become the named
+/// backend's `host`, as on routes.
+#[test]
+fn mcp_shorthand_remote_policies_name_backends() {
+    let agw = "backends:\n- name: authz\n  host: 127.0.0.1:9191\n- name: rls\n  host: 127.0.0.1:8081\nmcp:\n  port: 3000\n  policies:\n    extAuthz:\n      backend: authz\n      protocol:\n        grpc: {}\n    remoteRateLimit:\n      backend: rls\n      domain: d\n      descriptors:\n      - entries:\n        - key: k\n          value: '\"v\"'\n  targets:\n  - name: a\n    mcp:\n      host: http://127.0.0.1:1/mcp\n";
+    let c = lowered(agw);
+    let p = c.binds[0].listeners[0].routes[0].policies.as_ref().unwrap();
+    let dump = serde_json::to_value(p).unwrap();
+    assert_eq!(dump["extAuthz"]["host"], "127.0.0.1:9191", "{dump}");
+    assert_eq!(dump["remoteRateLimit"]["host"], "127.0.0.1:8081", "{dump}");
+    assert!(dump["extAuthz"].get("backend").is_none(), "{dump}");
+}
