@@ -17,7 +17,7 @@ use http::{Method, Response, StatusCode, Uri};
 use serde_json::{Value, json};
 use tracing::debug;
 
-use agw_mcp::body::{self, Body};
+use agw_http::body::{self, Body};
 
 /// Largest agent card rewritten.
 pub const MAX_CARD_BYTES: usize = 1 << 20;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use agw_mcp::body::{self, Body};
+use agw_http::body::{self, Body};
 use http::header::{CONTENT_TYPE, HeaderValue, LOCATION};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agw_config::model::AuthMode;
-use agw_mcp::body::{self, Body};
+use agw_http::body::{self, Body};
 use agw_policy::apikey::ApiKeys;
 use agw_policy::basic::Htpasswd;
 use agw_policy::jwt::cache::TokenCache;

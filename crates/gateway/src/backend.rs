@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agw_mcp::body::{Body, BoxError};
-use agw_mcp::upstream::SendError;
+use agw_http::SendError;
+use agw_http::body::{Body, BoxError};
 use std::sync::Arc;
 
 use agw_mcp::authz::Authorizer;
@@ -272,7 +272,7 @@ fn exchange_failed(backend: &Backend, e: &ExchangeError) -> Response<Body> {
         Backend::Host { .. } | Backend::Split(_) | Backend::None => serde_json::json!({ "error": message }),
     }
     .to_string();
-    let mut r = Response::new(agw_mcp::body::full(text));
+    let mut r = Response::new(agw_http::body::full(text));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if status == http::StatusCode::UNAUTHORIZED {

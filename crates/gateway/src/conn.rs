@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use agw_mcp::body::{Body, BoxError};
+use agw_http::body::{Body, BoxError};
 use agw_mcp::metrics::{CloseLabels, Metrics};
 use http::{Request, Response};
 use http_body_util::BodyExt;

@@ -4,7 +4,7 @@
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
-use agw_mcp::body::{self, Body};
+use agw_http::body::{self, Body};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use agw_mcp::HttpClient;
-use agw_mcp::body::{self, read_limited};
+use agw_http::HttpClient;
+use agw_http::body::{self, read_limited};
 use agw_policy::jwt::jwks::MAX_JWKS_BYTES;
 use agw_policy::jwt::{KeySet, KeyStore};
 use http::{Method, Request, Uri};

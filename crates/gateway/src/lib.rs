@@ -239,7 +239,7 @@ pub async fn start_with(loaded: &Loaded, options: Options) -> Result<Running, St
         Some(n) => Limits { max_request: n, max_response: n },
         None => Limits::default(),
     };
-    let budget = Arc::new(agw_mcp::body::Budget::new(
+    let budget = Arc::new(agw_http::body::Budget::new(
         runtime.frontend.max_buffered_request_bytes,
         metrics.request_body_buffered_bytes.clone(),
     ));

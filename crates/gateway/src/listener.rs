@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use agw_config::model::AuditMode;
+use agw_http::body::{self, Body};
 use agw_mcp::authz::Authorizer;
-use agw_mcp::body::{self, Body};
 use agw_mcp::metrics::{AuthnLabels, HttpLabels, McpCall, Metrics, RouteLabels};
 use agw_mcp::trace::{Attr, Kind, SpanContext, SpanData};
 use agw_policy::cors::Cors;
@@ -599,7 +599,7 @@ pub(crate) enum Admitted {
 
 impl http_body::Body for Admitted {
     type Data = bytes::Bytes;
-    type Error = agw_mcp::body::BoxError;
+    type Error = agw_http::body::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -799,7 +799,7 @@ impl EndsOnShutdown {
 
 impl http_body::Body for EndsOnShutdown {
     type Data = bytes::Bytes;
-    type Error = agw_mcp::body::BoxError;
+    type Error = agw_http::body::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,

@@ -18,8 +18,8 @@ pub mod provider;
 use std::sync::Arc;
 
 use agw_config::model::{McpProvider, Secret};
-use agw_mcp::HttpClient;
-use agw_mcp::body::{self, Body, BoxError, read_limited};
+use agw_http::HttpClient;
+use agw_http::body::{self, Body, BoxError, read_limited};
 use bytes::Bytes;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, AUTHORIZATION,

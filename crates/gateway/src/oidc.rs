@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agw_config::FieldPath;
 use agw_config::model::{self, FileInlineOrRemote, TokenEndpointAuth};
-use agw_mcp::HttpClient;
-use agw_mcp::body::{self, Body, read_limited};
+use agw_http::HttpClient;
+use agw_http::body::{self, Body, read_limited};
 use agw_mcp::session::{Sealer, random_token};
 use agw_policy::jwt::{DEFAULT_CLOCK_SKEW_SECS, KeySet, KeyStore, Provider, TokenClaims, Validator};
 use base64::Engine;

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use agw_config::model::{LocalRateLimits, RateLimitKind};
 use agw_config::{FieldError, FieldPath};
-use agw_mcp::body::{self, Body};
+use agw_http::body::{self, Body};
 use agw_policy::expr::{Expression, Inputs};
 use agw_policy::rules::{Uses, to_cel};
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};

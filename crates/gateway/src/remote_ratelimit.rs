@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use agw_config::model::{RemoteFailureMode, RemoteRateLimit};
 use agw_config::{FieldError, FieldPath};
-use agw_mcp::body::{self, Body};
+use agw_http::body::{self, Body};
 use agw_policy::expr::{Expression, Inputs};
 use agw_policy::rules::{Uses, to_cel};
 use http::header::{CONTENT_TYPE, HeaderValue};

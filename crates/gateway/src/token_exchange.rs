@@ -18,8 +18,8 @@ use agw_config::model::{
     self, ClientAuthMethod, CredentialLocation, GrantType, OauthTokenExchange, RAW_TOKEN_EXPRESSIONS,
     SecretFileOrInline,
 };
-use agw_mcp::HttpClient;
-use agw_mcp::body::{self, read_limited};
+use agw_http::HttpClient;
+use agw_http::body::{self, read_limited};
 use agw_policy::expr::{Expression, Inputs};
 use agw_policy::jwt::sign::Signer;
 use agw_policy::location::Location;

@@ -29,8 +29,8 @@ use std::net::SocketAddr;
 
 use agw_config::model::RoutePolicies;
 use agw_config::{FieldError, FieldPath};
-use agw_mcp::HttpClient;
-use agw_mcp::body::Body;
+use agw_http::HttpClient;
+use agw_http::body::Body;
 use agw_policy::expr::{Expression, Inputs};
 use agw_policy::rules::Uses;
 use bytes::Bytes;
@@ -248,7 +248,7 @@ pub(crate) async fn after_backend(t: &Traffic, resp: Response<Body>, inputs: &In
 pub(crate) async fn read_bounded<B>(body: B, size: u64) -> Result<Bytes, GatewayError>
 where
     B: http_body::Body<Data = Bytes>,
-    B::Error: Into<agw_mcp::body::BoxError>,
+    B::Error: Into<agw_http::body::BoxError>,
 {
     // `size` was checked by `retry::replayable_size`: small, or what `buffer` already read.
     let limit = usize::try_from(size).unwrap_or(0);

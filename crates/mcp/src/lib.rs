@@ -3,7 +3,7 @@
 
 mod apps;
 pub mod authz;
-pub mod body;
+pub use agw_http::body;
 pub mod caller;
 pub mod error;
 mod grow;

@@ -2,26 +2,19 @@
 //! or SSE), and two kinds that hold a connection per session: legacy HTTP+SSE and stdio.
 
 pub mod conn;
-pub mod quickack;
 pub mod sse;
 pub mod stdio;
-pub mod tls;
+
+pub use agw_http::client::{HttpClient, SendError, error_chain, system_roots};
+pub use agw_http::{quickack, tls};
 
 use std::sync::Arc;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, Uri};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{HeaderMap, Method, Request, Uri};
 
 use crate::body::{self, Body};
-use quickack::QuickAckConnector;
 
 pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -31,134 +24,6 @@ pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
 const ACCEPT_SSE: HeaderValue = HeaderValue::from_static("text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
-
-type Pool = Client<HttpsConnector<QuickAckConnector>, Body>;
-
-/// A pooled HTTP/1.1 client (plain HTTP, and HTTPS verified against the system's root
-/// certificates) shared by every upstream of the gateway. Its connections send no delayed ACKs
-/// (see [`quickack`]).
-///
-/// Each thread gets its own connection pool: a connection's task then runs on the thread
-/// that uses it, so a request and its upstream call never hand off between threads.
-#[derive(Clone, Debug)]
-pub struct HttpClient {
-    /// Tells this client's pools apart from other clients' in the per-thread table.
-    id: u64,
-    connector: HttpsConnector<QuickAckConnector>,
-}
-
-static NEXT_CLIENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-thread_local! {
-    static POOLS: std::cell::RefCell<std::collections::HashMap<u64, Pool>> = Default::default();
-}
-
-impl HttpClient {
-    pub fn new(connect_timeout: Duration) -> HttpClient {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let builder = system_roots("HTTPS upstreams");
-        let connector = builder.https_or_http().enable_http1().wrap_connector(QuickAckConnector::new(http));
-        HttpClient { id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), connector }
-    }
-
-    /// A client for upstreams with `backendTLS`: every connection uses TLS with these settings
-    /// (an `http://` URL too). Reads the files it names.
-    pub fn with_tls(options: &tls::TlsOptions) -> Result<HttpClient, tls::TlsError> {
-        let built = tls::build(options)?;
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(tls::CONNECT_TIMEOUT));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(built.config).https_only();
-        let builder = match built.server_name {
-            Some(name) => builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name)),
-            None => builder,
-        };
-        let connector = match built.versions {
-            tls::Versions::Http1 => builder.enable_http1().wrap_connector(QuickAckConnector::new(http)),
-            tls::Versions::Http2 => builder.enable_http2().wrap_connector(QuickAckConnector::new(http)),
-            tls::Versions::Both => builder.enable_all_versions().wrap_connector(QuickAckConnector::new(http)),
-        };
-        Ok(HttpClient { id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), connector })
-    }
-
-    /// This thread's pool.
-    fn pool(&self) -> Pool {
-        POOLS.with(|pools| {
-            pools
-                .borrow_mut()
-                .entry(self.id)
-                .or_insert_with(|| {
-                    Client::builder(TokioExecutor::new())
-                        .pool_idle_timeout(Duration::from_secs(90))
-                        .pool_max_idle_per_host(64)
-                        .build(self.connector.clone())
-                })
-                .clone()
-        })
-    }
-
-    /// Sends a request; the error says whether the failure was connecting or later.
-    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, SendError> {
-        self.pool().request(req).await.map_err(|e| {
-            let detail = error_chain(&e);
-            if e.is_connect() { SendError::Connect(detail) } else { SendError::Other(detail) }
-        })
-    }
-}
-
-impl Default for HttpClient {
-    fn default() -> Self {
-        HttpClient::new(Duration::from_secs(10))
-    }
-}
-
-/// A TLS connector builder verifying against the system's root certificates; without any (a
-/// bare container), an empty store, so that plain HTTP still works and `https://` fails to
-/// verify, with a warning naming `what` will fail.
-pub fn system_roots(what: &str) -> hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes> {
-    match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "no system root certificates: {what} will fail");
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-            )
-        }
-    }
-}
-
-/// Why a request to an upstream failed before a response arrived.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    #[error("request failed: {0}")]
-    Other(String),
-}
-
-/// The innermost causes of an error, joined: hyper's top-level messages alone are vague.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let msg = s.to_string();
-        if !parts.iter().any(|p| p.contains(&msg)) {
-            parts.push(msg);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
-}
 
 /// `requestHeaderModifier` / `responseHeaderModifier`, with names and values parsed.
 #[derive(Debug, Clone, Default)]

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use agw_mcp::HttpClient;
-use agw_mcp::body::{self, read_limited};
+use agw_http::HttpClient;
+use agw_http::body::{self, read_limited};
 use agw_mcp::upstream::HttpTarget;
 use base64::Engine;
 use bytes::Bytes;

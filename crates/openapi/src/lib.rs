@@ -10,8 +10,8 @@ pub mod spec;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agw_mcp::HttpClient;
-use agw_mcp::body::{self, read_limited};
+use agw_http::HttpClient;
+use agw_http::body::{self, read_limited};
 use agw_mcp::upstream::{HttpTarget, LocalServer};
 use http::{HeaderMap, Method, Request, Uri};
 use serde_json::{Value, json};

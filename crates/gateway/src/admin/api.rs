@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use agw_mcp::body::{self, Body, read_limited};
+use agw_http::body::{self, Body, read_limited};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use agw_mcp::body::{BodyTimedOut, BoxError};
+use agw_http::body::{BodyTimedOut, BoxError};
 use agw_mcp::metrics::{CloseLabels, Metrics};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};

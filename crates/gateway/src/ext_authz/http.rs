@@ -7,8 +7,8 @@ use ::http::uri::Authority;
 use ::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use agw_config::FieldPath;
 use agw_config::model::ExtAuthzHttp;
-use agw_mcp::HttpClient;
-use agw_mcp::body;
+use agw_http::HttpClient;
+use agw_http::body;
 use agw_policy::expr::{Expression, Inputs};
 use agw_policy::rules::to_cel;
 use bytes::Bytes;
@@ -76,7 +76,7 @@ fn request(
     s: &Subject<'_>,
     inputs: &Inputs,
     call: Option<&McpCall>,
-) -> Result<Request<agw_mcp::body::Body>, String> {
+) -> Result<Request<agw_http::body::Body>, String> {
     let mut method = s.parts.method.clone();
     let mut path = match &set.path {
         Some(e) => e.eval_json(inputs).map(text).ok_or("`path` could not be evaluated")?,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use agw_config::FieldPath;
 use agw_config::model::{CipherSuite, FrontendTls, ListenerTls, TlsVersion};
-use agw_mcp::upstream::tls::pem;
+use agw_http::tls::pem;
 use rustls::crypto::{CryptoProvider, ring};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;

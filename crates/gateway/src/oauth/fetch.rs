@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agw_mcp::HttpClient;
-use agw_mcp::body::{self, Body, read_limited};
+use agw_http::HttpClient;
+use agw_http::body::{self, Body, read_limited};
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};

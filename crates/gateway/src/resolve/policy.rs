@@ -121,7 +121,7 @@ impl crate::oidc::Build for Builder {
     fn err(&mut self, at: FieldPath, message: String) {
         Builder::err(self, at, message);
     }
-    fn client(&self) -> agw_mcp::HttpClient {
+    fn client(&self) -> agw_http::HttpClient {
         self.client.clone()
     }
 }

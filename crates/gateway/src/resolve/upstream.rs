@@ -239,7 +239,7 @@ impl Builder {
                 "the upstream's certificate name is not verified: any certificate from its CAs is accepted",
             );
         }
-        let options = agw_mcp::upstream::tls::TlsOptions {
+        let options = agw_http::tls::TlsOptions {
             root: tls.root.clone(),
             cert: tls.cert.clone(),
             key: tls.key.clone(),

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use agw_config::model::{self, BufferFailureMode};
-use agw_mcp::body::{Body, BoxError};
+use agw_http::body::{Body, BoxError};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HeaderValue, TRANSFER_ENCODING, UPGRADE};
 use http::request::Parts;
@@ -81,7 +81,7 @@ impl Buffer {
             Ok(Read::Whole(bytes)) => {
                 parts.headers.remove(TRANSFER_ENCODING);
                 parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-                Response::from_parts(parts, agw_mcp::body::full(bytes))
+                Response::from_parts(parts, agw_http::body::full(bytes))
             }
             Ok(Read::Partial(head)) if side.open => {
                 Response::from_parts(parts, Prefixed { head: Some(head), rest: body }.boxed())

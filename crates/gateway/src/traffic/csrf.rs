@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use agw_config::model;
-use agw_mcp::body::{self, Body};
+use agw_http::body::{self, Body};
 use http::header::{HOST, ORIGIN};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};

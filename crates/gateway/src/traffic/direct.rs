@@ -3,7 +3,7 @@
 
 use agw_config::model::{ConditionalDirectResponse, DirectResponse};
 use agw_config::{FieldError, FieldPath};
-use agw_mcp::body::{self, Body};
+use agw_http::body::{self, Body};
 use agw_policy::expr::{Expression, Inputs};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};

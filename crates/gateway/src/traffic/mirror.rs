@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use agw_config::FieldPath;
 use agw_config::model;
-use agw_mcp::HttpClient;
+use agw_http::HttpClient;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, HeaderValue};
 use http::request::Parts;
@@ -61,7 +61,7 @@ impl Mirror {
         else {
             return;
         };
-        let mut req = Request::new(agw_mcp::body::full(body.clone().unwrap_or_default()));
+        let mut req = Request::new(agw_http::body::full(body.clone().unwrap_or_default()));
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = uri;
         *req.headers_mut() = parts.headers.clone();
@@ -81,7 +81,7 @@ impl Mirror {
                 let resp = client.send(req).await?;
                 // Read the answer so the connection can be used again; its content is dropped.
                 let _ = resp.into_body().collect().await;
-                Ok::<(), agw_mcp::upstream::SendError>(())
+                Ok::<(), agw_http::SendError>(())
             })
             .await;
             match sent {

@@ -6,7 +6,7 @@
 
 use agw_config::FieldPath;
 use agw_config::model::{self, AuthorityRewrite, PathRewrite};
-use agw_mcp::body::{self, Body};
+use agw_http::body::{self, Body};
 use http::header::{HOST, HeaderValue, LOCATION};
 use http::request::Parts;
 use http::{Response, StatusCode};

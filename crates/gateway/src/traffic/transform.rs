@@ -7,7 +7,7 @@
 
 use agw_config::model;
 use agw_config::{FieldError, FieldPath};
-use agw_mcp::body::{self, Body};
+use agw_http::body::{self, Body};
 use agw_policy::expr::{Expression, Inputs};
 use agw_policy::rules::to_cel;
 use bytes::Bytes;
@@ -207,7 +207,7 @@ enum ReadError {
 
 async fn read<B>(body: B) -> Result<Bytes, ReadError>
 where
-    B: http_body::Body<Data = Bytes, Error = agw_mcp::body::BoxError> + Unpin,
+    B: http_body::Body<Data = Bytes, Error = agw_http::body::BoxError> + Unpin,
 {
     let mut body = body;
     let mut out = bytes::BytesMut::new();
