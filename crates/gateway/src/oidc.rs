@@ -216,13 +216,7 @@ impl Oidc {
         let nonce = random_token(24);
         let verifier = random_token(32);
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let original = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let original = if original.len() > MAX_ORIGINAL_URI || !original.starts_with('/') || original.starts_with("//")
-        {
-            "/"
-        } else {
-            original
-        };
+        let original = local_target(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
         let login = json!({"p": self.id, "tx": tx, "state": csrf, "nonce": nonce, "verifier": verifier,
             "uri": original, "exp": now() + LOGIN_TTL.as_secs()});
         let sealed = self.sealer.seal(login.to_string().as_bytes());
@@ -514,6 +508,13 @@ fn strip_cookies(parts: &mut Parts, drop: impl Fn(&str) -> bool) {
     {
         parts.headers.insert(header::COOKIE, v);
     }
+}
+
+/// Where to send the browser after sign-in: the path it asked for when that is a path on this
+/// host (never `//host`, `/\host` or over 2 KiB: an open redirect), else `/`.
+fn local_target(original: &str) -> &str {
+    let foreign = !original.starts_with('/') || original.starts_with("//") || original.contains('\\');
+    if foreign || original.len() > MAX_ORIGINAL_URI { "/" } else { original }
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {

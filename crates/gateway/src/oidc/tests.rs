@@ -38,3 +38,12 @@ fn comparison_is_exact() {
     assert!(!constant_eq(b"abc", b"abd"));
     assert!(!constant_eq(b"abc", b"ab"));
 }
+
+#[test]
+fn the_return_target_stays_on_this_host() {
+    assert_eq!(local_target("/docs/page?x=1"), "/docs/page?x=1");
+    assert_eq!(local_target("//evil.example/x"), "/");
+    assert_eq!(local_target("/\\evil.example/x"), "/");
+    assert_eq!(local_target("https://evil.example/"), "/");
+    assert_eq!(local_target(&format!("/{}", "a".repeat(3000))), "/");
+}
