@@ -86,3 +86,33 @@ async fn a2a_needs_a_host_backend() {
     let e = Gateway::start(yaml).await.err().unwrap().to_string();
     assert!(e.contains("routes[0].policies.a2a: A2A traffic goes to a `host:` backend"), "{e}");
 }
+
+/// A2A calls in the access log (exported over OTLP), in the server spans, and the `backend`
+/// variable of telemetry expressions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_in_the_access_log_and_the_traces() {
+    use agw_testkit::otlp::{Receiver, attr, log_attr};
+    let (_agent, port) = agent().await;
+    let collector = Receiver::start().await.unwrap();
+    let host = collector.endpoint().trim_start_matches("http://").to_string();
+    let telemetry = format!(
+        "config:\n  adminAddr: 'off'\n  readinessAddr: 'off'\n  statsAddr: 'off'\nfrontendPolicies:\n  accessLog:\n    add:\n      proto: backend.protocol\n    otlp:\n      host: {host}\n  tracing:\n    host: {host}\n    randomSampling: 'true'\n"
+    );
+    let gw = Gateway::start(&format!("{telemetry}{}", config(port, ""))).await.unwrap();
+    let out = client(&gw.url(""), &["stream", "get"]).await;
+    assert!(out.get("fatal").is_none(), "{out}");
+    let task = out["stream"]["taskId"].as_str().unwrap().to_string();
+    gw.stop().await; // flushes the exporters
+    let logs = collector.logs();
+    let get = logs
+        .iter()
+        .find(|r| log_attr(r, "a2a.method").as_deref() == Some("GetTask"))
+        .unwrap_or_else(|| panic!("no GetTask record: {logs:#?}"));
+    assert_eq!(log_attr(get, "a2a.task_id").as_deref(), Some(task.as_str()));
+    assert_eq!(log_attr(get, "proto").as_deref(), Some("a2a"), "the backend variable");
+    assert!(logs.iter().any(|r| log_attr(r, "a2a.method").as_deref() == Some("SendStreamingMessage")));
+    let spans = collector.spans();
+    let span = spans.iter().find(|s| s.name == "GetTask").unwrap_or_else(|| panic!("no GetTask span: {spans:#?}"));
+    assert_eq!(attr(span, "a2a.method").as_deref(), Some("GetTask"));
+    assert_eq!(attr(span, "a2a.task.id").as_deref(), Some(task.as_str()));
+}
