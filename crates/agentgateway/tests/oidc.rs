@@ -14,6 +14,16 @@ use http::Response;
 use serde_json::{Value, json};
 use support::{Logs, start_with_env};
 
+/// The gateway process, killed however the test ends (a failed assertion included).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 const SECRET: &str = "5f0c1d8e9a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d";
 
 fn port(logs: &Logs) -> u16 {
@@ -69,7 +79,8 @@ fn a_browser_signs_in_a_tampered_cookie_is_refused_and_logout_ends_access() {
         client["client_secret"].as_str().unwrap(),
         app.addr
     );
-    let (mut gw, logs) = start_with_env(&["--config", &config], &[("OIDC_COOKIE_SECRET", SECRET)]);
+    let (gw, logs) = start_with_env(&["--config", &config], &[("OIDC_COOKIE_SECRET", SECRET)]);
+    let _gw = Killed(gw);
     assert_eq!(port(&logs), gw_port);
     let base = format!("http://127.0.0.1:{gw_port}");
 
@@ -102,7 +113,6 @@ fn a_browser_signs_in_a_tampered_cookie_is_refused_and_logout_ends_access() {
     let (status, _) =
         rt.block_on(http("POST", &format!("{base}/api"), &[("content-type", "application/json")], "{}")).unwrap();
     assert_eq!(status, 401);
-    let _ = gw.kill();
 }
 
 #[test]
