@@ -11,8 +11,8 @@
 //!   `dynamic_metadata`; HTTP: the headers `x-user` and `x-tier`).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+
+use std::sync::Mutex;
 
 use agw_gateway::envoy::Struct;
 use agw_gateway::envoy::auth::{
@@ -26,7 +26,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use prost::Message;
 
-use crate::serve::{self, Server};
+use crate::serve;
 
 /// What the service saw of one check.
 #[derive(Debug, Clone, Default)]
@@ -42,34 +42,27 @@ pub struct Seen {
     pub body: String,
 }
 
-pub struct AuthzServer {
-    pub server: Server,
-    seen: Arc<Mutex<Vec<Seen>>>,
+pub struct AuthzServer(serve::Recording<Seen>);
+
+impl std::ops::Deref for AuthzServer {
+    type Target = serve::Recording<Seen>;
+    fn deref(&self) -> &serve::Recording<Seen> {
+        &self.0
+    }
 }
 
 impl AuthzServer {
+    /// Stops it (a service that is down).
+    pub async fn stop(self) {
+        self.0.server.stop().await;
+    }
+
     pub async fn start() -> std::io::Result<AuthzServer> {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        let server = serve::app("127.0.0.1:0".parse::<SocketAddr>().expect("address"), move |req| {
-            let sink = sink.clone();
-            async move { answer(req, &sink).await }
-        })
-        .await?;
-        Ok(AuthzServer { server, seen })
-    }
-
-    /// `host:port`.
-    pub fn host(&self) -> String {
-        self.server.addr.to_string()
-    }
-
-    pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().expect("lock").clone()
+        serve::Recording::start(|req, sink| async move { answer(req, &sink).await }).await.map(AuthzServer)
     }
 
     pub fn calls(&self) -> usize {
-        self.seen.lock().expect("lock").len()
+        self.seen().len()
     }
 }
 

@@ -12,8 +12,7 @@
 //! - a `tools/call` let through is tagged: its upstream request gets `x-guardrail: checked`
 //!   and loses `user-agent` (`header_mutation`).
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use agw_gateway::ext_mcp::{
     AuthorizationError, CHECK_REQUEST, CHECK_RESPONSE, Decision, HeaderMutation, McpHeader, McpRequest,
@@ -28,7 +27,7 @@ use hyper::body::Incoming;
 use prost::Message;
 use serde_json::{Value, json};
 
-use crate::serve::{self, Server};
+use crate::serve;
 
 /// One check as the service saw it.
 #[derive(Debug, Clone, Default)]
@@ -51,30 +50,23 @@ impl Seen {
     }
 }
 
-pub struct GuardrailServer {
-    pub server: Server,
-    seen: Arc<Mutex<Vec<Seen>>>,
+pub struct GuardrailServer(serve::Recording<Seen>);
+
+impl std::ops::Deref for GuardrailServer {
+    type Target = serve::Recording<Seen>;
+    fn deref(&self) -> &serve::Recording<Seen> {
+        &self.0
+    }
 }
 
 impl GuardrailServer {
+    /// Stops it (a service that is down).
+    pub async fn stop(self) {
+        self.0.server.stop().await;
+    }
+
     pub async fn start() -> std::io::Result<GuardrailServer> {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        let server = serve::app("127.0.0.1:0".parse::<SocketAddr>().expect("address"), move |req| {
-            let sink = sink.clone();
-            async move { answer(req, &sink).await }
-        })
-        .await?;
-        Ok(GuardrailServer { server, seen })
-    }
-
-    /// `host:port`.
-    pub fn host(&self) -> String {
-        self.server.addr.to_string()
-    }
-
-    pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().expect("lock").clone()
+        serve::Recording::start(|req, sink| async move { answer(req, &sink).await }).await.map(GuardrailServer)
     }
 
     /// The checks of one phase and method, in order.

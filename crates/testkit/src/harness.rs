@@ -22,6 +22,15 @@ impl Gateway {
         Gateway::run(loaded, agw_gateway::Options::default()).await
     }
 
+    /// The error a config that must be refused is refused with (`file:line:col: path: …`);
+    /// panics if it starts.
+    pub async fn refused(yaml: &str) -> String {
+        match Gateway::start(yaml).await {
+            Ok(_) => panic!("the config was accepted:\n{yaml}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
     /// Starts a gateway from a config file, which it watches and reloads. Write the file with
     /// [`with_free_ports`] applied.
     pub async fn start_file(path: &std::path::Path) -> anyhow::Result<Gateway> {

@@ -173,3 +173,35 @@ where
     })
     .await
 }
+
+/// A loopback server that answers with `answer` and keeps a record (`T`) of each request it
+/// was asked, in order: the shape of the test kit's policy services.
+pub struct Recording<T> {
+    pub server: Server,
+    seen: Arc<Mutex<Vec<T>>>,
+}
+
+impl<T: Clone + Send + 'static> Recording<T> {
+    /// `answer` gets each request and the record to add to.
+    pub async fn start<F, Fut>(answer: F) -> std::io::Result<Recording<T>>
+    where
+        F: Fn(Request<Incoming>, Arc<Mutex<Vec<T>>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let server = app(addr, move |req| answer(req, sink.clone())).await?;
+        Ok(Recording { server, seen })
+    }
+
+    /// `host:port`.
+    pub fn host(&self) -> String {
+        self.server.addr.to_string()
+    }
+
+    /// What was asked so far.
+    pub fn seen(&self) -> Vec<T> {
+        self.seen.lock().expect("lock").clone()
+    }
+}

@@ -83,7 +83,7 @@ async fn a_rule_over_the_a2a_method_refuses_streaming() {
 #[tokio::test]
 async fn a2a_needs_a_host_backend() {
     let yaml = "binds:\n- port: 0\n  listeners:\n  - routes:\n    - policies:\n        a2a: {}\n      backends:\n      - mcp:\n          targets:\n          - name: a\n            mcp: {host: 'http://127.0.0.1:1/mcp'}\n";
-    let e = Gateway::start(yaml).await.err().unwrap().to_string();
+    let e = Gateway::refused(yaml).await;
     assert!(e.contains("routes[0].policies.a2a: A2A traffic goes to a `host:` backend"), "{e}");
 }
 

@@ -186,11 +186,11 @@ async fn backend_auth_mistakes_are_located_and_secrets_not_shown() {
     assert!(e.contains(&format!("{at}.gcp: not supported yet")), "{e}");
     // A token exchange stays a route or backend policy.
     let target = "              backendAuth:\n                oauthTokenExchange: {host: '127.0.0.1:1'}\n";
-    let e = Gateway::start(&config("http://127.0.0.1:1/mcp", "", target)).await.err().unwrap().to_string();
+    let e = Gateway::refused(&config("http://127.0.0.1:1/mcp", "", target)).await;
     assert!(e.contains("targets[0].policies.backendAuth.oauthTokenExchange: not supported yet on MCP targets"), "{e}");
     // Passthrough stays a route policy.
     let target = "              backendAuth:\n                passthrough: {}\n";
-    let e = Gateway::start(&config("http://127.0.0.1:1/mcp", "", target)).await.err().unwrap().to_string();
+    let e = Gateway::refused(&config("http://127.0.0.1:1/mcp", "", target)).await;
     assert!(e.contains("targets[0].policies.backendAuth.passthrough: not supported yet on backends"), "{e}");
 }
 

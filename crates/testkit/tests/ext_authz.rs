@@ -68,7 +68,7 @@ async fn grpc_checks_name_the_mcp_call_are_cached_and_feed_rules() {
     assert_eq!(upstream.seen().iter().filter(|s| s.body.windows(8).any(|w| w == b"printEnv")).count(), 0);
 
     // The service down: `failureMode: {denyWithStatus: 503}` (a tool not in the cache).
-    authz.server.stop().await;
+    authz.stop().await;
     let down = gold.post(&call(4, "add", json!({"a": 1, "b": 2}))).await.unwrap();
     assert_eq!(down.status, 503);
     // Cached decisions still stand.
@@ -103,7 +103,7 @@ async fn http_checks_pass_headers_upstream_and_denials_to_the_client() {
     let (status, text) = http("POST", &gw.url("/mcp"), &[("authorization", "Bearer bad")], body).await.unwrap();
     assert_eq!((status, text.as_str()), (401, r#"{"denied":"bad token"}"#));
 
-    authz.server.stop().await;
+    authz.stop().await;
     let (status, _) = http("POST", &gw.url("/mcp"), &[("authorization", "Bearer gold")], body).await.unwrap();
     assert_eq!(status, 403, "failureMode defaults to deny");
     gw.stop().await;

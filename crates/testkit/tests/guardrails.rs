@@ -147,7 +147,7 @@ async fn the_service_down_fails_open_or_closed_as_configured() {
     for c in [&mut open, &mut closed, &mut two] {
         c.initialize().await.unwrap();
     }
-    guard.server.stop().await;
+    guard.stop().await;
 
     let passed = open.call_tool("echo", json!({"message": "FORBIDDEN but nobody checks"})).await.unwrap();
     assert_eq!(first_text(&passed), Some("Echo: FORBIDDEN but nobody checks"), "{passed}");

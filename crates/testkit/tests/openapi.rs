@@ -248,7 +248,7 @@ async fn bad_targets_are_located_errors() {
         "binds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n          - name: a\n            openapi:\n              host: 'not a host'\n              schema: {{file: {}}}\n          - name: b\n            openapi:\n              host: localhost:1\n              schema: {{file: /nonexistent/spec.yaml}}\n          - name: c\n            openapi:\n              schema: 'openapi: 3.0.0'\n",
         swagger.display()
     );
-    let e = Gateway::start(&yaml).await.err().unwrap().to_string();
+    let e = Gateway::refused(&yaml).await;
     let at = "binds[0].listeners[0].routes[0].backends[0].mcp.targets";
     for want in
         [format!("{at}[0].openapi.host: `not a host` is not `host:port`"), format!("{at}[2].openapi.host: missing")]
@@ -259,7 +259,7 @@ async fn bad_targets_are_located_errors() {
     let yaml = yaml
         .replace("'not a host'", "localhost:1")
         .replace("          - name: c\n            openapi:\n              schema: 'openapi: 3.0.0'\n", "");
-    let e = Gateway::start(&yaml).await.err().unwrap().to_string();
+    let e = Gateway::refused(&yaml).await;
     assert!(e.contains(&format!("{at}[0].openapi.schema.file: the OpenAPI spec cannot be used: Swagger 2.0")), "{e}");
     assert!(e.contains(&format!("{at}[1].openapi.schema.file: cannot read `/nonexistent/spec.yaml`")), "{e}");
     let _ = std::fs::remove_dir_all(&dir);

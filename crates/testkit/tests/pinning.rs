@@ -205,21 +205,21 @@ async fn allow_and_deny_lists_filter_lists_and_refuse_calls() {
 async fn pinning_config_errors_are_located() {
     let url = "http://127.0.0.1:1/mcp";
     let empty = config(&[("upstream", url, "")], "          toolPinning: {}\n");
-    let err = Gateway::start(&empty).await.err().unwrap().to_string();
+    let err = Gateway::refused(&empty).await;
     assert!(err.contains("toolPinning") && err.contains("trustOnFirstUse"), "{err}");
     let missing =
         config(&[("upstream", url, "")], "          toolPinning:\n            file: /nonexistent/pins.json\n");
-    let err = Gateway::start(&missing).await.err().unwrap().to_string();
+    let err = Gateway::refused(&missing).await;
     assert!(err.contains("toolPinning.file") && err.contains("/nonexistent/pins.json"), "{err}");
     let dir = tempdir("bad");
     let bad = dir.join("pins.json");
     std::fs::write(&bad, r#"{"version": 1, "targets": {"upstream": {"echo": {"digest": "md5:1"}}}}"#).unwrap();
     let yaml =
         config(&[("upstream", url, "")], &format!("          toolPinning:\n            file: {}\n", bad.display()));
-    let err = Gateway::start(&yaml).await.err().unwrap().to_string();
+    let err = Gateway::refused(&yaml).await;
     assert!(err.contains("sha256"), "{err}");
     let pattern = config(&[("upstream", url, "            tools:\n              deny: ['']\n")], "");
-    let err = Gateway::start(&pattern).await.err().unwrap().to_string();
+    let err = Gateway::refused(&pattern).await;
     assert!(err.contains("tools.deny[0]") || err.contains("tools.deny.0"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

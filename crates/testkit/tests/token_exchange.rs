@@ -332,7 +332,7 @@ async fn cross_app_access_chains_an_id_jag_into_an_access_token() {
 #[tokio::test]
 async fn config_errors_are_located() {
     let bad = "binds:\n- port: 0\n  listeners:\n  - routes:\n    - backends:\n      - host: 127.0.0.1:1\n        policies:\n          backendAuth:\n            oauthTokenExchange:\n              host: 127.0.0.1:2\n              path: token\n              grantType: jwtBearer\n              requestedTokenType: urn:ietf:params:oauth:token-type:jwt\n              additionalParams:\n                scope: '\"x\"'\n              clientAuth:\n                clientId: c\n                method: clientSecretBasic\n";
-    let e = Gateway::start(bad).await.err().unwrap().to_string();
+    let e = Gateway::refused(bad).await;
     for want in [
         "oauthTokenExchange.path: `token` must start with `/`",
         "oauthTokenExchange.requestedTokenType: only with `grantType: tokenExchange`",

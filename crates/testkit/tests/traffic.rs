@@ -54,7 +54,7 @@ async fn a_route_without_backends_must_answer_every_request() {
     let yaml = refused(
         "        directResponse:\n          conditional:\n          - condition: 'true'\n            status: 503\n",
     );
-    let err = Gateway::start(&yaml).await.err().expect("refused").to_string();
+    let err = Gateway::refused(&yaml).await;
     assert!(err.contains("a route needs a backend"), "{err}");
     // With a fallback entry it is fine.
     let yaml = refused(
@@ -68,7 +68,7 @@ async fn a_route_without_backends_must_answer_every_request() {
     let yaml = refused(
         "        directResponse:\n          status: 200\n          conditional:\n          - status: 99\n          - condition: 'true'\n            status: 200\n",
     );
-    let err = Gateway::start(&yaml).await.err().expect("refused").to_string();
+    let err = Gateway::refused(&yaml).await;
     assert!(err.contains("policies.directResponse: either `conditional` or `status`"), "{err}");
     assert!(err.contains("conditional[0].status: 99 is not an HTTP status"), "{err}");
     assert!(err.contains("conditional[0]: an entry without a condition is the fallback and must be last"), "{err}");
@@ -215,13 +215,13 @@ async fn url_rewrites_change_path_and_host_for_the_backend() {
         "    - matches:\n      - path: {{exact: /e}}\n      policies:\n        urlRewrite:\n          path: {{prefix: /p}}\n      backends:\n      - host: {}\n",
         upstream.host()
     ));
-    let err = Gateway::start(&yaml).await.err().expect("refused").to_string();
+    let err = Gateway::refused(&yaml).await;
     assert!(err.contains("needs every match of the route to be a `pathPrefix`"), "{err}");
     let yaml = agw_testkit::harness::mcp_route(
         "http://127.0.0.1:1/mcp",
         "      policies:\n        urlRewrite:\n          path: {full: /x}\n",
     );
-    let err = Gateway::start(&yaml).await.err().expect("refused").to_string();
+    let err = Gateway::refused(&yaml).await;
     assert!(err.contains("policies.urlRewrite: applies to `host:` backends"), "{err}");
 }
 
@@ -273,7 +273,7 @@ async fn delays_count_against_the_request_timeout_and_skip_non_positive_values()
         "    - policies:\n        delay:\n          duration: 'mcp.tool.name'\n      backends:\n      - host: {}\n",
         upstream.host()
     ));
-    let err = Gateway::start(&bad).await.err().expect("refused").to_string();
+    let err = Gateway::refused(&bad).await;
     assert!(err.contains("policies.delay.duration: `mcp` is not known here"), "{err}");
 }
 
@@ -395,7 +395,7 @@ async fn weighted_backends_split_requests_by_weight() {
         a.host(),
         b.host()
     ));
-    let err = Gateway::start(&yaml).await.err().expect("refused").to_string();
+    let err = Gateway::refused(&yaml).await;
     assert!(err.contains("backends[0].weight: at least one backend needs a weight above 0"), "{err}");
 
     // A named backend in a split is checked once written in place: `host:` ones only.

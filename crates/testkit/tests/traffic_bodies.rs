@@ -199,18 +199,18 @@ async fn transformation_mistakes_are_located_and_unsupported_parts_refused() {
     let bad = routes(
         "    - policies:\n        transformations:\n          request:\n            set:\n              x-a: 'response.code'\n          response:\n            metadata: {a: b}\n      backends:\n      - host: 127.0.0.1:1\n",
     );
-    let err = Gateway::start(&bad).await.err().expect("refused").to_string();
+    let err = Gateway::refused(&bad).await;
     assert!(err.contains("transformations.response.metadata: not supported yet"), "{err}");
     let bad = routes(
         "    - policies:\n        transformations:\n          request:\n            set:\n              x-a: 'response.code'\n      backends:\n      - host: 127.0.0.1:1\n",
     );
-    let err = Gateway::start(&bad).await.err().expect("refused").to_string();
+    let err = Gateway::refused(&bad).await;
     assert!(err.contains("transformations.request.set.x-a: `response` is not known here"), "{err}");
     let yaml = agw_testkit::harness::mcp_route(
         "http://127.0.0.1:1/mcp",
         "      policies:\n        transformations:\n          request:\n            body: request.body\n",
     );
-    let err = Gateway::start(&yaml).await.err().expect("refused").to_string();
+    let err = Gateway::refused(&yaml).await;
     assert!(err.contains("transformations.request.body: not on MCP backends"), "{err}");
 }
 
