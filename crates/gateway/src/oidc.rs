@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use agw_config::FieldPath;
 use agw_config::model::{self, FileInlineOrRemote, TokenEndpointAuth};
 use agw_http::HttpClient;
-use agw_http::body::{self, Body, read_limited};
+use agw_http::body::{self, Body};
 use agw_mcp::session::{Sealer, random_token};
 use agw_policy::jwt::{DEFAULT_CLOCK_SKEW_SECS, KeySet, KeyStore, Provider, TokenClaims, Validator};
 use base64::Engine;
@@ -435,13 +435,8 @@ impl Oidc {
     }
 
     async fn call(&self, req: Request<Body>) -> Result<(StatusCode, Bytes), String> {
-        let run = async {
-            let resp = self.client.send(req).await.map_err(|e| e.to_string())?;
-            let status = resp.status();
-            let bytes = read_limited(resp.into_body(), MAX_ANSWER).await.map_err(|e| e.to_string())?;
-            Ok((status, bytes))
-        };
-        tokio::time::timeout(CALL_TIMEOUT, run).await.unwrap_or_else(|_| Err("no answer in time".into()))
+        let answer = self.client.fetch(req, MAX_ANSWER, CALL_TIMEOUT).await;
+        answer.map(|f| (f.status, f.body)).map_err(|e| e.to_string())
     }
 
     fn set_cookie(&self, name: &str, value: &str, ttl: Duration) -> String {

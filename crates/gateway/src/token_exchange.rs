@@ -19,7 +19,7 @@ use agw_config::model::{
     SecretFileOrInline,
 };
 use agw_http::HttpClient;
-use agw_http::body::{self, read_limited};
+use agw_http::body;
 use agw_policy::expr::{Expression, Inputs};
 use agw_policy::jwt::sign::Signer;
 use agw_policy::location::Location;
@@ -500,18 +500,8 @@ impl Leg {
             req.headers_mut().insert(AUTHORIZATION, v);
         }
         let url = agw_config::redact::url(&self.url.to_string());
-        let run = async {
-            let resp = self.client.send(req).await.map_err(|e| ExchangeError::Upstream(e.to_string()))?;
-            let status = resp.status();
-            let body = read_limited(resp.into_body(), MAX_ANSWER_BYTES).await.map_err(|e| match e {
-                body::ReadError::TooLarge { limit } => ExchangeError::Upstream(format!("answer over {limit} bytes")),
-                body::ReadError::Io(e) => ExchangeError::Upstream(e.to_string()),
-            })?;
-            Ok::<_, ExchangeError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(CALL_TIMEOUT, run).await.unwrap_or_else(|_| {
-            Err(ExchangeError::Upstream(format!("no answer within {}s", CALL_TIMEOUT.as_secs())))
-        })?;
+        let answer = self.client.fetch(req, MAX_ANSWER_BYTES, CALL_TIMEOUT).await;
+        let (status, body) = answer.map(|f| (f.status, f.body)).map_err(|e| ExchangeError::Upstream(e.to_string()))?;
         if !status.is_success() {
             // The OAuth error code only (RFC 6749 §5.2): descriptions may quote the token.
             let code = serde_json::from_slice::<Value>(&body)

@@ -143,3 +143,41 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     parts.join(": ")
 }
+
+/// A whole answer read by [`HttpClient::fetch`].
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// Why [`HttpClient::fetch`] has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Send(#[from] SendError),
+    #[error("the answer is over {0} bytes")]
+    TooLarge(usize),
+    #[error("the answer could not be read: {0}")]
+    Read(String),
+    #[error("no answer within {}s", .0.as_secs())]
+    Timeout(Duration),
+}
+
+impl HttpClient {
+    /// One call to a service (an identity provider, a token endpoint, a spec URL): sent and
+    /// its answer read whole, at most `limit` bytes, all within `timeout`.
+    pub async fn fetch(&self, req: Request<Body>, limit: usize, timeout: Duration) -> Result<Fetched, FetchError> {
+        let run = async {
+            let resp = self.send(req).await?;
+            let (parts, body) = resp.into_parts();
+            let body = crate::body::read_limited(body, limit).await.map_err(|e| match e {
+                crate::body::ReadError::TooLarge { limit } => FetchError::TooLarge(limit),
+                crate::body::ReadError::Io(e) => FetchError::Read(e.to_string()),
+            })?;
+            Ok(Fetched { status: parts.status, headers: parts.headers, body })
+        };
+        tokio::time::timeout(timeout, run).await.unwrap_or(Err(FetchError::Timeout(timeout)))
+    }
+}

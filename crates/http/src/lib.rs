@@ -8,4 +8,4 @@ pub mod client;
 pub mod quickack;
 pub mod tls;
 
-pub use client::{HttpClient, SendError};
+pub use client::{FetchError, Fetched, HttpClient, SendError};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agw_http::HttpClient;
-use agw_http::body::{self, read_limited};
+use agw_http::body;
 use agw_mcp::upstream::{HttpTarget, LocalServer};
 use http::{HeaderMap, Method, Request, Uri};
 use serde_json::{Value, json};
@@ -141,16 +141,10 @@ pub async fn fetch(client: &HttpClient, url: &Uri) -> Result<Spec, String> {
         .header(http::header::ACCEPT, "application/json, application/yaml;q=0.9, */*;q=0.5")
         .body(body::empty())
         .map_err(|e| e.to_string())?;
-    let run = async {
-        let resp = client.send(req).await.map_err(|e| e.to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!("HTTP {}", resp.status()));
-        }
-        let bytes = read_limited(resp.into_body(), spec::MAX_SPEC_BYTES).await.map_err(|e| e.to_string())?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| "the spec is not UTF-8".to_string())
-    };
-    let text = tokio::time::timeout(FETCH_TIMEOUT, run)
-        .await
-        .map_err(|_| format!("no answer within {}s", FETCH_TIMEOUT.as_secs()))??;
+    let answer = client.fetch(req, spec::MAX_SPEC_BYTES, FETCH_TIMEOUT).await.map_err(|e| e.to_string())?;
+    if !answer.status.is_success() {
+        return Err(format!("HTTP {}", answer.status));
+    }
+    let text = String::from_utf8(answer.body.to_vec()).map_err(|_| "the spec is not UTF-8".to_string())?;
     spec::parse(&text)
 }

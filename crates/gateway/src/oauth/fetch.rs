@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agw_http::HttpClient;
-use agw_http::body::{self, Body, read_limited};
+use agw_http::body::{self, Body};
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
@@ -121,16 +121,11 @@ impl Upstream {
     /// One call, within the time limit and the per-route cap on calls in flight.
     async fn call(&self, req: Request<Body>, limit: usize) -> Result<Answer, OAuthError> {
         let Ok(_slot) = self.calls.try_acquire() else { return Err(OAuthError::Busy) };
-        let run = async {
-            let resp = self.client.send(req).await.map_err(|e| OAuthError::Upstream(e.to_string()))?;
-            let status = resp.status();
-            let content_type = resp.headers().get(CONTENT_TYPE).cloned();
-            let body = read_limited(resp.into_body(), limit).await.map_err(|e| match e {
-                body::ReadError::TooLarge { limit } => OAuthError::UpstreamTooLarge(limit),
-                body::ReadError::Io(e) => OAuthError::Upstream(e.to_string()),
-            })?;
-            Ok(Answer { status, content_type, body })
-        };
-        tokio::time::timeout(CALL_TIMEOUT, run).await.unwrap_or(Err(OAuthError::UpstreamTimeout))
+        match self.client.fetch(req, limit, CALL_TIMEOUT).await {
+            Ok(f) => Ok(Answer { status: f.status, content_type: f.headers.get(CONTENT_TYPE).cloned(), body: f.body }),
+            Err(agw_http::FetchError::TooLarge(limit)) => Err(OAuthError::UpstreamTooLarge(limit)),
+            Err(agw_http::FetchError::Timeout(_)) => Err(OAuthError::UpstreamTimeout),
+            Err(e) => Err(OAuthError::Upstream(e.to_string())),
+        }
     }
 }
